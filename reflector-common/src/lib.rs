@@ -1,0 +1,45 @@
+//! Plain-old-data types shared by reflector's kernel program (`reflector-ebpf`) and its
+//! control plane (`reflector-user`).
+//!
+//! Everything here is `#[repr(C)]` without padding so both sides agree on the bytes. With the
+//! `user` feature the types also implement [`aya::Pod`], which aya's typed maps require.
+#![no_std]
+
+pub mod flow;
+pub mod maps;
+pub mod port;
+pub mod reason;
+pub mod stats;
+
+pub use flow::{FlowKey, FlowValue};
+pub use port::{PORT_FLAG_TARGET, PortEntry, Protocol, port_index};
+pub use reason::PassReason;
+pub use stats::{Counter, Direction, Family, STATS_LEN, StatIndex};
+
+/// What an entry of the local-address map says about an address of this host.
+pub mod addr_kind {
+    /// A unicast address assigned to one of this host's interfaces: a valid destination of
+    /// a forward packet, and never a valid source.
+    pub const LOCAL: u32 = 1;
+    /// A subnet broadcast address of one of this host's IPv4 networks: never a valid source.
+    pub const BROADCAST: u32 = 2;
+}
+
+/// Maps an IPv4 address to the IPv4-mapped IPv6 form (`::ffff:a.b.c.d`) used for every
+/// address key, so one map serves both families.
+#[must_use]
+pub const fn v4_mapped(octets: [u8; 4]) -> [u8; 16] {
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, octets[0], octets[1], octets[2], octets[3],
+    ]
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: each type is `#[repr(C)]`, made only of integers and byte arrays, and has no
+    // padding (checked by the size assertions next to each definition).
+    unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::FlowValue {}
+    unsafe impl aya::Pod for super::PortEntry {}
+    unsafe impl aya::Pod for super::Counter {}
+}

@@ -1,0 +1,78 @@
+//! The port map: which (protocol, port) pairs are reflected, and to which port.
+
+use bytemuck::{Pod, Zeroable};
+
+/// A transport protocol reflector handles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Protocol {
+    /// TCP (IP protocol 6).
+    Tcp = 6,
+    /// UDP (IP protocol 17).
+    Udp = 17,
+}
+
+impl Protocol {
+    /// The protocol with IP protocol number `number`, if reflector handles it.
+    #[must_use]
+    pub const fn from_ip_number(number: u8) -> Option<Self> {
+        match number {
+            6 => Some(Self::Tcp),
+            17 => Some(Self::Udp),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name, as written in a port map (`10053:53/udp`).
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        }
+    }
+
+    /// Which half of the port array holds this protocol.
+    const fn slot(self) -> u32 {
+        match self {
+            Self::Tcp => 0,
+            Self::Udp => 1,
+        }
+    }
+}
+
+/// Index of (`protocol`, `port`) in the port array.
+#[must_use]
+pub const fn port_index(protocol: Protocol, port: u16) -> u32 {
+    (protocol.slot() << 16) | port as u32
+}
+
+/// Set in [`PortEntry::flags`] when the port is the target port `P` of some map: replies
+/// from a client's service come from it, so packets from it are looked up in the flow table.
+pub const PORT_FLAG_TARGET: u16 = 1;
+
+/// What the port array says about one (protocol, port).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct PortEntry {
+    /// When this is a listen port `L`: the target port `P` (host byte order). 0 otherwise.
+    pub target_port: u16,
+    /// [`PORT_FLAG_TARGET`] and future flags.
+    pub flags: u16,
+}
+
+const _: () = assert!(core::mem::size_of::<PortEntry>() == 4);
+
+impl PortEntry {
+    /// True when packets to this port are reflected.
+    #[must_use]
+    pub const fn is_listen(&self) -> bool {
+        self.target_port != 0
+    }
+
+    /// True when packets from this port may be replies of a reflected flow.
+    #[must_use]
+    pub const fn is_target(&self) -> bool {
+        self.flags & PORT_FLAG_TARGET != 0
+    }
+}

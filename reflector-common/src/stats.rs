@@ -1,0 +1,83 @@
+//! Layout of the per-CPU statistics array: named indices, never magic offsets.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::PassReason;
+
+/// A packet and byte counter.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Counter {
+    /// Packets counted.
+    pub packets: u64,
+    /// Bytes counted (whole frames, link-layer header included).
+    pub bytes: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<Counter>() == 16);
+
+/// Which way a reflected packet went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Client to service: to a listen port `L`, sent back to the client's port `P`.
+    Forward,
+    /// Service to client: a reply from `P`, sent back from `L`.
+    Reverse,
+}
+
+/// IP version of a reflected packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+/// An index into the statistics array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StatIndex(u32);
+
+/// First index of the reflected counters, after one counter per [`PassReason`].
+const REFLECTED_BASE: u32 = PassReason::COUNT as u32;
+/// Index of the flows-created counter, after the four reflected counters.
+const FLOWS_CREATED: u32 = REFLECTED_BASE + 4;
+/// Index of the counter of flow-table inserts that failed.
+const FLOW_INSERT_FAILED: u32 = FLOWS_CREATED + 1;
+
+/// Entries in the statistics array.
+pub const STATS_LEN: u32 = FLOW_INSERT_FAILED + 1;
+
+impl StatIndex {
+    /// Packets passed to the stack for `reason`.
+    #[must_use]
+    pub const fn passed(reason: PassReason) -> Self {
+        Self(reason as u32)
+    }
+
+    /// Packets reflected in `direction` for `family`.
+    #[must_use]
+    pub const fn reflected(direction: Direction, family: Family) -> Self {
+        let direction = match direction {
+            Direction::Forward => 0,
+            Direction::Reverse => 2,
+        };
+        let family = match family {
+            Family::V4 => 0,
+            Family::V6 => 1,
+        };
+        Self(REFLECTED_BASE + direction + family)
+    }
+
+    /// Flow-table entries created by forward packets (the packet counter counts flows).
+    pub const FLOWS_CREATED: Self = Self(FLOWS_CREATED);
+
+    /// Forward packets reflected although their flow could not be recorded.
+    pub const FLOW_INSERT_FAILED: Self = Self(FLOW_INSERT_FAILED);
+
+    /// The array index.
+    #[must_use]
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
