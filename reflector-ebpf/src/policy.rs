@@ -1,0 +1,158 @@
+//! Decides what happens to a parsed packet: reflected forward (to a listen port), reflected
+//! back (a reply of a reflected flow), or passed to the stack for a named reason. Records
+//! new flows as a side effect of the forward decision.
+
+use aya_ebpf::EbpfContext;
+use aya_log_ebpf::debug;
+use reflector_common::{
+    Direction, FlowKey, FlowValue, PassReason, StatIndex, addr_kind, port_index,
+};
+
+use crate::{
+    maps::{FLOWS, LOCAL_ADDRS, PORTS},
+    parse::Packet,
+    stats,
+};
+
+/// How a packet is to be reflected: the ports it leaves with (host byte order).
+pub struct Reflection {
+    /// Forward or reverse.
+    pub direction: Direction,
+    /// The new source port.
+    pub src_port: u16,
+    /// The new destination port.
+    pub dst_port: u16,
+}
+
+/// Decides whether `packet` is reflected, and how.
+///
+/// # Errors
+/// The reason the packet is passed to the stack instead.
+#[inline(always)]
+pub fn decide<C: EbpfContext, H>(ctx: &C, packet: &Packet<H>) -> Result<Reflection, PassReason> {
+    let listen = PORTS.get(port_index(packet.protocol, packet.dst_port));
+    if let Some(entry) = listen
+        && entry.is_listen()
+    {
+        return forward(ctx, packet, entry.target_port);
+    }
+    match PORTS.get(port_index(packet.protocol, packet.src_port)) {
+        Some(entry) if entry.is_target() => reverse(packet),
+        _ => Err(PassReason::PortNotMapped),
+    }
+}
+
+/// A packet to listen port `L`: goes back to the sender's `target_port`.
+#[inline(always)]
+fn forward<C: EbpfContext, H>(
+    ctx: &C,
+    packet: &Packet<H>,
+    target_port: u16,
+) -> Result<Reflection, PassReason> {
+    // SAFETY: map values are plain integers; the reference is used at once.
+    let dst_kind = unsafe { LOCAL_ADDRS.get(&packet.dst_addr) }.copied();
+    if dst_kind != Some(addr_kind::LOCAL) {
+        return Err(PassReason::DestinationNotLocal);
+    }
+    check_source(&packet.src_addr)?;
+    check_ttl(packet)?;
+
+    let key = FlowKey::new(
+        packet.src_addr,
+        packet.dst_addr,
+        target_port,
+        packet.src_port,
+        packet.protocol as u8,
+    );
+    let value = FlowValue::new(packet.dst_port);
+    // A lookup first: it refreshes a known flow without taking a free LRU node, as an
+    // insert would on every packet.
+    // SAFETY: map values are plain integers; the reference is used at once.
+    let known = unsafe { FLOWS.get(&key) }.copied();
+    if known != Some(value) {
+        if FLOWS.insert(&key, &value, 0).is_ok() {
+            stats::count(StatIndex::FLOWS_CREATED, 0);
+            debug!(
+                ctx,
+                "flow: port {} from [{:i}]:{} back to port {}",
+                packet.dst_port,
+                packet.src_addr,
+                packet.src_port,
+                target_port
+            );
+        } else {
+            stats::count(StatIndex::FLOW_INSERT_FAILED, 0);
+        }
+    }
+    Ok(Reflection {
+        direction: Direction::Forward,
+        src_port: packet.src_port,
+        dst_port: target_port,
+    })
+}
+
+/// A packet from a target port `P`: a reply of a reflected flow, if the flow table knows it.
+#[inline(always)]
+fn reverse<H>(packet: &Packet<H>) -> Result<Reflection, PassReason> {
+    let key = FlowKey::new(
+        packet.src_addr,
+        packet.dst_addr,
+        packet.src_port,
+        packet.dst_port,
+        packet.protocol as u8,
+    );
+    // SAFETY: map values are plain integers; the reference is used at once.
+    let flow = unsafe { FLOWS.get(&key) }
+        .copied()
+        .ok_or(PassReason::NoFlow)?;
+    check_ttl(packet)?;
+    Ok(Reflection {
+        direction: Direction::Reverse,
+        src_port: flow.listen_port,
+        dst_port: packet.dst_port,
+    })
+}
+
+/// Refuses a TTL or hop limit that reflecting would take to zero: two reflectors aimed at
+/// each other must not bounce a packet forever.
+#[inline(always)]
+fn check_ttl<H>(packet: &Packet<H>) -> Result<(), PassReason> {
+    if packet.ttl <= 1 {
+        return Err(PassReason::TtlExpired);
+    }
+    Ok(())
+}
+
+/// Refuses sources a reflected packet must never be sent to.
+#[inline(always)]
+fn check_source(addr: &[u8; 16]) -> Result<(), PassReason> {
+    if is_v4_mapped(addr) {
+        let v4 = [addr[12], addr[13], addr[14], addr[15]];
+        match v4 {
+            [0, 0, 0, 0] => return Err(PassReason::SourceUnspecified),
+            [127, ..] => return Err(PassReason::SourceLoopback),
+            [224..=239, ..] => return Err(PassReason::SourceMulticast),
+            [255, 255, 255, 255] => return Err(PassReason::SourceBroadcast),
+            _ => {}
+        }
+    } else if addr[0] == 0xff {
+        return Err(PassReason::SourceMulticast);
+    } else if addr[..15].iter().all(|&b| b == 0) {
+        match addr[15] {
+            0 => return Err(PassReason::SourceUnspecified),
+            1 => return Err(PassReason::SourceLoopback),
+            _ => {}
+        }
+    }
+    // SAFETY: map values are plain integers; the reference is used at once.
+    match unsafe { LOCAL_ADDRS.get(addr) }.copied() {
+        Some(addr_kind::LOCAL) => Err(PassReason::SourceLocal),
+        Some(addr_kind::BROADCAST) => Err(PassReason::SourceBroadcast),
+        _ => Ok(()),
+    }
+}
+
+#[inline(always)]
+fn is_v4_mapped(addr: &[u8; 16]) -> bool {
+    addr[..10].iter().all(|&b| b == 0) && addr[10] == 0xff && addr[11] == 0xff
+}
