@@ -1,4 +1,13 @@
 //! reflector's control plane: loads the kernel program, keeps its maps in step with the
 //! command line and the host's addresses, and detaches everything on shutdown.
 
+pub mod cli;
+pub mod daemon;
 pub mod ebpf_object;
+pub mod interfaces;
+pub mod kernel;
+pub mod local_addrs;
+pub mod mode;
+pub mod portmap;
+pub mod settings;
+pub mod shutdown;
