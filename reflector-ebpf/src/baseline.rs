@@ -6,6 +6,10 @@ use network_types::eth::EthHdr;
 
 /// Swaps MAC addresses and returns `XDP_TX`: the least any XDP reflector must do.
 #[xdp]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the program macro hands the context over by value"
+)]
 pub fn baseline_mac_swap(ctx: XdpContext) -> u32 {
     let (data, data_end) = (ctx.data(), ctx.data_end());
     if data + EthHdr::LEN > data_end {

@@ -4,6 +4,14 @@
 //! maps and counters they share with the control plane.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+#![cfg_attr(
+    target_arch = "bpf",
+    expect(
+        clippy::inline_always,
+        reason = "the data path is inlined on purpose: BPF-to-BPF calls cost instructions and \
+                  lose the verifier's packet-pointer bounds across the call"
+    )
+)]
 
 #[cfg(target_arch = "bpf")]
 mod baseline;

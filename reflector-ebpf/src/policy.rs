@@ -50,7 +50,7 @@ fn forward<C: EbpfContext, H>(
     target_port: u16,
 ) -> Result<Reflection, PassReason> {
     // SAFETY: map values are plain integers; the reference is used at once.
-    let dst_kind = unsafe { LOCAL_ADDRS.get(&packet.dst_addr) }.copied();
+    let dst_kind = unsafe { LOCAL_ADDRS.get(packet.dst_addr) }.copied();
     if dst_kind != Some(addr_kind::LOCAL) {
         return Err(PassReason::DestinationNotLocal);
     }
@@ -68,9 +68,9 @@ fn forward<C: EbpfContext, H>(
     // A lookup first: it refreshes a known flow without taking a free LRU node, as an
     // insert would on every packet.
     // SAFETY: map values are plain integers; the reference is used at once.
-    let known = unsafe { FLOWS.get(&key) }.copied();
+    let known = unsafe { FLOWS.get(key) }.copied();
     if known != Some(value) {
-        if FLOWS.insert(&key, &value, 0).is_ok() {
+        if FLOWS.insert(key, value, 0).is_ok() {
             stats::count(StatIndex::FLOWS_CREATED, 0);
             debug!(
                 ctx,
@@ -102,7 +102,7 @@ fn reverse<H>(packet: &Packet<H>) -> Result<Reflection, PassReason> {
         packet.protocol as u8,
     );
     // SAFETY: map values are plain integers; the reference is used at once.
-    let flow = unsafe { FLOWS.get(&key) }
+    let flow = unsafe { FLOWS.get(key) }
         .copied()
         .ok_or(PassReason::NoFlow)?;
     check_ttl(packet)?;

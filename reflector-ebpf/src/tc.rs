@@ -27,6 +27,10 @@ const CSUM_PORTS_LEN: u64 = 4;
 /// with TX offload) the field holds only the pseudo-header sum, which port changes must not
 /// touch, and the helpers leave it alone; otherwise they patch it.
 #[classifier]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the program macro hands the context over by value"
+)]
 pub fn reflector_tc(ctx: TcContext) -> i32 {
     let bytes = u64::from(ctx.len());
     let (index, action) = match reflect(&ctx) {
@@ -34,7 +38,7 @@ pub fn reflector_tc(ctx: TcContext) -> i32 {
         Err(reason) => (StatIndex::passed(reason), TC_ACT_OK),
     };
     stats::count(index, bytes);
-    action as i32
+    action
 }
 
 #[inline(always)]

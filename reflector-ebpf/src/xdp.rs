@@ -18,6 +18,10 @@ use crate::{
 /// checksum handed over by a veth peer with TX offload cannot be told apart (README, "XDP
 /// on veth").
 #[xdp]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the program macro hands the context over by value"
+)]
 pub fn reflector_xdp(ctx: XdpContext) -> u32 {
     let (data, data_end) = (ctx.data(), ctx.data_end());
     let (index, action) = match reflect(&ctx, data, data_end) {
