@@ -1,1 +1,46 @@
 //! Shared harness for reflector integration tests.
+//!
+//! The end-to-end tests build two network namespaces per test, X (client and service) and
+//! R (the reflector host), joined by a veth pair ([`Topology`]), run the daemon in R
+//! ([`Reflector`]) and real servers and clients in X. Everything they create carries a
+//! unique name (`rfl<pid>-<n>...`, [`names`]) and is removed by a guard on drop, also when
+//! the test panics; processes are stopped by their pid, never by name. Every wait is
+//! bounded in time and count.
+//!
+//! These tests need root (namespaces, BPF).
+#![expect(
+    clippy::missing_panics_doc,
+    reason = "a test harness: every helper panics with a message instead of returning errors"
+)]
+
+pub mod attach;
+pub mod client;
+pub mod command;
+pub mod enter;
+pub mod kind;
+pub mod names;
+pub mod netns;
+pub mod process;
+pub mod reflector;
+pub mod servers;
+pub mod tempdir;
+pub mod topology;
+pub mod wait;
+
+pub use attach::{Attachments, assert_nothing_attached};
+pub use enter::{EnteredNetns, in_netns};
+pub use kind::{Family, Proto};
+pub use netns::Netns;
+pub use process::Process;
+pub use reflector::{Mode, Reflector};
+pub use tempdir::TempDir;
+pub use topology::{Topology, TopologyOptions};
+
+/// Panics unless running as root: everything here needs it.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the end-to-end tests need root (network namespaces, BPF): run them with \
+         `cargo xtask test` or as root"
+    );
+}

@@ -1,0 +1,136 @@
+//! Clients run from inside a namespace: plain sockets (created in the namespace, with
+//! timeouts on every step) and curl.
+
+use std::io::{self, BufRead as _, BufReader, Write as _};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use crate::enter::in_netns;
+use crate::netns::Netns;
+
+/// Timeout of each connect, send and receive.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One TCP exchange from `ns` to `to`: connects, sends `line` (plus a newline), reads one
+/// line back. Returns the connection's local address and the line, without its newline.
+#[must_use]
+pub fn tcp_line(ns: &Netns, to: SocketAddr, line: &str) -> (SocketAddr, String) {
+    let stream = in_netns(ns, || TcpStream::connect_timeout(&to, IO_TIMEOUT))
+        .unwrap_or_else(|e| panic!("TCP connect from {} to {to}: {}", ns.name(), describe(&e)));
+    let local = stream
+        .local_addr()
+        .expect("local address of a connected socket");
+    stream
+        .set_read_timeout(Some(IO_TIMEOUT))
+        .expect("set read timeout");
+    stream
+        .set_write_timeout(Some(IO_TIMEOUT))
+        .expect("set write timeout");
+    (&stream)
+        .write_all(format!("{line}\n").as_bytes())
+        .unwrap_or_else(|e| panic!("TCP send {local} -> {to}: {e}"));
+    let mut reply = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut reply)
+        .unwrap_or_else(|e| panic!("TCP receive {local} <- {to}: {}", describe(&e)));
+    assert!(
+        reply.ends_with('\n'),
+        "TCP {local} <- {to}: connection closed before a whole line (got {reply:?})"
+    );
+    reply.pop();
+    (local, reply)
+}
+
+/// One UDP exchange from `ns` to `to`: sends `message` from an unconnected socket bound to
+/// `from` (any port) and receives one datagram, whatever its source. Returns the socket's
+/// local address, the datagram's source and its text.
+#[must_use]
+pub fn udp_exchange(
+    ns: &Netns,
+    from: IpAddr,
+    to: SocketAddr,
+    message: &str,
+) -> (SocketAddr, SocketAddr, String) {
+    let socket = in_netns(ns, || UdpSocket::bind(SocketAddr::new(from, 0)))
+        .unwrap_or_else(|e| panic!("UDP bind to {from} in {}: {e}", ns.name()));
+    socket
+        .set_read_timeout(Some(IO_TIMEOUT))
+        .expect("set read timeout");
+    socket
+        .send_to(message.as_bytes(), to)
+        .unwrap_or_else(|e| panic!("UDP send to {to}: {e}"));
+    let local = socket
+        .local_addr()
+        .expect("local address of a bound socket");
+    let mut buffer = vec![0_u8; 65_536];
+    let (len, from) = socket
+        .recv_from(&mut buffer)
+        .unwrap_or_else(|e| panic!("UDP receive on {local} (sent to {to}): {}", describe(&e)));
+    (
+        local,
+        from,
+        String::from_utf8_lossy(&buffer[..len]).into_owned(),
+    )
+}
+
+/// An I/O error, with socket timeouts (which read as `EAGAIN`) spelled out.
+fn describe(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            format!("nothing within {IO_TIMEOUT:?} ({e})")
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// `http://<to>/<path>`, with brackets around an IPv6 address.
+#[must_use]
+pub fn http_url(to: SocketAddr, path: &str) -> String {
+    format!("http://{to}/{path}")
+}
+
+/// Fetches `url` with curl in `ns` into `out` (fails on HTTP errors; bounded by
+/// `--max-time`).
+pub fn curl_to_file(ns: &Netns, url: &str, out: &std::path::Path) {
+    ns.exec(&[
+        "curl",
+        "--silent",
+        "--show-error",
+        "--fail",
+        "--globoff",
+        "--connect-timeout",
+        "5",
+        "--max-time",
+        "30",
+        "--output",
+        &out.to_string_lossy(),
+        url,
+    ]);
+}
+
+/// Fetches `url` with curl in `ns` and returns the body.
+#[must_use]
+pub fn curl(ns: &Netns, url: &str) -> String {
+    ns.exec(&[
+        "curl",
+        "--silent",
+        "--show-error",
+        "--fail",
+        "--globoff",
+        "--connect-timeout",
+        "5",
+        "--max-time",
+        "30",
+        url,
+    ])
+}
+
+/// The SHA-256 of a file, hex (`sha256sum`).
+#[must_use]
+pub fn sha256(ns: &Netns, path: &std::path::Path) -> String {
+    ns.exec(&["sha256sum", &path.to_string_lossy()])
+        .split_whitespace()
+        .next()
+        .expect("sha256sum prints a digest")
+        .to_owned()
+}

@@ -1,0 +1,235 @@
+//! The `reflector` daemon, run inside a namespace as a guard.
+
+use std::path::PathBuf;
+use std::process::{ExitStatus, Output};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::netns::Netns;
+use crate::process::{Process, TERM_TIMEOUT};
+use crate::wait::poll_until;
+
+/// How long the daemon may take to print its `ready` line.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long the daemon may take to reject bad input.
+pub const REJECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long after the daemon exited its output may take to reach us.
+const OUTPUT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The daemon's `--mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Native XDP (`XDP_TX`).
+    Xdp,
+    /// Generic (skb) XDP.
+    XdpSkb,
+    /// TC clsact ingress plus `bpf_redirect` to egress.
+    Tc,
+}
+
+impl Mode {
+    /// The `--mode` value.
+    #[must_use]
+    pub const fn as_arg(self) -> &'static str {
+        match self {
+            Self::Xdp => "xdp",
+            Self::XdpSkb => "xdp-skb",
+            Self::Tc => "tc",
+        }
+    }
+
+    /// Whether the client's NIC must look like a physical one (see
+    /// [`crate::TopologyOptions::xdp_client_nic_like`]).
+    #[must_use]
+    pub const fn is_xdp(self) -> bool {
+        matches!(self, Self::Xdp | Self::XdpSkb)
+    }
+}
+
+/// The daemon binary: `$REFLECTOR_BIN`, else `reflector` next to the directory of the
+/// running test executable (`target/<profile>/deps/../reflector`). Panics when it does
+/// not exist.
+#[must_use]
+pub fn binary() -> PathBuf {
+    let path = std::env::var_os("REFLECTOR_BIN").map_or_else(
+        || {
+            let exe = std::env::current_exe().expect("the test executable's path");
+            exe.parent()
+                .and_then(|deps| deps.parent())
+                .expect("the test executable is in target/<profile>/deps")
+                .join("reflector")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        path.is_file(),
+        "the reflector binary {} does not exist: build it (`cargo build -p reflector`) or \
+         set REFLECTOR_BIN",
+        path.display()
+    );
+    path
+}
+
+/// A running daemon: started with [`Reflector::start`] (which returns once it logged
+/// `ready`), sent SIGTERM on drop. Its stderr (the log) is kept for messages.
+#[derive(Debug)]
+pub struct Reflector {
+    process: Process,
+    stopped: bool,
+}
+
+impl Reflector {
+    /// Runs `reflector --map <map>... --iface <iface> --mode <mode>` in `ns` with
+    /// `RUST_LOG=info`, and waits up to [`READY_TIMEOUT`] for a log line with the word
+    /// `ready`. Panics with the log when it exits or stays silent instead.
+    #[must_use]
+    pub fn start(ns: &Netns, iface: &str, mode: Mode, maps: &[&str]) -> Self {
+        let mut args = Vec::new();
+        for map in maps {
+            args.extend(["--map", map]);
+        }
+        args.extend(["--iface", iface, "--mode", mode.as_arg()]);
+        Self::start_with_args(ns, &args)
+    }
+
+    /// Runs the daemon in `ns` with exactly `args` and waits for `ready` as
+    /// [`Reflector::start`] does.
+    #[must_use]
+    pub fn start_with_args(ns: &Netns, args: &[&str]) -> Self {
+        let bin = binary();
+        let mut cmd = ns.command(&[&bin.to_string_lossy()]);
+        cmd.args(args).env("RUST_LOG", "info");
+        let mut reflector = Self {
+            process: Process::spawn(&mut cmd),
+            stopped: false,
+        };
+        let mut exited = None;
+        let ready = poll_until(READY_TIMEOUT, || {
+            if has_ready_line(&reflector.process.stderr()) {
+                return true;
+            }
+            exited = reflector.process.try_status();
+            exited.is_some()
+        }) && exited.is_none();
+        if !ready {
+            let what = reflector.process.what().to_owned();
+            let why = exited.map_or_else(
+                || format!("did not log `ready` within {READY_TIMEOUT:?}"),
+                |status| format!("exited ({status}) before logging `ready`"),
+            );
+            reflector.stopped = true;
+            reflector.process.stop();
+            panic!("`{what}` {why}{}", reflector.process.output_report());
+        }
+        reflector
+    }
+
+    /// The log so far.
+    #[must_use]
+    pub fn log(&self) -> String {
+        self.process.stderr()
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.process.try_status().is_none()
+    }
+
+    /// Sends SIGTERM (or `signal`) and waits up to [`TERM_TIMEOUT`] for it to exit; returns
+    /// its exit status and its whole log. Panics (with the log) when it does not exit.
+    #[must_use]
+    pub fn stop_with(mut self, signal: Signal) -> (ExitStatus, String) {
+        self.stopped = true;
+        self.process.signal(signal);
+        let status = self.process.wait_exit(TERM_TIMEOUT);
+        if status.is_some() {
+            let _ = self.process.wait_output_closed(OUTPUT_TIMEOUT);
+        }
+        let log = self.process.stderr();
+        let Some(status) = status else {
+            self.process.stop();
+            panic!(
+                "`{}` did not exit within {TERM_TIMEOUT:?} of {signal}{}",
+                self.process.what(),
+                self.process.output_report()
+            );
+        };
+        (status, log)
+    }
+
+    /// [`Reflector::stop_with`] SIGTERM.
+    #[must_use]
+    pub fn stop(self) -> (ExitStatus, String) {
+        self.stop_with(Signal::SIGTERM)
+    }
+}
+
+impl Drop for Reflector {
+    fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        let status = self.process.stop();
+        if std::thread::panicking() || status.is_none_or(|s| !s.success()) {
+            let how = status.map_or_else(
+                || format!("ignored SIGTERM for {TERM_TIMEOUT:?} and was killed"),
+                |status| format!("exited ({status}) on SIGTERM"),
+            );
+            eprintln!(
+                "reflector (`{}`) {how}; its output:{}",
+                self.process.what(),
+                self.process.output_report()
+            );
+        }
+    }
+}
+
+/// Whether `log` has a line with the word `ready` (any case; `already` does not count).
+#[must_use]
+pub fn has_ready_line(log: &str) -> bool {
+    log.lines().any(|line| {
+        line.split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|word| word.eq_ignore_ascii_case("ready"))
+    })
+}
+
+/// Runs the daemon in `ns` with `args`, expecting it to give up by itself: returns its
+/// output once it exited, within [`REJECT_TIMEOUT`]. Panics (after stopping it) when it is
+/// still running then.
+#[must_use]
+pub fn run_to_exit(ns: &Netns, args: &[&str]) -> Output {
+    let bin = binary();
+    let mut cmd = ns.command(&[&bin.to_string_lossy()]);
+    cmd.args(args).env("RUST_LOG", "info");
+    let mut process = Process::spawn(&mut cmd);
+    let Some(status) = process.wait_exit(REJECT_TIMEOUT) else {
+        process.stop();
+        panic!(
+            "`{}` was still running after {REJECT_TIMEOUT:?}{}",
+            process.what(),
+            process.output_report()
+        );
+    };
+    let _ = process.wait_output_closed(OUTPUT_TIMEOUT);
+    Output {
+        status,
+        stdout: process.stdout().into_bytes(),
+        stderr: process.stderr().into_bytes(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_ready_line;
+
+    #[test]
+    fn ready_is_a_word() {
+        assert!(has_ready_line("[INFO reflector] ready: 1 interface(s)\n"));
+        assert!(has_ready_line("x\nREADY\n"));
+        assert!(!has_ready_line("already attached\n"));
+        assert!(!has_ready_line("readying\n"));
+    }
+}

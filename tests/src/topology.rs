@@ -1,0 +1,179 @@
+//! Two namespaces joined by a veth pair: X (client and service) and R (reflector).
+
+use std::net::IpAddr;
+
+use aya::Ebpf;
+use aya::programs::{Xdp, XdpMode};
+use reflector_common::maps::programs;
+
+use crate::enter::EnteredNetns;
+use crate::kind::Family;
+use crate::names;
+use crate::netns::Netns;
+
+/// How to set up a [`Topology`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TopologyOptions {
+    /// Make X's end of the veth behave like a physical NIC towards XDP: TX checksum offload
+    /// off (an XDP program cannot see partial checksums) and `xdp_pass` attached (a veth
+    /// end only receives its peer's `XDP_TX` frames when it runs an XDP program). Needed
+    /// for the `xdp` and `xdp-skb` modes; TC mode must work without it.
+    pub xdp_client_nic_like: bool,
+}
+
+/// Namespace X (the client, which is also the service) and namespace R (the reflector
+/// host), joined by a veth pair with one IPv4 /24 and one IPv6 /64 unique to this
+/// topology: X is host 1, R host 2.
+///
+/// Everything is removed on drop: the `xdp_pass` link first, then both namespaces (which
+/// takes the veth pair with them).
+#[derive(Debug)]
+pub struct Topology {
+    // Field order is drop order: the program goes before the namespaces.
+    xdp_pass: Option<Ebpf>,
+    id: u32,
+    x: Netns,
+    r: Netns,
+    x_iface: String,
+    r_iface: String,
+}
+
+impl Topology {
+    /// Builds it: namespaces, veth pair, addresses (IPv6 with `nodad`, usable at once),
+    /// links up.
+    #[must_use]
+    pub fn new(options: TopologyOptions) -> Self {
+        let id = names::next_id();
+        let x = Netns::new(id, "X");
+        let r = Netns::new(id, "R");
+        let x_iface = names::name(id, "x");
+        let r_iface = names::name(id, "r");
+        x.ip(&[
+            "link",
+            "add",
+            &x_iface,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &r_iface,
+            "netns",
+            r.name(),
+        ]);
+        let mut topology = Self {
+            xdp_pass: None,
+            id,
+            x,
+            r,
+            x_iface,
+            r_iface,
+        };
+        for (ns, iface, host) in [
+            (&topology.x, &topology.x_iface, 1),
+            (&topology.r, &topology.r_iface, 2),
+        ] {
+            let v4 = format!("{}/24", names::addr_v4(id, host));
+            let v6 = format!("{}/64", names::addr_v6(id, host));
+            ns.ip(&["addr", "add", &v4, "dev", iface]);
+            ns.ip(&["-6", "addr", "add", &v6, "dev", iface, "nodad"]);
+        }
+        if options.xdp_client_nic_like {
+            topology
+                .x
+                .exec(&["ethtool", "-K", &topology.x_iface, "tx", "off"]);
+            topology.xdp_pass = Some(attach_xdp_pass(&topology.x, &topology.x_iface));
+        }
+        for (ns, iface) in [
+            (&topology.x, &topology.x_iface),
+            (&topology.r, &topology.r_iface),
+        ] {
+            ns.ip(&["link", "set", iface, "up"]);
+        }
+        topology
+    }
+
+    /// The number that makes its names and subnets unique.
+    #[must_use]
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Namespace X: client and service.
+    #[must_use]
+    pub fn x(&self) -> &Netns {
+        &self.x
+    }
+
+    /// Namespace R: the reflector host.
+    #[must_use]
+    pub fn r(&self) -> &Netns {
+        &self.r
+    }
+
+    /// X's end of the veth pair.
+    #[must_use]
+    pub fn x_iface(&self) -> &str {
+        &self.x_iface
+    }
+
+    /// R's end of the veth pair: where the reflector attaches.
+    #[must_use]
+    pub fn r_iface(&self) -> &str {
+        &self.r_iface
+    }
+
+    /// X's address.
+    #[must_use]
+    pub fn x_addr(&self, family: Family) -> IpAddr {
+        self.addr(family, 1)
+    }
+
+    /// R's address.
+    #[must_use]
+    pub fn r_addr(&self, family: Family) -> IpAddr {
+        self.addr(family, 2)
+    }
+
+    fn addr(&self, family: Family, host: u8) -> IpAddr {
+        match family {
+            Family::V4 => IpAddr::V4(names::addr_v4(self.id, host)),
+            Family::V6 => IpAddr::V6(names::addr_v6(self.id, host)),
+        }
+    }
+}
+
+/// The kernel object built into the `reflector` crate; panics when it was built without.
+#[must_use]
+pub fn kernel_object() -> &'static [u8] {
+    reflector::ebpf_object::kernel_object().expect(
+        "the reflector crate was built without its kernel object (needs the eBPF toolchain: \
+         see reflector-user/build.rs)",
+    )
+}
+
+/// Loads `xdp_pass` and attaches it to `iface` in `ns` (attaching resolves the interface
+/// in the current thread's namespace, hence entering it). The link lives as long as the
+/// returned object.
+fn attach_xdp_pass(ns: &Netns, iface: &str) -> Ebpf {
+    let _in_ns = EnteredNetns::enter(ns);
+    let mut ebpf = Ebpf::load(kernel_object())
+        .unwrap_or_else(|e| panic!("cannot load the kernel object: {e}"));
+    let program: &mut Xdp = ebpf
+        .program_mut(programs::XDP_PASS)
+        .unwrap_or_else(|| panic!("the kernel object has no program {}", programs::XDP_PASS))
+        .try_into()
+        .unwrap_or_else(|e| panic!("{} is not an XDP program: {e}", programs::XDP_PASS));
+    program
+        .load()
+        .unwrap_or_else(|e| panic!("cannot load {}: {e}", programs::XDP_PASS));
+    program
+        .attach(iface, XdpMode::default())
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot attach {} to {iface} in {}: {e}",
+                programs::XDP_PASS,
+                ns.name()
+            )
+        });
+    ebpf
+}
