@@ -1,0 +1,997 @@
+//! The case table: each case is an input frame, the verdict the contract asks for, and the
+//! exact frame that must leave (or "unchanged" for a frame passed to the stack).
+//!
+//! Expected frames are written from the expected field values by etherparse (its checksums,
+//! not the program's); see [`crate::packets::Frame::reflected`].
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use etherparse::Ipv6Extensions;
+use reflector_common::{Direction, Family, FlowKey, FlowValue, PassReason, Protocol};
+
+use crate::{
+    fixture::{
+        self, CLIENT_PORT, CLIENT_V4, CLIENT_V6, HOST_V4, HOST_V4_OTHER, HOST_V6, HOST_V6_OTHER,
+        NOT_LOCAL_V4, NOT_LOCAL_V6, SUBNET_BROADCAST_V4, TCP_LISTEN, UNMAPPED_PORT,
+    },
+    packets::{
+        ETH_LEN, Frame, IPV4_LEN, IPV6_LEN, TCP_LEN, UDP_LEN, VLAN_TAG_LEN, Vlan, arp_request,
+        ipv6_fragment_extension, ipv6_padding_options, transport_checksum, verify_checksums,
+    },
+};
+
+/// One row of the table.
+pub struct Case {
+    /// What the case checks.
+    pub description: String,
+    /// Frames run first on the same loaded program, each of which must be reflected (the
+    /// forward frame that records the flow a reverse case needs).
+    pub prelude: Vec<Vec<u8>>,
+    /// The frame under test.
+    pub input: Vec<u8>,
+    /// What must happen to it.
+    pub expect: Expect,
+    /// The kernel may refuse `input` for skb programs (see
+    /// [`Case::refused_by_skb_test_run`]): at TC an `EINVAL` from `BPF_PROG_TEST_RUN` is
+    /// then reported as a note instead of a failure.
+    pub skb_test_run_may_refuse: bool,
+}
+
+/// The expected outcome of a case.
+pub enum Expect {
+    /// Reflected: `XDP_TX` / `TC_ACT_REDIRECT`, leaving as `output`.
+    Reflect {
+        /// The exact frame that leaves.
+        output: Vec<u8>,
+        /// The direction counted.
+        direction: Direction,
+        /// The family counted.
+        family: Family,
+        /// The flow entry the frame records (forward frames), beyond those already there.
+        new_flow: Option<(FlowKey, FlowValue)>,
+    },
+    /// Passed to the stack unchanged (`XDP_PASS` / `TC_ACT_OK`) and counted under `reason`.
+    Pass(PassReason),
+}
+
+impl Case {
+    /// A forward frame `input`, reflected as the contract says, recording its flow.
+    fn forward(description: &str, input: &Frame) -> Self {
+        let output = fixture::forward_reflected(input).bytes();
+        checked_expectation(description, &output);
+        Self {
+            description: description.to_owned(),
+            prelude: Vec::new(),
+            input: input.bytes(),
+            expect: Expect::Reflect {
+                output,
+                direction: Direction::Forward,
+                family: input.family(),
+                new_flow: Some(fixture::forward_flow(input)),
+            },
+            skb_test_run_may_refuse: false,
+        }
+    }
+
+    /// A reply `reply` of the flow `forward` records, reflected back as the contract says.
+    fn reverse(description: &str, forward: &Frame, reply: &Frame) -> Self {
+        let output = fixture::reverse_reflected(reply).bytes();
+        checked_expectation(description, &output);
+        Self {
+            description: description.to_owned(),
+            prelude: vec![forward.bytes()],
+            input: reply.bytes(),
+            expect: Expect::Reflect {
+                output,
+                direction: Direction::Reverse,
+                family: reply.family(),
+                new_flow: None,
+            },
+            skb_test_run_may_refuse: false,
+        }
+    }
+
+    /// A frame passed to the stack unchanged for `reason`.
+    fn pass(description: &str, input: Vec<u8>, reason: PassReason) -> Self {
+        Self {
+            description: description.to_owned(),
+            prelude: Vec::new(),
+            input,
+            expect: Expect::Pass(reason),
+            skb_test_run_may_refuse: false,
+        }
+    }
+
+    /// Marks a frame whose ethertype is IPv4 (IPv6) but which holds fewer than 20 (40) bytes
+    /// after the Ethernet header. Recent kernels (the stable fix that made
+    /// `bpf_prog_test_run_skb` check `skb_headlen` before reading the IP addresses) refuse
+    /// such a frame for skb programs with `EINVAL` before the program runs, so at TC the
+    /// case can only run on older kernels; at XDP it always runs.
+    fn refused_by_skb_test_run(mut self) -> Self {
+        self.skb_test_run_may_refuse = true;
+        self
+    }
+
+    /// This case, after `frame` was reflected first.
+    fn after(mut self, frame: &Frame) -> Self {
+        self.prelude.push(frame.bytes());
+        self
+    }
+}
+
+/// Expected frames come from etherparse; a wrong one is a broken case, not a program bug.
+fn checked_expectation(description: &str, output: &[u8]) {
+    if let Err(problem) = verify_checksums(output) {
+        panic!("case {description:?} expects a frame with bad checksums: {problem}");
+    }
+}
+
+fn v4(addr: Ipv4Addr) -> IpAddr {
+    IpAddr::V4(addr)
+}
+
+fn v6(addr: Ipv6Addr) -> IpAddr {
+    IpAddr::V6(addr)
+}
+
+/// A TCP frame from `src` to this host's listen port, in `src`'s family: everything valid
+/// but the source.
+fn tcp_to_listen_from(src: IpAddr) -> Frame {
+    let dst = match src {
+        IpAddr::V4(_) => v4(HOST_V4),
+        IpAddr::V6(_) => v6(HOST_V6),
+    };
+    Frame::tcp(src, CLIENT_PORT, dst, TCP_LISTEN)
+}
+
+/// The first `len` bytes of `frame`.
+fn cut(frame: &Frame, len: usize) -> Vec<u8> {
+    let bytes = frame.bytes();
+    assert!(
+        len < bytes.len(),
+        "cutting a {}-byte frame at {len}",
+        bytes.len()
+    );
+    bytes[..len].to_vec()
+}
+
+// ---------------------------------------------------------------------------------------
+// Reflected: forward.
+
+pub fn ipv4_tcp_forward() -> Case {
+    Case::forward(
+        "IPv4 TCP to A:L leaves from A:s to S:P",
+        &fixture::forward(Protocol::Tcp, Family::V4),
+    )
+}
+
+pub fn ipv4_udp_forward() -> Case {
+    Case::forward(
+        "IPv4 UDP to A:L leaves from A:s to S:P",
+        &fixture::forward(Protocol::Udp, Family::V4),
+    )
+}
+
+pub fn ipv6_tcp_forward() -> Case {
+    Case::forward(
+        "IPv6 TCP to A:L leaves from A:s to S:P",
+        &fixture::forward(Protocol::Tcp, Family::V6),
+    )
+}
+
+pub fn ipv6_udp_forward() -> Case {
+    Case::forward(
+        "IPv6 UDP to A:L leaves from A:s to S:P",
+        &fixture::forward(Protocol::Udp, Family::V6),
+    )
+}
+
+pub fn vlan_ipv4_tcp_forward() -> Case {
+    Case::forward(
+        "802.1Q-tagged IPv4 TCP forward keeps its tag",
+        &fixture::forward(Protocol::Tcp, Family::V4).with_vlan(Vlan::Single(100)),
+    )
+}
+
+pub fn vlan_ipv6_udp_forward() -> Case {
+    Case::forward(
+        "802.1Q-tagged IPv6 UDP forward keeps its tag",
+        &fixture::forward(Protocol::Udp, Family::V6).with_vlan(Vlan::Single(4094)),
+    )
+}
+
+pub fn qinq_ipv4_udp_forward() -> Case {
+    Case::forward(
+        "QinQ (0x88a8 + 0x8100) IPv4 UDP forward keeps both tags",
+        &fixture::forward(Protocol::Udp, Family::V4).with_vlan(Vlan::Double {
+            outer: 200,
+            inner: 300,
+        }),
+    )
+}
+
+pub fn qinq_ipv6_tcp_forward() -> Case {
+    Case::forward(
+        "QinQ (0x88a8 + 0x8100) IPv6 TCP forward keeps both tags",
+        &fixture::forward(Protocol::Tcp, Family::V6).with_vlan(Vlan::Double { outer: 1, inner: 2 }),
+    )
+}
+
+/// IPv4 Router Alert: one 4-byte option, IHL 6.
+const ROUTER_ALERT: [u8; 4] = [0x94, 0x04, 0x00, 0x00];
+
+/// A Record Route option with room for 9 addresses and an end-of-options byte: 40 bytes of
+/// options, IHL 15.
+fn record_route_options() -> [u8; 40] {
+    let mut options = [0u8; 40];
+    options[..3].copy_from_slice(&[7, 39, 4]);
+    options
+}
+
+pub fn ipv4_options_ihl6_tcp_forward() -> Case {
+    Case::forward(
+        "IPv4 with IHL 6 (Router Alert) TCP forward keeps its options",
+        &fixture::forward(Protocol::Tcp, Family::V4).with_ipv4_options(&ROUTER_ALERT),
+    )
+}
+
+pub fn ipv4_options_ihl15_udp_forward() -> Case {
+    Case::forward(
+        "IPv4 with IHL 15 (40 bytes of options) UDP forward keeps its options",
+        &fixture::forward(Protocol::Udp, Family::V4).with_ipv4_options(&record_route_options()),
+    )
+}
+
+pub fn ipv4_ttl2_forward() -> Case {
+    Case::forward(
+        "IPv4 TTL 2 is reflected with TTL 1",
+        &fixture::forward(Protocol::Tcp, Family::V4).with_ttl(2),
+    )
+}
+
+pub fn ipv6_hop_limit2_forward() -> Case {
+    Case::forward(
+        "IPv6 hop limit 2 is reflected with hop limit 1",
+        &fixture::forward(Protocol::Udp, Family::V6).with_ttl(2),
+    )
+}
+
+pub fn ipv4_udp_checksum_zero_forward() -> Case {
+    Case::forward(
+        "IPv4 UDP with checksum 0 (none) leaves with checksum 0",
+        &fixture::forward(Protocol::Udp, Family::V4).with_udp_checksum_zero(),
+    )
+}
+
+/// A forward UDP frame whose reflected frame's correct checksum computes to 0, so it must be
+/// written as 0xffff.
+fn udp_forward_with_zero_output_checksum(family: Family) -> Frame {
+    let probe = fixture::forward(Protocol::Udp, family);
+    assert!(
+        probe.payload.len().is_multiple_of(2),
+        "the adjusting word must be 16-bit aligned"
+    );
+    let mut payload = probe.payload.clone();
+    payload.extend_from_slice(&[0, 0]);
+    let probe = probe.with_payload(payload.clone());
+    // Adding the one's complement of the checksum as a data word makes the one's complement
+    // sum 0xffff, so the checksum computes to 0.
+    let checksum = transport_checksum(&fixture::forward_reflected(&probe).bytes());
+    let end = payload.len();
+    payload[end - 2..].copy_from_slice(&checksum.to_be_bytes());
+    let input = probe.with_payload(payload);
+    assert_eq!(
+        transport_checksum(&fixture::forward_reflected(&input).bytes()),
+        0xffff,
+        "case construction: the reflected frame's checksum must compute to 0"
+    );
+    assert_ne!(transport_checksum(&input.bytes()), 0xffff);
+    input
+}
+
+pub fn ipv4_udp_output_checksum_zero_written_ffff() -> Case {
+    Case::forward(
+        "IPv4 UDP whose new checksum computes to 0 is written as 0xffff",
+        &udp_forward_with_zero_output_checksum(Family::V4),
+    )
+}
+
+pub fn ipv6_udp_output_checksum_zero_written_ffff() -> Case {
+    Case::forward(
+        "IPv6 UDP whose new checksum computes to 0 is written as 0xffff",
+        &udp_forward_with_zero_output_checksum(Family::V6),
+    )
+}
+
+pub fn ipv4_udp_input_checksum_ffff_forward() -> Case {
+    let probe = fixture::forward(Protocol::Udp, Family::V4);
+    let mut payload = probe.payload.clone();
+    payload.extend_from_slice(&[0, 0]);
+    let probe = probe.with_payload(payload.clone());
+    let checksum = transport_checksum(&probe.bytes());
+    let end = payload.len();
+    payload[end - 2..].copy_from_slice(&checksum.to_be_bytes());
+    let input = probe.with_payload(payload);
+    assert_eq!(
+        transport_checksum(&input.bytes()),
+        0xffff,
+        "case construction: the input's checksum must compute to 0 (written 0xffff)"
+    );
+    Case::forward(
+        "IPv4 UDP arriving with checksum 0xffff (a computed 0) is reflected with a correct checksum",
+        &input,
+    )
+}
+
+pub fn ipv4_udp_ethernet_padding_forward() -> Case {
+    let input = fixture::forward(Protocol::Udp, Family::V4).with_payload(b"ab".to_vec());
+    // 14 + 20 + 8 + 2 = 44 bytes: padded to the 60-byte Ethernet minimum with 16 bytes the
+    // checksums must not cover.
+    let input = input.with_trailer(vec![0xee; 16]);
+    Case::forward(
+        "IPv4 UDP in a frame with Ethernet padding: padding kept, not checksummed",
+        &input,
+    )
+}
+
+/// `len` bytes of a non-repeating-looking pattern.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + 3) as u8).collect()
+}
+
+pub fn ipv4_tcp_full_size_forward() -> Case {
+    // 14 + 20 + 32 (TCP with 12 bytes of options) + 1448 = 1514 bytes: a full 1500-byte MTU.
+    let input = fixture::forward(Protocol::Tcp, Family::V4).with_payload(pattern(1448));
+    assert_eq!(input.bytes().len(), 1514);
+    Case::forward("IPv4 TCP in a full-size (1514-byte) frame", &input)
+}
+
+pub fn ipv6_udp_full_size_forward() -> Case {
+    // 14 + 40 + 8 + 1452 = 1514 bytes.
+    let input = fixture::forward(Protocol::Udp, Family::V6).with_payload(pattern(1452));
+    assert_eq!(input.bytes().len(), 1514);
+    Case::forward("IPv6 UDP in a full-size (1514-byte) frame", &input)
+}
+
+pub fn ipv4_udp_odd_payload_forward() -> Case {
+    Case::forward(
+        "IPv4 UDP with an odd payload length (checksum pads the last byte)",
+        &fixture::forward(Protocol::Udp, Family::V4).with_payload(pattern(33)),
+    )
+}
+
+pub fn ipv6_tcp_empty_payload_forward() -> Case {
+    Case::forward(
+        "IPv6 TCP with no payload",
+        &fixture::forward(Protocol::Tcp, Family::V6).with_payload(Vec::new()),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Reflected: reverse (after the forward frame that records the flow).
+
+fn reverse_case(description: &str, protocol: Protocol, family: Family) -> Case {
+    Case::reverse(
+        description,
+        &fixture::forward(protocol, family),
+        &fixture::reverse(protocol, family),
+    )
+}
+
+pub fn ipv4_tcp_reverse() -> Case {
+    reverse_case(
+        "IPv4 TCP reply from S:P to A:s of a flow leaves from A:L to S:s",
+        Protocol::Tcp,
+        Family::V4,
+    )
+}
+
+pub fn ipv4_udp_reverse() -> Case {
+    reverse_case(
+        "IPv4 UDP reply from S:P to A:s of a flow leaves from A:L to S:s",
+        Protocol::Udp,
+        Family::V4,
+    )
+}
+
+pub fn ipv6_tcp_reverse() -> Case {
+    reverse_case(
+        "IPv6 TCP reply from S:P to A:s of a flow leaves from A:L to S:s",
+        Protocol::Tcp,
+        Family::V6,
+    )
+}
+
+pub fn ipv6_udp_reverse() -> Case {
+    reverse_case(
+        "IPv6 UDP reply from S:P to A:s of a flow leaves from A:L to S:s",
+        Protocol::Udp,
+        Family::V6,
+    )
+}
+
+pub fn vlan_ipv4_udp_reverse() -> Case {
+    let vlan = Vlan::Single(100);
+    Case::reverse(
+        "802.1Q-tagged IPv4 UDP reply keeps its tag",
+        &fixture::forward(Protocol::Udp, Family::V4).with_vlan(vlan),
+        &fixture::reverse(Protocol::Udp, Family::V4).with_vlan(vlan),
+    )
+}
+
+pub fn qinq_ipv6_tcp_reverse() -> Case {
+    let vlan = Vlan::Double {
+        outer: 10,
+        inner: 20,
+    };
+    Case::reverse(
+        "QinQ IPv6 TCP reply keeps both tags",
+        &fixture::forward(Protocol::Tcp, Family::V6).with_vlan(vlan),
+        &fixture::reverse(Protocol::Tcp, Family::V6).with_vlan(vlan),
+    )
+}
+
+pub fn ipv4_options_ihl6_tcp_reverse() -> Case {
+    Case::reverse(
+        "IPv4 TCP reply with IHL 6 keeps its options",
+        &fixture::forward(Protocol::Tcp, Family::V4),
+        &fixture::reverse(Protocol::Tcp, Family::V4).with_ipv4_options(&ROUTER_ALERT),
+    )
+}
+
+pub fn ipv4_udp_checksum_zero_reverse() -> Case {
+    Case::reverse(
+        "IPv4 UDP reply with checksum 0 (none) leaves with checksum 0",
+        &fixture::forward(Protocol::Udp, Family::V4),
+        &fixture::reverse(Protocol::Udp, Family::V4).with_udp_checksum_zero(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Passed: no flow.
+
+pub fn ipv4_tcp_reverse_without_flow() -> Case {
+    Case::pass(
+        "IPv4 TCP from target port P with no flow recorded",
+        fixture::reverse(Protocol::Tcp, Family::V4).bytes(),
+        PassReason::NoFlow,
+    )
+}
+
+pub fn ipv6_udp_reverse_without_flow() -> Case {
+    Case::pass(
+        "IPv6 UDP from target port P with no flow recorded",
+        fixture::reverse(Protocol::Udp, Family::V6).bytes(),
+        PassReason::NoFlow,
+    )
+}
+
+pub fn ipv4_udp_reverse_other_client_port() -> Case {
+    let forward = fixture::forward(Protocol::Udp, Family::V4);
+    let reply = Frame::udp(
+        v4(CLIENT_V4),
+        fixture::UDP_TARGET,
+        v4(HOST_V4),
+        CLIENT_PORT + 1,
+    );
+    Case::pass(
+        "IPv4 UDP from P to a client port other than the recorded flow's",
+        reply.bytes(),
+        PassReason::NoFlow,
+    )
+    .after(&forward)
+}
+
+pub fn ipv6_tcp_reverse_other_client_address() -> Case {
+    let forward = fixture::forward(Protocol::Tcp, Family::V6);
+    let reply = Frame::tcp(
+        v6(Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 8)),
+        fixture::TCP_TARGET,
+        v6(HOST_V6),
+        CLIENT_PORT,
+    );
+    Case::pass(
+        "IPv6 TCP from P of a client address other than the recorded flow's",
+        reply.bytes(),
+        PassReason::NoFlow,
+    )
+    .after(&forward)
+}
+
+// ---------------------------------------------------------------------------------------
+// Passed: fragments and IPv6 extension headers.
+
+pub fn ipv4_fragment_more_fragments() -> Case {
+    Case::pass(
+        "IPv4 first fragment (MF set, offset 0)",
+        fixture::forward(Protocol::Udp, Family::V4)
+            .with_ipv4_fragment(true, 0)
+            .bytes(),
+        PassReason::Fragment,
+    )
+}
+
+pub fn ipv4_fragment_nonzero_offset() -> Case {
+    Case::pass(
+        "IPv4 last fragment (MF clear, offset 185)",
+        fixture::forward(Protocol::Udp, Family::V4)
+            .with_ipv4_fragment(false, 185)
+            .bytes(),
+        PassReason::Fragment,
+    )
+}
+
+pub fn ipv4_fragment_middle() -> Case {
+    Case::pass(
+        "IPv4 middle fragment (MF set, offset 1)",
+        fixture::forward(Protocol::Tcp, Family::V4)
+            .with_ipv4_fragment(true, 1)
+            .bytes(),
+        PassReason::Fragment,
+    )
+}
+
+pub fn ipv6_fragment_header() -> Case {
+    Case::pass(
+        "IPv6 with a fragment header (next header 44)",
+        fixture::forward(Protocol::Udp, Family::V6)
+            .with_ipv6_extensions(ipv6_fragment_extension())
+            .bytes(),
+        PassReason::Fragment,
+    )
+}
+
+pub fn ipv6_hop_by_hop_header() -> Case {
+    Case::pass(
+        "IPv6 with a hop-by-hop options header (next header 0)",
+        fixture::forward(Protocol::Udp, Family::V6)
+            .with_ipv6_extensions(Ipv6Extensions {
+                hop_by_hop_options: Some(ipv6_padding_options()),
+                ..Ipv6Extensions::default()
+            })
+            .bytes(),
+        PassReason::Ipv6ExtensionHeader,
+    )
+}
+
+pub fn ipv6_destination_options_header() -> Case {
+    Case::pass(
+        "IPv6 with a destination options header (next header 60)",
+        fixture::forward(Protocol::Tcp, Family::V6)
+            .with_ipv6_extensions(Ipv6Extensions {
+                destination_options: Some(ipv6_padding_options()),
+                ..Ipv6Extensions::default()
+            })
+            .bytes(),
+        PassReason::Ipv6ExtensionHeader,
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Passed: truncated at each header boundary. A frame shorter than its Ethernet header
+// cannot be tested here: BPF_PROG_TEST_RUN rejects data shorter than ETH_HLEN (14) with
+// EINVAL before any program runs, for XDP and for skb programs alike.
+
+pub fn truncated_vlan_tag() -> Case {
+    let frame = fixture::forward(Protocol::Tcp, Family::V4).with_vlan(Vlan::Single(100));
+    Case::pass(
+        "802.1Q frame ending inside its tag",
+        cut(&frame, ETH_LEN + 2),
+        PassReason::Truncated,
+    )
+}
+
+pub fn truncated_qinq_inner_tag() -> Case {
+    let frame = fixture::forward(Protocol::Udp, Family::V4).with_vlan(Vlan::Double {
+        outer: 200,
+        inner: 300,
+    });
+    Case::pass(
+        "QinQ frame ending inside its inner tag",
+        cut(&frame, ETH_LEN + VLAN_TAG_LEN + 2),
+        PassReason::Truncated,
+    )
+}
+
+pub fn truncated_ipv4_empty() -> Case {
+    Case::pass(
+        "IPv4 ethertype with no IP header at all (14-byte frame)",
+        cut(&fixture::forward(Protocol::Tcp, Family::V4), ETH_LEN),
+        PassReason::Truncated,
+    )
+    .refused_by_skb_test_run()
+}
+
+pub fn truncated_ipv4_fixed_header() -> Case {
+    Case::pass(
+        "IPv4 frame ending one byte short of the 20-byte header",
+        cut(
+            &fixture::forward(Protocol::Tcp, Family::V4),
+            ETH_LEN + IPV4_LEN - 1,
+        ),
+        PassReason::Truncated,
+    )
+    .refused_by_skb_test_run()
+}
+
+pub fn truncated_vlan_ipv4_fixed_header() -> Case {
+    let frame = fixture::forward(Protocol::Udp, Family::V4).with_vlan(Vlan::Single(7));
+    Case::pass(
+        "802.1Q IPv4 frame ending inside the IPv4 header",
+        cut(&frame, ETH_LEN + VLAN_TAG_LEN + IPV4_LEN - 1),
+        PassReason::Truncated,
+    )
+}
+
+pub fn truncated_ipv4_options() -> Case {
+    let frame = fixture::forward(Protocol::Udp, Family::V4).with_ipv4_options(&ROUTER_ALERT);
+    Case::pass(
+        "IPv4 frame (IHL 6) ending inside its options",
+        cut(&frame, ETH_LEN + IPV4_LEN + 2),
+        PassReason::Truncated,
+    )
+}
+
+pub fn truncated_ipv4_no_transport_header() -> Case {
+    Case::pass(
+        "IPv4 UDP frame ending right after the IPv4 header",
+        cut(
+            &fixture::forward(Protocol::Udp, Family::V4),
+            ETH_LEN + IPV4_LEN,
+        ),
+        PassReason::Truncated,
+    )
+}
+
+pub fn truncated_ipv4_tcp_header() -> Case {
+    Case::pass(
+        "IPv4 TCP frame ending one byte short of the 20-byte TCP header",
+        cut(
+            &fixture::forward(Protocol::Tcp, Family::V4),
+            ETH_LEN + IPV4_LEN + TCP_LEN - 1,
+        ),
+        PassReason::Truncated,
+    )
+}
+
+pub fn truncated_ipv4_udp_header() -> Case {
+    Case::pass(
+        "IPv4 UDP frame ending one byte short of the 8-byte UDP header",
+        cut(
+            &fixture::forward(Protocol::Udp, Family::V4),
+            ETH_LEN + IPV4_LEN + UDP_LEN - 1,
+        ),
+        PassReason::Truncated,
+    )
+}
+
+pub fn truncated_ipv4_options_udp_header() -> Case {
+    let frame = fixture::forward(Protocol::Udp, Family::V4).with_ipv4_options(&ROUTER_ALERT);
+    Case::pass(
+        "IPv4 (IHL 6) UDP frame ending inside the UDP header (which starts after the options)",
+        cut(&frame, ETH_LEN + IPV4_LEN + 4 + UDP_LEN - 1),
+        PassReason::Truncated,
+    )
+}
+
+pub fn truncated_ipv6_header() -> Case {
+    Case::pass(
+        "IPv6 frame ending one byte short of the 40-byte header",
+        cut(
+            &fixture::forward(Protocol::Tcp, Family::V6),
+            ETH_LEN + IPV6_LEN - 1,
+        ),
+        PassReason::Truncated,
+    )
+    .refused_by_skb_test_run()
+}
+
+pub fn truncated_ipv6_tcp_header() -> Case {
+    Case::pass(
+        "IPv6 TCP frame ending one byte short of the 20-byte TCP header",
+        cut(
+            &fixture::forward(Protocol::Tcp, Family::V6),
+            ETH_LEN + IPV6_LEN + TCP_LEN - 1,
+        ),
+        PassReason::Truncated,
+    )
+}
+
+pub fn truncated_ipv6_udp_header() -> Case {
+    Case::pass(
+        "IPv6 UDP frame ending one byte short of the 8-byte UDP header",
+        cut(
+            &fixture::forward(Protocol::Udp, Family::V6),
+            ETH_LEN + IPV6_LEN + UDP_LEN - 1,
+        ),
+        PassReason::Truncated,
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Passed: malformed.
+
+/// The byte holding the IP version and (IPv4) IHL in an untagged frame.
+const VERSION_BYTE: usize = ETH_LEN;
+
+pub fn ipv4_ihl_below_5() -> Case {
+    let mut bytes = fixture::forward(Protocol::Tcp, Family::V4).bytes();
+    bytes[VERSION_BYTE] = 0x44;
+    Case::pass("IPv4 with IHL 4 (< 5)", bytes, PassReason::Malformed)
+}
+
+pub fn ipv4_ethertype_version_6() -> Case {
+    let mut bytes = fixture::forward(Protocol::Udp, Family::V4).bytes();
+    bytes[VERSION_BYTE] = 0x65;
+    Case::pass(
+        "IPv4 ethertype carrying an IP version 6 header",
+        bytes,
+        PassReason::Malformed,
+    )
+}
+
+pub fn ipv6_ethertype_version_4() -> Case {
+    let mut bytes = fixture::forward(Protocol::Udp, Family::V6).bytes();
+    bytes[VERSION_BYTE] = 0x40 | (bytes[VERSION_BYTE] & 0x0f);
+    Case::pass(
+        "IPv6 ethertype carrying an IP version 4 header",
+        bytes,
+        PassReason::Malformed,
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Passed: not for this host, or not a mapped port.
+
+pub fn ipv4_destination_not_local() -> Case {
+    Case::pass(
+        "IPv4 TCP to a mapped port of an address that is not this host's",
+        Frame::tcp(v4(CLIENT_V4), CLIENT_PORT, v4(NOT_LOCAL_V4), TCP_LISTEN).bytes(),
+        PassReason::DestinationNotLocal,
+    )
+}
+
+pub fn ipv6_destination_not_local() -> Case {
+    Case::pass(
+        "IPv6 UDP to a mapped port of an address that is not this host's",
+        Frame::udp(
+            v6(CLIENT_V6),
+            CLIENT_PORT,
+            v6(NOT_LOCAL_V6),
+            fixture::UDP_LISTEN,
+        )
+        .bytes(),
+        PassReason::DestinationNotLocal,
+    )
+}
+
+pub fn ipv4_destination_subnet_broadcast() -> Case {
+    Case::pass(
+        "IPv4 UDP to a mapped port of this host's subnet broadcast address (kind BROADCAST)",
+        Frame::udp(
+            v4(CLIENT_V4),
+            CLIENT_PORT,
+            v4(SUBNET_BROADCAST_V4),
+            fixture::UDP_LISTEN,
+        )
+        .bytes(),
+        PassReason::DestinationNotLocal,
+    )
+}
+
+pub fn ipv4_tcp_port_not_mapped() -> Case {
+    Case::pass(
+        "IPv4 TCP to an unmapped port",
+        Frame::tcp(v4(CLIENT_V4), CLIENT_PORT, v4(HOST_V4), UNMAPPED_PORT).bytes(),
+        PassReason::PortNotMapped,
+    )
+}
+
+pub fn ipv6_udp_port_not_mapped() -> Case {
+    Case::pass(
+        "IPv6 UDP to an unmapped port",
+        Frame::udp(v6(CLIENT_V6), CLIENT_PORT, v6(HOST_V6), UNMAPPED_PORT).bytes(),
+        PassReason::PortNotMapped,
+    )
+}
+
+pub fn udp_to_tcp_listen_port_not_mapped() -> Case {
+    Case::pass(
+        "IPv4 UDP to the TCP listen port (mapped for TCP only)",
+        Frame::udp(v4(CLIENT_V4), CLIENT_PORT, v4(HOST_V4), TCP_LISTEN).bytes(),
+        PassReason::PortNotMapped,
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Passed: sources a reflection must never go to.
+
+pub fn ipv4_source_multicast() -> Case {
+    Case::pass(
+        "IPv4 from a multicast source (224.0.0.251)",
+        tcp_to_listen_from(v4(Ipv4Addr::new(224, 0, 0, 251))).bytes(),
+        PassReason::SourceMulticast,
+    )
+}
+
+pub fn ipv6_source_multicast() -> Case {
+    Case::pass(
+        "IPv6 from a multicast source (ff02::1)",
+        tcp_to_listen_from(v6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1))).bytes(),
+        PassReason::SourceMulticast,
+    )
+}
+
+pub fn ipv4_source_limited_broadcast() -> Case {
+    Case::pass(
+        "IPv4 from 255.255.255.255",
+        tcp_to_listen_from(v4(Ipv4Addr::BROADCAST)).bytes(),
+        PassReason::SourceBroadcast,
+    )
+}
+
+pub fn ipv4_source_subnet_broadcast() -> Case {
+    Case::pass(
+        "IPv4 from this host's subnet broadcast address (LOCAL_ADDRS kind BROADCAST)",
+        tcp_to_listen_from(v4(SUBNET_BROADCAST_V4)).bytes(),
+        PassReason::SourceBroadcast,
+    )
+}
+
+pub fn ipv4_source_loopback() -> Case {
+    Case::pass(
+        "IPv4 from 127.0.0.1",
+        tcp_to_listen_from(v4(Ipv4Addr::LOCALHOST)).bytes(),
+        PassReason::SourceLoopback,
+    )
+}
+
+pub fn ipv4_source_loopback_net() -> Case {
+    Case::pass(
+        "IPv4 from 127.1.2.3 (127.0.0.0/8 is all loopback)",
+        tcp_to_listen_from(v4(Ipv4Addr::new(127, 1, 2, 3))).bytes(),
+        PassReason::SourceLoopback,
+    )
+}
+
+pub fn ipv6_source_loopback() -> Case {
+    Case::pass(
+        "IPv6 from ::1",
+        tcp_to_listen_from(v6(Ipv6Addr::LOCALHOST)).bytes(),
+        PassReason::SourceLoopback,
+    )
+}
+
+pub fn ipv4_source_unspecified() -> Case {
+    Case::pass(
+        "IPv4 from 0.0.0.0",
+        tcp_to_listen_from(v4(Ipv4Addr::UNSPECIFIED)).bytes(),
+        PassReason::SourceUnspecified,
+    )
+}
+
+pub fn ipv6_source_unspecified() -> Case {
+    Case::pass(
+        "IPv6 from ::",
+        tcp_to_listen_from(v6(Ipv6Addr::UNSPECIFIED)).bytes(),
+        PassReason::SourceUnspecified,
+    )
+}
+
+pub fn ipv4_source_local() -> Case {
+    Case::pass(
+        "IPv4 from another of this host's addresses (kind LOCAL)",
+        tcp_to_listen_from(v4(HOST_V4_OTHER)).bytes(),
+        PassReason::SourceLocal,
+    )
+}
+
+pub fn ipv6_source_local() -> Case {
+    Case::pass(
+        "IPv6 from another of this host's addresses (kind LOCAL)",
+        tcp_to_listen_from(v6(HOST_V6_OTHER)).bytes(),
+        PassReason::SourceLocal,
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Passed: TTL / hop limit.
+
+pub fn ipv4_ttl1() -> Case {
+    Case::pass(
+        "IPv4 with TTL 1",
+        fixture::forward(Protocol::Tcp, Family::V4)
+            .with_ttl(1)
+            .bytes(),
+        PassReason::TtlExpired,
+    )
+}
+
+pub fn ipv4_ttl0() -> Case {
+    Case::pass(
+        "IPv4 with TTL 0",
+        fixture::forward(Protocol::Udp, Family::V4)
+            .with_ttl(0)
+            .bytes(),
+        PassReason::TtlExpired,
+    )
+}
+
+pub fn ipv6_hop_limit1() -> Case {
+    Case::pass(
+        "IPv6 with hop limit 1",
+        fixture::forward(Protocol::Udp, Family::V6)
+            .with_ttl(1)
+            .bytes(),
+        PassReason::TtlExpired,
+    )
+}
+
+pub fn ipv6_hop_limit0() -> Case {
+    Case::pass(
+        "IPv6 with hop limit 0",
+        fixture::forward(Protocol::Tcp, Family::V6)
+            .with_ttl(0)
+            .bytes(),
+        PassReason::TtlExpired,
+    )
+}
+
+pub fn ipv4_tcp_reverse_ttl1() -> Case {
+    Case::pass(
+        "IPv4 TCP reply of a flow with TTL 1",
+        fixture::reverse(Protocol::Tcp, Family::V4)
+            .with_ttl(1)
+            .bytes(),
+        PassReason::TtlExpired,
+    )
+    .after(&fixture::forward(Protocol::Tcp, Family::V4))
+}
+
+// ---------------------------------------------------------------------------------------
+// Passed: not IP, not TCP/UDP.
+
+pub fn arp_not_ip() -> Case {
+    Case::pass(
+        "ARP request",
+        arp_request(Vlan::Untagged, CLIENT_V4.octets(), HOST_V4.octets()),
+        PassReason::NotIp,
+    )
+}
+
+pub fn vlan_arp_not_ip() -> Case {
+    Case::pass(
+        "802.1Q-tagged ARP request",
+        arp_request(Vlan::Single(100), CLIENT_V4.octets(), HOST_V4.octets()),
+        PassReason::NotIp,
+    )
+}
+
+pub fn ipv4_icmp_not_tcp_udp() -> Case {
+    Case::pass(
+        "ICMP echo request to this host",
+        Frame::echo(v4(CLIENT_V4), v4(HOST_V4)).bytes(),
+        PassReason::NotTcpUdp,
+    )
+}
+
+pub fn ipv6_icmp_not_tcp_udp() -> Case {
+    Case::pass(
+        "ICMPv6 echo request to this host",
+        Frame::echo(v6(CLIENT_V6), v6(HOST_V6)).bytes(),
+        PassReason::NotTcpUdp,
+    )
+}
+
+pub fn qinq_ipv6_icmp_not_tcp_udp() -> Case {
+    Case::pass(
+        "QinQ ICMPv6 echo request to this host",
+        Frame::echo(v6(CLIENT_V6), v6(HOST_V6))
+            .with_vlan(Vlan::Double {
+                outer: 200,
+                inner: 300,
+            })
+            .bytes(),
+        PassReason::NotTcpUdp,
+    )
+}

@@ -1,0 +1,313 @@
+//! Loads reflector's kernel object and runs one of its programs through
+//! `BPF_PROG_TEST_RUN`, with typed access to the maps the tests fill and read.
+//!
+//! Every [`Kernel`] is its own `Ebpf` instance with its own (unpinned) maps, so tests never
+//! see each other's state.
+
+use std::{collections::HashMap as StdHashMap, net::IpAddr, time::Duration};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, PerCpuArray},
+    programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, Xdp},
+};
+use reflector_common::{
+    Counter, FlowKey, FlowValue, PORT_FLAG_TARGET, PortEntry, Protocol, STATS_LEN, maps,
+    port_index, v4_mapped,
+};
+
+/// `XDP_PASS`.
+const XDP_PASS: u32 = 2;
+/// `XDP_TX`.
+const XDP_TX: u32 = 3;
+/// `TC_ACT_OK`.
+const TC_ACT_OK: u32 = 0;
+/// `TC_ACT_REDIRECT`.
+const TC_ACT_REDIRECT: u32 = 7;
+
+/// Room for the program's output frame beyond the input's length (a program never grows a
+/// reflected frame, but a too-small buffer would turn a bug into `ENOSPC`).
+const OUTPUT_SLACK: usize = 256;
+
+/// The embedded kernel object. Panics (fails the test) when the build did not embed it:
+/// a missing object must never look like a passing test.
+#[must_use]
+pub fn kernel_object() -> &'static [u8] {
+    reflector::ebpf_object::kernel_object().unwrap_or_else(|| {
+        panic!(
+            "reflector's kernel object is not embedded in this build \
+             (reflector::ebpf_object::kernel_object() returned None): build reflector-user \
+             with the eBPF toolchain (nightly rustc, rust-src, bpf-linker) so its build script \
+             compiles reflector-ebpf (and without REFLECTOR_SKIP_EBPF=1), then rerun the kernel tests"
+        )
+    })
+}
+
+/// The hook a program runs at; decides the verdict numbers and how the program is loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// An XDP program.
+    Xdp,
+    /// A `SchedClassifier` (TC clsact) program.
+    Tc,
+}
+
+impl Hook {
+    /// Both hooks: every table case runs at each.
+    pub const BOTH: [Self; 2] = [Self::Xdp, Self::Tc];
+
+    /// The reflector program of this hook.
+    #[must_use]
+    pub const fn reflector_program(self) -> &'static str {
+        match self {
+            Self::Xdp => maps::programs::XDP,
+            Self::Tc => maps::programs::TC,
+        }
+    }
+
+    /// The verdict of a reflected packet: `XDP_TX`, or `TC_ACT_REDIRECT` (a redirect to the
+    /// ingress interface's egress).
+    #[must_use]
+    pub const fn reflect_verdict(self) -> u32 {
+        match self {
+            Self::Xdp => XDP_TX,
+            Self::Tc => TC_ACT_REDIRECT,
+        }
+    }
+
+    /// The verdict of a packet passed to the stack: `XDP_PASS`, or `TC_ACT_OK`.
+    #[must_use]
+    pub const fn pass_verdict(self) -> u32 {
+        match self {
+            Self::Xdp => XDP_PASS,
+            Self::Tc => TC_ACT_OK,
+        }
+    }
+
+    /// A readable name for a verdict number of this hook.
+    #[must_use]
+    pub fn verdict_name(self, verdict: u32) -> String {
+        let name = match (self, verdict) {
+            (Self::Xdp, 0) => "XDP_ABORTED",
+            (Self::Xdp, 1) => "XDP_DROP",
+            (Self::Xdp, XDP_PASS) => "XDP_PASS",
+            (Self::Xdp, XDP_TX) => "XDP_TX",
+            (Self::Xdp, 4) => "XDP_REDIRECT",
+            (Self::Tc, TC_ACT_OK) => "TC_ACT_OK",
+            (Self::Tc, 2) => "TC_ACT_SHOT",
+            (Self::Tc, TC_ACT_REDIRECT) => "TC_ACT_REDIRECT",
+            (Self::Tc, u32::MAX) => "TC_ACT_UNSPEC",
+            _ => "unknown",
+        };
+        format!("{verdict} ({name})")
+    }
+}
+
+/// What one test run of a program returned.
+#[derive(Debug)]
+pub struct Run {
+    /// The program's return value.
+    pub verdict: u32,
+    /// The frame as the program left it.
+    pub output: Vec<u8>,
+}
+
+/// One loaded program of the kernel object, in its own `Ebpf` instance.
+pub struct Kernel {
+    ebpf: Ebpf,
+    program: &'static str,
+    hook: Hook,
+}
+
+impl Kernel {
+    /// Loads the reflector program of `hook`, with empty maps.
+    #[must_use]
+    pub fn reflector(hook: Hook) -> Self {
+        Self::load(hook.reflector_program(), hook)
+    }
+
+    /// Loads `baseline_mac_swap` (XDP).
+    #[must_use]
+    pub fn baseline() -> Self {
+        Self::load(maps::programs::BASELINE_MAC_SWAP, Hook::Xdp)
+    }
+
+    fn load(program: &'static str, hook: Hook) -> Self {
+        let mut ebpf = EbpfLoader::new()
+            .load(kernel_object())
+            .unwrap_or_else(|e| panic!("loading reflector's kernel object: {e:?}"));
+        let prog = ebpf
+            .program_mut(program)
+            .unwrap_or_else(|| panic!("the kernel object has no program named {program}"));
+        match hook {
+            Hook::Xdp => {
+                let xdp: &mut Xdp = prog
+                    .try_into()
+                    .unwrap_or_else(|e| panic!("{program} is not an XDP program: {e:?}"));
+                xdp.load()
+                    .unwrap_or_else(|e| panic!("the verifier rejected {program}: {e:?}"));
+            }
+            Hook::Tc => {
+                let tc: &mut SchedClassifier = prog
+                    .try_into()
+                    .unwrap_or_else(|e| panic!("{program} is not a TC classifier: {e:?}"));
+                tc.load()
+                    .unwrap_or_else(|e| panic!("the verifier rejected {program}: {e:?}"));
+            }
+        }
+        Self {
+            ebpf,
+            program,
+            hook,
+        }
+    }
+
+    /// The hook of the loaded program.
+    #[must_use]
+    pub const fn hook(&self) -> Hook {
+        self.hook
+    }
+
+    /// Maps listen port `listen` of `protocol` to target port `target`, as the control plane
+    /// does: the listen entry gets the target, the target entry gets [`PORT_FLAG_TARGET`].
+    pub fn map_port(&mut self, protocol: Protocol, listen: u16, target: u16) {
+        let mut ports: Array<&mut MapData, PortEntry> = Array::try_from(
+            self.ebpf
+                .map_mut(maps::PORTS)
+                .unwrap_or_else(|| panic!("the kernel object has no map {}", maps::PORTS)),
+        )
+        .unwrap_or_else(|e| panic!("{} is not an array of PortEntry: {e:?}", maps::PORTS));
+        let listen_index = port_index(protocol, listen);
+        let target_index = port_index(protocol, target);
+        let mut entry = ports.get(&listen_index, 0).expect("reading PORTS");
+        entry.target_port = target;
+        ports
+            .set(listen_index, entry, 0)
+            .expect("writing the listen entry of PORTS");
+        let mut entry = ports.get(&target_index, 0).expect("reading PORTS");
+        entry.flags |= PORT_FLAG_TARGET;
+        ports
+            .set(target_index, entry, 0)
+            .expect("writing the target entry of PORTS");
+    }
+
+    /// Records `addr` as one of this host's addresses, of kind `kind`
+    /// ([`reflector_common::addr_kind`]).
+    pub fn add_address(&mut self, addr: IpAddr, kind: u32) {
+        let mut addrs: HashMap<&mut MapData, [u8; 16], u32> = HashMap::try_from(
+            self.ebpf
+                .map_mut(maps::LOCAL_ADDRS)
+                .unwrap_or_else(|| panic!("the kernel object has no map {}", maps::LOCAL_ADDRS)),
+        )
+        .unwrap_or_else(|e| panic!("{} is not a hash map: {e:?}", maps::LOCAL_ADDRS));
+        addrs
+            .insert(address_key(addr), kind, 0)
+            .expect("writing LOCAL_ADDRS");
+    }
+
+    /// Runs the program once on `frame`.
+    #[must_use]
+    pub fn run(&self, frame: &[u8]) -> Run {
+        self.run_repeated(frame, 1).0
+    }
+
+    /// Runs the program once on `frame`; `Err` when `BPF_PROG_TEST_RUN` itself refuses the
+    /// frame (the program never ran).
+    ///
+    /// # Errors
+    /// The syscall's error.
+    pub fn try_run(&self, frame: &[u8]) -> Result<Run, ProgramError> {
+        self.try_run_repeated(frame, 1).map(|(run, _)| run)
+    }
+
+    /// Runs the program `repeat` times in the kernel on `frame`; returns the frame as the
+    /// last repetition left it and the kernel's mean duration of one repetition. The kernel
+    /// reuses one buffer for every repetition: from the second one on, the program sees the
+    /// frame as the previous repetition left it.
+    #[must_use]
+    pub fn run_repeated(&self, frame: &[u8], repeat: u32) -> (Run, Duration) {
+        self.try_run_repeated(frame, repeat).unwrap_or_else(|e| {
+            panic!(
+                "BPF_PROG_TEST_RUN of {} on a {}-byte frame failed: {e:?}",
+                self.program,
+                frame.len()
+            )
+        })
+    }
+
+    fn try_run_repeated(&self, frame: &[u8], repeat: u32) -> Result<(Run, Duration), ProgramError> {
+        let mut output = vec![0; frame.len() + OUTPUT_SLACK];
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut output),
+            repeat,
+            ..TestRunOptions::default()
+        };
+        let program = self
+            .ebpf
+            .program(self.program)
+            .unwrap_or_else(|| panic!("the kernel object has no program named {}", self.program));
+        let result = match self.hook {
+            Hook::Xdp => {
+                let xdp: &Xdp = program.try_into().expect("the program was loaded as XDP");
+                xdp.test_run(opts)
+            }
+            Hook::Tc => {
+                let tc: &SchedClassifier = program
+                    .try_into()
+                    .expect("the program was loaded as a TC classifier");
+                tc.test_run(opts)
+            }
+        }?;
+        output.truncate(result.data_size_out as usize);
+        let run = Run {
+            verdict: result.return_value,
+            output,
+        };
+        Ok((run, result.duration))
+    }
+
+    /// Every counter of `STATS`, summed over CPUs, by index.
+    #[must_use]
+    pub fn stats(&self) -> Vec<Counter> {
+        let stats: PerCpuArray<&MapData, Counter> = PerCpuArray::try_from(
+            self.ebpf
+                .map(maps::STATS)
+                .unwrap_or_else(|| panic!("the kernel object has no map {}", maps::STATS)),
+        )
+        .unwrap_or_else(|e| panic!("{} is not a per-CPU array of Counter: {e:?}", maps::STATS));
+        (0..STATS_LEN)
+            .map(|index| {
+                let per_cpu = stats.get(&index, 0).expect("reading STATS");
+                per_cpu.iter().fold(Counter::default(), |sum, cpu| Counter {
+                    packets: sum.packets + cpu.packets,
+                    bytes: sum.bytes + cpu.bytes,
+                })
+            })
+            .collect()
+    }
+
+    /// Every entry of `FLOWS`.
+    #[must_use]
+    pub fn flows(&self) -> StdHashMap<FlowKey, FlowValue> {
+        let flows: HashMap<&MapData, FlowKey, FlowValue> = HashMap::try_from(
+            self.ebpf
+                .map(maps::FLOWS)
+                .unwrap_or_else(|| panic!("the kernel object has no map {}", maps::FLOWS)),
+        )
+        .unwrap_or_else(|e| panic!("{} is not a hash map of flows: {e:?}", maps::FLOWS));
+        flows
+            .iter()
+            .map(|entry| entry.expect("reading FLOWS"))
+            .collect()
+    }
+}
+
+/// The key of `addr` in `LOCAL_ADDRS` and in flow keys: IPv4 as IPv4-mapped IPv6.
+#[must_use]
+pub const fn address_key(addr: IpAddr) -> [u8; 16] {
+    match addr {
+        IpAddr::V4(v4) => v4_mapped(v4.octets()),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
