@@ -1,1 +1,17 @@
-fn main() {}
+//! Developer tasks for reflector: `cargo xtask --help`.
+
+mod apt;
+mod build;
+mod cli;
+mod lint;
+mod process;
+mod run;
+mod setup;
+mod test;
+mod toolchain;
+
+use clap::Parser as _;
+
+fn main() -> anyhow::Result<()> {
+    cli::Cli::parse().run()
+}

@@ -1,0 +1,87 @@
+//! Debian packages: which are missing (`dpkg-query`), and installing them (`apt-get`).
+
+use std::{collections::HashSet, io::ErrorKind, process::Command};
+
+use anyhow::{Result, bail};
+
+use crate::process;
+
+/// What `cargo install bpf-linker --features llvm-22` compiles and links against.
+pub const BUILD: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+];
+
+/// What the integration tests drive: namespaces and links, traffic generators and servers,
+/// packet capture, and `bpftool` to inspect the loaded program.
+pub const TEST_TOOLS: &[&str] = &[
+    "iproute2",
+    "ethtool",
+    "nginx-light",
+    "curl",
+    "socat",
+    "iperf3",
+    "openssh-server",
+    "openssh-client",
+    "dnsutils",
+    "unbound",
+    "tcpdump",
+    "bpftool",
+];
+
+/// The packages in `wanted` that are not installed, in the order given.
+pub fn missing<'a>(wanted: &[&'a str]) -> Result<Vec<&'a str>> {
+    // One call for all: dpkg-query prints a line per known package and complains (exit 1)
+    // about unknown ones, which are then missing too.
+    let output = Command::new("dpkg-query")
+        .args(["--show", "--showformat=${Package} ${db:Status-Status}\\n"])
+        .args(wanted)
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(err) if err.kind() == ErrorKind::NotFound => bail!(
+            "dpkg-query not found: `cargo xtask setup` knows Debian and Ubuntu only; install these yourself: {}",
+            wanted.join(" ")
+        ),
+        Err(err) => bail!("cannot run dpkg-query: {err}"),
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let installed: HashSet<&str> = stdout
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(_, status)| *status == "installed")
+        .map(|(package, _)| package)
+        .collect();
+    Ok(wanted
+        .iter()
+        .copied()
+        .filter(|package| !installed.contains(package))
+        .collect())
+}
+
+/// Installs `packages` (`apt-get update` first, once), as root.
+pub fn install(packages: &[&str]) -> Result<()> {
+    if packages.is_empty() {
+        return Ok(());
+    }
+    process::say(&format!(
+        "installing Debian packages: {}",
+        packages.join(" ")
+    ));
+    process::run(apt_get().arg("update"))?;
+    process::run(
+        apt_get()
+            .args(["install", "--yes", "--no-install-recommends"])
+            .args(packages),
+    )
+}
+
+/// `apt-get`, as root, never stopping to ask a question.
+fn apt_get() -> Command {
+    let mut cmd = process::as_root("env", false);
+    // Through `env` so that the setting survives sudo's environment reset.
+    cmd.args(["DEBIAN_FRONTEND=noninteractive", "apt-get", "--quiet"]);
+    cmd
+}

@@ -1,0 +1,57 @@
+//! `cargo xtask lint`: formatting, and clippy on the control plane and on the kernel program.
+
+use std::{env::consts::ARCH, process::Command};
+
+use anyhow::{Result, bail};
+
+use crate::{
+    process,
+    toolchain::{self, NIGHTLY, Scope},
+};
+
+/// Runs every check, then fails if any did, naming them (so one run shows all problems).
+pub fn run() -> Result<()> {
+    toolchain::ensure(Scope::Lint)?;
+    let mut fmt = process::cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    let mut clippy = process::cargo();
+    clippy.args(["clippy", "--all-targets", "--", "-D", "warnings"]);
+    let checks = [
+        ("formatting", fmt),
+        ("clippy", clippy),
+        ("clippy on the kernel program", ebpf_clippy()),
+    ];
+
+    let mut failed = Vec::new();
+    for (name, mut cmd) in checks {
+        if let Err(err) = process::run(&mut cmd) {
+            process::say(&format!("{name}: {err}"));
+            failed.push(name);
+        }
+    }
+    if !failed.is_empty() {
+        bail!("lint failed: {}", failed.join(", "));
+    }
+    process::say("lint clean");
+    Ok(())
+}
+
+/// Clippy for `reflector-ebpf` on the BPF target, configured as aya-build compiles it.
+fn ebpf_clippy() -> Command {
+    let mut cmd = process::cargo();
+    cmd.arg(format!("+{NIGHTLY}"))
+        .args(["clippy", "--package", "reflector-ebpf", "--release"])
+        .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+        // Its own directory, so it neither waits for nor blocks a build holding the
+        // workspace target's lock, and nightly's artifacts stay apart from stable's.
+        .arg("--target-dir")
+        .arg(process::target_dir().join("bpf-lint"))
+        .args(["--", "-D", "warnings"])
+        // aya-build passes this cfg (through this variable) so aya-ebpf and the kernel code
+        // pick the right architecture's definitions; check the same code.
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            format!("--cfg=bpf_target_arch=\"{ARCH}\""),
+        );
+    cmd
+}

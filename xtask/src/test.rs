@@ -1,0 +1,36 @@
+//! `cargo xtask test`: set up, lint, build, then run every test as root.
+
+use std::{env::consts::ARCH, ffi::OsString};
+
+use anyhow::Result;
+
+use crate::{build, lint, process, setup};
+
+/// Everything CI runs. `extra` goes to the test harness (e.g. `--test-threads=1`).
+pub fn run(extra: &[OsString]) -> Result<()> {
+    setup::run()?;
+    lint::run()?;
+    let binary = build::build_reflector(false)?;
+
+    let mut cmd = process::cargo();
+    cmd.args(["test", "--workspace", "--exclude", "reflector-ebpf"])
+        // The end-to-end tests start this daemon.
+        .env("REFLECTOR_BIN", &binary);
+    if !extra.is_empty() {
+        cmd.arg("--").args(extra);
+    }
+    // Tests create namespaces and load programs. Only the test binaries run as root, and
+    // only here: cargo itself and the build stay with the user.
+    if !process::is_root() {
+        cmd.env(
+            format!(
+                "CARGO_TARGET_{}_UNKNOWN_LINUX_GNU_RUNNER",
+                ARCH.to_uppercase()
+            ),
+            "sudo -E",
+        );
+    }
+    process::run(&mut cmd)?;
+    process::say("all tests passed");
+    Ok(())
+}
