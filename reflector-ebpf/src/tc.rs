@@ -7,14 +7,15 @@ use aya_ebpf::{
     macros::classifier,
     programs::TcContext,
 };
-use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
-use reflector_common::{Direction, Family, PassReason, Protocol, StatIndex};
+use reflector_common::{PassReason, Protocol, StatIndex};
 
 use crate::{
-    consts::{ETH_P_IPV4, ETH_P_IPV6, TC_LINEAR_HEADROOM},
+    consts::TC_LINEAR_HEADROOM,
     ip::IpHeader,
-    parse::{self, Frame},
-    policy, rewrite, stats,
+    parse::Packet,
+    pipeline::{self, Hook},
+    rewrite::ChecksumPatch,
+    stats,
 };
 
 /// Size flag of `bpf_l4_csum_replace`/`bpf_l3_csum_replace`: the bytes that changed.
@@ -33,7 +34,13 @@ const CSUM_PORTS_LEN: u64 = 4;
 )]
 pub fn reflector_tc(ctx: TcContext) -> i32 {
     let bytes = u64::from(ctx.len());
-    let (index, action) = match reflect(&ctx) {
+    // Headers can straddle the linear part of an skb; pull them in before parsing.
+    let wanted = ctx.len().min(TC_LINEAR_HEADROOM);
+    if ((ctx.data_end() - ctx.data()) as u32) < wanted {
+        // A failed pull leaves the skb as it was; the parser then says how far it got.
+        let _ = ctx.pull_data(wanted);
+    }
+    let (index, action) = match pipeline::reflect(&ctx, ctx.data(), ctx.data_end()) {
         Ok((direction, family)) => (StatIndex::reflected(direction, family), TC_ACT_REDIRECT),
         Err(reason) => (StatIndex::passed(reason), TC_ACT_OK),
     };
@@ -41,57 +48,41 @@ pub fn reflector_tc(ctx: TcContext) -> i32 {
     action
 }
 
-#[inline(always)]
-fn reflect(ctx: &TcContext) -> Result<(Direction, Family), PassReason> {
-    // Headers can straddle the linear part of an skb; pull them in before parsing.
-    let wanted = ctx.len().min(TC_LINEAR_HEADROOM);
-    if ((ctx.data_end() - ctx.data()) as u32) < wanted {
-        // A failed pull leaves the skb as it was; the parser then says how far it got.
-        let _ = ctx.pull_data(wanted);
-    }
-    let frame = parse::parse_frame(ctx.data(), ctx.data_end())?;
-    match frame.ether_type {
-        ETH_P_IPV4 => reflect_ip::<Ipv4Hdr>(ctx, &frame),
-        ETH_P_IPV6 => reflect_ip::<Ipv6Hdr>(ctx, &frame),
-        _ => Err(PassReason::NotIp),
-    }
-}
-
-#[inline(always)]
-fn reflect_ip<H: IpHeader>(
-    ctx: &TcContext,
-    frame: &Frame,
-) -> Result<(Direction, Family), PassReason> {
-    let packet = parse::parse_packet::<H>(frame)?;
-    let reflection = policy::decide(ctx, &packet)?;
-    // SAFETY: `packet` was parsed from this very skb, which nothing has moved since.
-    let patch = unsafe { rewrite::turn_around(&packet, &reflection) };
-
-    // The helpers may move the skb's data, so they come after every direct write and take
-    // offsets rather than pointers.
-    let udp_flag = match packet.protocol {
-        Protocol::Udp => u64::from(BPF_F_MARK_MANGLED_0),
-        Protocol::Tcp => 0,
-    };
-    ctx.l4_csum_replace(
-        packet.l4_check_offset,
-        u64::from(u32::from_ne_bytes(patch.ports.0)),
-        u64::from(u32::from_ne_bytes(patch.ports.1)),
-        udp_flag | CSUM_PORTS_LEN,
-    )
-    .map_err(|_| PassReason::Truncated)?;
-    if let (Some((old_word, new_word)), Some(offset)) = (patch.ttl_word, H::CHECK_OFFSET) {
-        ctx.l3_csum_replace(
-            packet.l3_offset + offset,
-            u64::from(u16::from_ne_bytes(old_word)),
-            u64::from(u16::from_ne_bytes(new_word)),
-            CSUM_WORD_LEN,
+impl Hook for TcContext {
+    /// Fixes checksums through the kernel's helpers and redirects to the same interface's
+    /// egress.
+    #[inline(always)]
+    fn send_back<H: IpHeader>(
+        &self,
+        packet: &Packet<H>,
+        patch: &ChecksumPatch,
+    ) -> Result<(), PassReason> {
+        // The helpers may move the skb's data, so they come after every direct write and take
+        // offsets rather than pointers.
+        let udp_flag = match packet.protocol {
+            Protocol::Udp => u64::from(BPF_F_MARK_MANGLED_0),
+            Protocol::Tcp => 0,
+        };
+        self.l4_csum_replace(
+            packet.l4_check_offset,
+            u64::from(u32::from_ne_bytes(patch.ports.0)),
+            u64::from(u32::from_ne_bytes(patch.ports.1)),
+            udp_flag | CSUM_PORTS_LEN,
         )
         .map_err(|_| PassReason::Truncated)?;
+        if let (Some((old_word, new_word)), Some(offset)) = (patch.ttl_word, H::CHECK_OFFSET) {
+            self.l3_csum_replace(
+                packet.l3_offset + offset,
+                u64::from(u16::from_ne_bytes(old_word)),
+                u64::from(u16::from_ne_bytes(new_word)),
+                CSUM_WORD_LEN,
+            )
+            .map_err(|_| PassReason::Truncated)?;
+        }
+        // SAFETY: `skb` is the context the kernel handed this program.
+        let ifindex = unsafe { (*self.skb.skb).ifindex };
+        // SAFETY: a plain helper call; flags 0 sends the skb out of `ifindex`.
+        unsafe { bpf_redirect(ifindex, 0) };
+        Ok(())
     }
-    // SAFETY: `skb` is the context the kernel handed this program.
-    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    // SAFETY: a plain helper call; flags 0 sends the skb out of `ifindex`.
-    unsafe { bpf_redirect(ifindex, 0) };
-    Ok((reflection.direction, H::FAMILY))
 }

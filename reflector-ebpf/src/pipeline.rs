@@ -1,0 +1,61 @@
+//! The reflection pipeline both entry points run: parse, decide, turn around, then let the
+//! hook fix checksums and send the packet back its own way.
+
+use aya_ebpf::EbpfContext;
+use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
+use reflector_common::{Direction, Family, PassReason};
+
+use crate::{
+    consts::{ETH_P_IPV4, ETH_P_IPV6},
+    ip::IpHeader,
+    parse::{self, Frame, Packet},
+    policy,
+    rewrite::{self, ChecksumPatch},
+};
+
+/// What differs between the XDP and the TC program once a packet is turned around.
+pub trait Hook: EbpfContext {
+    /// Brings the checksums in line with the rewrite and readies the packet to go back out
+    /// of the interface it came in on.
+    ///
+    /// # Errors
+    /// The reason to pass the packet after all (a helper refused it).
+    fn send_back<H: IpHeader>(
+        &self,
+        packet: &Packet<H>,
+        patch: &ChecksumPatch,
+    ) -> Result<(), PassReason>;
+}
+
+/// Reflects the frame between `data` and `data_end`, if the policy says so.
+///
+/// # Errors
+/// The reason the frame is passed to the stack untouched.
+#[inline(always)]
+pub fn reflect<C: Hook>(
+    ctx: &C,
+    data: usize,
+    data_end: usize,
+) -> Result<(Direction, Family), PassReason> {
+    let frame = parse::parse_frame(data, data_end)?;
+    // One monomorphised path per family: the verifier checks each with its own header
+    // bounds instead of tracking a family tag the compiler may spill to the stack.
+    match frame.ether_type {
+        ETH_P_IPV4 => reflect_ip::<C, Ipv4Hdr>(ctx, &frame),
+        ETH_P_IPV6 => reflect_ip::<C, Ipv6Hdr>(ctx, &frame),
+        _ => Err(PassReason::NotIp),
+    }
+}
+
+#[inline(always)]
+fn reflect_ip<C: Hook, H: IpHeader>(
+    ctx: &C,
+    frame: &Frame,
+) -> Result<(Direction, Family), PassReason> {
+    let packet = parse::parse_packet::<H>(frame)?;
+    let reflection = policy::decide(ctx, &packet)?;
+    // SAFETY: `packet` was parsed from this very frame, which nothing has moved since.
+    let patch = unsafe { rewrite::turn_around(&packet, &reflection) };
+    ctx.send_back(&packet, &patch)?;
+    Ok((reflection.direction, H::FAMILY))
+}
