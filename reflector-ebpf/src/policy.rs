@@ -49,14 +49,6 @@ fn forward<C: EbpfContext, H>(
     packet: &Packet<H>,
     target_port: u16,
 ) -> Result<Reflection, PassReason> {
-    // SAFETY: map values are plain integers; the reference is used at once.
-    let dst_kind = unsafe { LOCAL_ADDRS.get(packet.dst_addr) }.copied();
-    if dst_kind != Some(addr_kind::LOCAL) {
-        return Err(PassReason::DestinationNotLocal);
-    }
-    check_source(&packet.src_addr)?;
-    check_ttl(packet)?;
-
     let key = FlowKey::new(
         packet.src_addr,
         packet.dst_addr,
@@ -65,11 +57,21 @@ fn forward<C: EbpfContext, H>(
         packet.protocol as u8,
     );
     let value = FlowValue::new(packet.dst_port);
-    // A lookup first: it refreshes a known flow without taking a free LRU node, as an
-    // insert would on every packet.
+    // The flow first: a known flow passed the address checks when it was recorded, so its
+    // packets skip two hash lookups. The lookup also refreshes the flow without taking a
+    // free LRU node, as an insert would on every packet.
     // SAFETY: map values are plain integers; the reference is used at once.
-    let known = unsafe { FLOWS.get(key) }.copied();
-    if known != Some(value) {
+    let known = unsafe { FLOWS.get(key) }.copied() == Some(value);
+    if !known {
+        // SAFETY: map values are plain integers; the reference is used at once.
+        let dst_kind = unsafe { LOCAL_ADDRS.get(packet.dst_addr) }.copied();
+        if dst_kind != Some(addr_kind::LOCAL) {
+            return Err(PassReason::DestinationNotLocal);
+        }
+        check_source(&packet.src_addr)?;
+    }
+    check_ttl(packet)?;
+    if !known {
         if FLOWS.insert(key, value, 0).is_ok() {
             stats::count(StatIndex::FLOWS_CREATED, 0);
             debug!(
