@@ -41,9 +41,16 @@ pub fn tcp_line(ns: &Netns, to: SocketAddr, line: &str) -> (SocketAddr, String) 
     (local, reply)
 }
 
+/// Datagrams `udp_exchange` sends before giving up, each waited for `UDP_WAIT`: UDP may
+/// lose a datagram, and real UDP clients (dig, health checkers) resend too.
+pub const UDP_ATTEMPTS: usize = 3;
+/// How long `udp_exchange` waits for the reply to each datagram.
+pub const UDP_WAIT: Duration = Duration::from_secs(2);
+
 /// One UDP exchange from `ns` to `to`: sends `message` from an unconnected socket bound to
-/// `from` (any port) and receives one datagram, whatever its source. Returns the socket's
-/// local address, the datagram's source and its text.
+/// `from` (any port) and receives one datagram, whatever its source, resending up to
+/// [`UDP_ATTEMPTS`] times (said on stderr, so a pattern of lost first datagrams shows).
+/// Returns the socket's local address, the datagram's source and its text.
 #[must_use]
 pub fn udp_exchange(
     ns: &Netns,
@@ -54,30 +61,44 @@ pub fn udp_exchange(
     let socket = in_netns(ns, || UdpSocket::bind(SocketAddr::new(from, 0)))
         .unwrap_or_else(|e| panic!("UDP bind to {from} in {}: {e}", ns.name()));
     socket
-        .set_read_timeout(Some(IO_TIMEOUT))
+        .set_read_timeout(Some(UDP_WAIT))
         .expect("set read timeout");
-    socket
-        .send_to(message.as_bytes(), to)
-        .unwrap_or_else(|e| panic!("UDP send to {to}: {e}"));
     let local = socket
         .local_addr()
         .expect("local address of a bound socket");
     let mut buffer = vec![0_u8; 65_536];
-    let (len, from) = socket
-        .recv_from(&mut buffer)
-        .unwrap_or_else(|e| panic!("UDP receive on {local} (sent to {to}): {}", describe(&e)));
-    (
-        local,
-        from,
-        String::from_utf8_lossy(&buffer[..len]).into_owned(),
-    )
+    for attempt in 1..=UDP_ATTEMPTS {
+        socket
+            .send_to(message.as_bytes(), to)
+            .unwrap_or_else(|e| panic!("UDP send to {to}: {e}"));
+        match socket.recv_from(&mut buffer) {
+            Ok((len, source)) => {
+                return (
+                    local,
+                    source,
+                    String::from_utf8_lossy(&buffer[..len]).into_owned(),
+                );
+            }
+            Err(e) if attempt < UDP_ATTEMPTS => {
+                eprintln!(
+                    "UDP {local} -> {to}: no reply to datagram {attempt} ({}); resending",
+                    describe(&e)
+                );
+            }
+            Err(e) => panic!(
+                "UDP receive on {local} (sent to {to}, {UDP_ATTEMPTS} datagrams): {}",
+                describe(&e)
+            ),
+        }
+    }
+    unreachable!("the last attempt returns or panics")
 }
 
 /// An I/O error, with socket timeouts (which read as `EAGAIN`) spelled out.
 fn describe(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-            format!("nothing within {IO_TIMEOUT:?} ({e})")
+            format!("nothing in time ({e})")
         }
         _ => e.to_string(),
     }
