@@ -110,40 +110,34 @@ pub fn http_url(to: SocketAddr, path: &str) -> String {
     format!("http://{to}/{path}")
 }
 
-/// Fetches `url` with curl in `ns` into `out` (fails on HTTP errors; bounded by
-/// `--max-time`).
+/// curl's flags for every fetch: quiet but for errors, failing on HTTP errors, no URL
+/// globbing (IPv6 brackets), bounded in time.
+const CURL_ARGS: [&str; 9] = [
+    "curl",
+    "--silent",
+    "--show-error",
+    "--fail",
+    "--globoff",
+    "--connect-timeout",
+    "5",
+    "--max-time",
+    "30",
+];
+
+/// Fetches `url` with curl in `ns` into `out`.
 pub fn curl_to_file(ns: &Netns, url: &str, out: &std::path::Path) {
-    ns.exec(&[
-        "curl",
-        "--silent",
-        "--show-error",
-        "--fail",
-        "--globoff",
-        "--connect-timeout",
-        "5",
-        "--max-time",
-        "30",
-        "--output",
-        &out.to_string_lossy(),
-        url,
-    ]);
+    let out = out.to_string_lossy();
+    let mut args = CURL_ARGS.to_vec();
+    args.extend(["--output", &out, url]);
+    ns.exec(&args);
 }
 
 /// Fetches `url` with curl in `ns` and returns the body.
 #[must_use]
 pub fn curl(ns: &Netns, url: &str) -> String {
-    ns.exec(&[
-        "curl",
-        "--silent",
-        "--show-error",
-        "--fail",
-        "--globoff",
-        "--connect-timeout",
-        "5",
-        "--max-time",
-        "30",
-        url,
-    ])
+    let mut args = CURL_ARGS.to_vec();
+    args.push(url);
+    ns.exec(&args)
 }
 
 /// The SHA-256 of a file, hex (`sha256sum`).

@@ -41,18 +41,25 @@ fn quote(arg: &OsStr) -> String {
     }
 }
 
-/// Runs `cmd` to completion with stdin closed, capturing stdout and stderr. It runs in a
-/// process group of its own; when it is not done within `timeout` the group is killed (by
-/// its id) and this panics. A non-zero exit is returned, not a panic.
-pub fn output_within(cmd: &mut Command, timeout: Duration) -> Output {
+/// Starts `cmd` with stdin closed, stdout and stderr piped, in a process group of its own
+/// (so it can be stopped by its group id). Returns the child and `cmd` as shown in messages.
+pub fn spawn_grouped(cmd: &mut Command) -> (std::process::Child, String) {
     let shown = describe(cmd);
-    let mut child = cmd
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start `{shown}`: {e}"));
+    (child, shown)
+}
+
+/// Runs `cmd` to completion with stdin closed, capturing stdout and stderr. It runs in a
+/// process group of its own; when it is not done within `timeout` the group is killed (by
+/// its id) and this panics. A non-zero exit is returned, not a panic.
+pub fn output_within(cmd: &mut Command, timeout: Duration) -> Output {
+    let (mut child, shown) = spawn_grouped(cmd);
     let readers = Readers::start(&mut child);
     let mut status = None;
     poll_until(timeout, || {

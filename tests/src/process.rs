@@ -2,15 +2,14 @@
 //! drop, never by name.
 
 use std::io::Read;
-use std::os::unix::process::CommandExt as _;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::command::{describe, format_output, kill_group};
+use crate::command::{format_output, kill_group, spawn_grouped};
 use crate::wait::poll_until;
 
 /// How long a process gets to exit after SIGTERM before it gets SIGKILL.
@@ -34,14 +33,7 @@ pub struct Process {
 impl Process {
     /// Starts `cmd` with stdin closed.
     pub fn spawn(cmd: &mut Command) -> Self {
-        let what = describe(cmd);
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{what}`: {e}"));
+        let (mut child, what) = spawn_grouped(cmd);
         let mut readers = Vec::new();
         let stdout = drain(child.stdout.take(), &mut readers);
         let stderr = drain(child.stderr.take(), &mut readers);
