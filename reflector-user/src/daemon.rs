@@ -1,8 +1,10 @@
-//! The daemon: sets up the kernel path, keeps it current, and tears it down when the
-//! shutdown future completes. It takes shutdown as a future so tests can run it in-process.
+//! The daemon: listens on the mapped ports in userspace, sets up the kernel path where it
+//! can, keeps both current, and tears them down when the shutdown future completes. It takes
+//! shutdown as a future so tests can run it in-process.
 
 use std::{error::Error as StdError, fmt::Write as _, future::Future};
 
+use futures::future::{self, Either};
 use log::{info, warn};
 use rtnetlink::{
     constants::{RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR},
@@ -12,16 +14,18 @@ use thiserror::Error;
 
 use crate::{
     ebpf_object::{NOT_BUILT_IN, kernel_object},
-    interfaces::{self, InterfaceError},
+    interfaces::{self, Interface, InterfaceError},
     kernel::{KernelError, KernelPath, LoadOptions},
     local_addrs::{self, LocalAddrsError},
+    mode::Mode,
     settings::Settings,
+    splice::{ListenError, Userspace},
 };
 
 /// The daemon could not start, or stopped on an error.
 #[derive(Debug, Error)]
 pub enum DaemonError {
-    /// This binary has no kernel program in it.
+    /// This binary has no kernel program in it, and a kernel mode was asked for.
     #[error("{NOT_BUILT_IN}")]
     NotBuiltIn,
     /// An interface could not be resolved.
@@ -31,13 +35,16 @@ pub enum DaemonError {
     #[error(transparent)]
     Kernel(#[from] KernelError),
     /// No attach mode worked on an interface.
-    #[error("cannot reflect on {interface}: {reasons}")]
+    #[error("cannot reflect on {interface}: {reasons}; --mode auto would fall back to splice")]
     NoAttach {
         /// The interface.
         interface: String,
         /// Each mode tried and why it failed.
         reasons: String,
     },
+    /// A mapped port could not be listened on.
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     /// The local addresses could not be tracked.
     #[error(transparent)]
     LocalAddrs(#[from] LocalAddrsError),
@@ -54,7 +61,14 @@ pub async fn run(
     settings: &Settings,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    let object = kernel_object().ok_or(DaemonError::NotBuiltIn)?;
+    // Listening first: a port taken by another program fails before anything is attached.
+    let mut userspace = Userspace::new(settings.splice);
+    userspace.apply(&settings.maps)?;
+    let maps: Vec<String> = settings.maps.iter().map(ToString::to_string).collect();
+    info!(
+        "userspace: listening on {} (IPv4 and IPv6) for whatever no kernel program reflects",
+        maps.join(" ")
+    );
 
     let (mut connection, handle, address_events) =
         rtnetlink::new_connection().map_err(DaemonError::Netlink)?;
@@ -64,56 +78,50 @@ pub async fn run(
         .bind(&SocketAddr::new(0, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
         .map_err(DaemonError::Netlink)?;
     tokio::spawn(connection);
-
     let interfaces = interfaces::resolve(&handle, &settings.interfaces).await?;
-    let mut kernel = KernelPath::load(
-        object,
-        LoadOptions {
-            flow_table_size: settings.flow_table_size,
-            debug_events: log::log_enabled!(target: "reflector", log::Level::Debug),
-        },
-    )?;
-    kernel.set_port_maps(&[], &settings.maps)?;
-    let mut local_addrs = kernel.take_local_addrs()?;
-    local_addrs::sync(&handle, &mut local_addrs).await?;
-    let follow = local_addrs::follow(handle, local_addrs, address_events);
 
-    for interface in &interfaces {
-        let mut reasons = String::new();
-        for &attach in settings.mode.candidates(interface) {
-            match kernel.attach(interface, attach) {
-                Ok(()) => {
-                    let skipped = if reasons.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (skipped:{reasons})")
-                    };
-                    info!("{}: reflecting with {attach}{skipped}", interface.name);
-                    reasons.clear();
-                    break;
-                }
-                Err(error) => {
-                    let _ = write!(reasons, " {attach}: {}", chain(&error));
-                }
+    let mut kernel = match settings.mode {
+        Mode::Splice => {
+            for interface in &interfaces {
+                info!("{}: reflecting with splice", interface.name);
             }
+            None
         }
-        if !reasons.is_empty() {
-            return Err(DaemonError::NoAttach {
-                interface: interface.name.clone(),
-                reasons: reasons.trim_start().to_owned(),
-            });
-        }
-    }
+        _ => start_kernel(settings, &interfaces)?,
+    };
 
-    let maps: Vec<String> = settings.maps.iter().map(ToString::to_string).collect();
-    let attached: Vec<String> = kernel
-        .attached()
-        .map(|(interface, attach)| format!("{} ({attach})", interface.name))
+    // The address table is full before `ready`: until then the program passes everything.
+    let follow = match kernel.as_mut() {
+        Some(kernel) => {
+            let mut local_addrs = kernel.take_local_addrs()?;
+            local_addrs::sync(&handle, &mut local_addrs).await?;
+            Either::Left(local_addrs::follow(handle, local_addrs, address_events))
+        }
+        None => Either::Right(future::pending()),
+    };
+    let mut placed: Vec<String> = interfaces
+        .iter()
+        .map(|interface| {
+            let attach = kernel.as_ref().and_then(|kernel| {
+                kernel
+                    .attached()
+                    .find(|(attached, _)| attached.index == interface.index)
+                    .map(|(_, attach)| attach.to_string())
+            });
+            format!(
+                "{} ({})",
+                interface.name,
+                attach.as_deref().unwrap_or("splice")
+            )
+        })
         .collect();
+    if interfaces.is_empty() {
+        placed.push("every interface (splice)".to_owned());
+    }
     info!(
         "ready: reflecting {} on {}",
         maps.join(" "),
-        attached.join(", ")
+        placed.join(", ")
     );
 
     let outcome = tokio::select! {
@@ -123,18 +131,145 @@ pub async fn run(
             result.map_err(DaemonError::from)
         }
     };
-    kernel.detach_all();
-    info!("detached from every interface; exiting");
+    if let Some(mut kernel) = kernel {
+        kernel.detach_all();
+        info!("detached from every interface");
+    }
+    info!("splice: {}", userspace.counters());
+    drop(userspace);
+    info!("exiting");
     outcome
 }
 
-/// An error and its sources on one line.
-fn chain(error: &dyn StdError) -> String {
+/// Loads the kernel program and attaches it to each interface in the best way that works.
+/// In `auto` mode, an interface where nothing attaches (or every interface, when the program
+/// cannot be loaded at all) is left to the userspace path; other modes give up instead.
+/// Returns `None` when the kernel path is attached nowhere.
+fn start_kernel(
+    settings: &Settings,
+    interfaces: &[Interface],
+) -> Result<Option<KernelPath>, DaemonError> {
+    let fall_back = settings.mode == Mode::Auto;
+    let mut kernel = match load_kernel(settings) {
+        Ok(kernel) => kernel,
+        Err(error) if fall_back => {
+            let why = describe(&error, Some("bpf(2)"));
+            for interface in interfaces {
+                info!(
+                    "{}: reflecting with splice (skipped: {}: {why})",
+                    interface.name,
+                    kernel_modes(settings.mode, interface)
+                );
+            }
+            return Ok(None);
+        }
+        Err(error) => return Err(error),
+    };
+    for interface in interfaces {
+        let mut reasons = Vec::new();
+        let mut chosen = None;
+        for &attach in settings.mode.candidates(interface) {
+            match kernel.attach(interface, attach) {
+                Ok(()) => {
+                    chosen = Some(attach);
+                    break;
+                }
+                Err(error) => reasons.push(format!("{attach}: {}", describe(&error, None))),
+            }
+        }
+        let skipped = if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" (skipped: {})", reasons.join("; "))
+        };
+        match chosen {
+            Some(attach) => info!("{}: reflecting with {attach}{skipped}", interface.name),
+            None if fall_back => info!("{}: reflecting with splice{skipped}", interface.name),
+            None => {
+                return Err(DaemonError::NoAttach {
+                    interface: interface.name.clone(),
+                    reasons: reasons.join("; "),
+                });
+            }
+        }
+    }
+    let attached_anywhere = kernel.attached().next().is_some();
+    Ok(attached_anywhere.then_some(kernel))
+}
+
+/// Loads the program and fills its port table.
+fn load_kernel(settings: &Settings) -> Result<KernelPath, DaemonError> {
+    let object = kernel_object().ok_or(DaemonError::NotBuiltIn)?;
+    let mut kernel = KernelPath::load(
+        object,
+        LoadOptions {
+            flow_table_size: settings.flow_table_size,
+            debug_events: log::log_enabled!(target: "reflector", log::Level::Debug),
+        },
+    )?;
+    kernel.set_port_maps(&[], &settings.maps)?;
+    Ok(kernel)
+}
+
+/// The kernel modes `mode` would try on `interface`, as `tc, xdp, xdp-skb`.
+fn kernel_modes(mode: Mode, interface: &Interface) -> String {
+    let names: Vec<String> = mode
+        .candidates(interface)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    names.join(", ")
+}
+
+/// An error and its sources on one line (a source that only repeats what is already there is
+/// left out), with the errno's name when the kernel gave one: `...: Operation not permitted
+/// (os error 1) [bpf(2): EPERM]`. `syscall` names the call when it is known.
+fn describe(error: &(dyn StdError + 'static), syscall: Option<&str>) -> String {
     let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
-        source = cause.source();
+    let mut errno = None;
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(cause) = current {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            errno = errno.or(io.raw_os_error());
+        }
+        current = cause.source();
+        if let Some(next) = current {
+            let next = next.to_string();
+            if !text.contains(&next) {
+                let _ = write!(text, ": {next}");
+            }
+        }
+    }
+    if let Some(errno) = errno {
+        let name = nix::errno::Errno::from_raw(errno);
+        let _ = match syscall {
+            Some(syscall) => write!(text, " [{syscall}: {name:?}]"),
+            None => write!(text, " [{name:?}]"),
+        };
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::describe;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("loading failed: map `M`")]
+    struct Outer(#[source] Middle);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("map `M`")]
+    struct Middle(#[source] io::Error);
+
+    #[test]
+    fn describe_names_the_errno_once() {
+        let error = Outer(Middle(io::Error::from_raw_os_error(libc::EPERM)));
+        assert_eq!(
+            describe(&error, Some("bpf(2)")),
+            "loading failed: map `M`: Operation not permitted (os error 1) [bpf(2): EPERM]"
+        );
+    }
 }

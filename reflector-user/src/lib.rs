@@ -11,3 +11,4 @@ pub mod mode;
 pub mod portmap;
 pub mod settings;
 pub mod shutdown;
+pub mod splice;

@@ -30,8 +30,8 @@ impl fmt::Display for Attach {
 /// The `--mode` the user asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
-    /// Per interface, the best way that attaches: XDP, generic XDP, then TC (TC first on
-    /// virtual devices).
+    /// Per interface, the best way that works: XDP, generic XDP, TC (TC first on virtual
+    /// devices), then userspace splice.
     #[default]
     Auto,
     /// XDP in the driver only.
@@ -41,10 +41,13 @@ pub enum Mode {
     XdpSkb,
     /// TC clsact only.
     Tc,
+    /// Userspace only: accept, connect back, splice(2). No BPF needed.
+    Splice,
 }
 
 impl Mode {
-    /// The ways to try on `interface`, best first.
+    /// The ways to try the kernel program on `interface`, best first; none for `splice`.
+    /// When all fail, `auto` falls back to splice and the other modes give up.
     ///
     /// `auto` prefers XDP in the driver, then generic XDP, then TC; but on virtual devices
     /// (veth, bridges, ...) TC comes first: their senders may hand over partial checksums,
@@ -56,6 +59,7 @@ impl Mode {
             Self::Xdp => &[Attach::XdpNative],
             Self::XdpSkb => &[Attach::XdpGeneric],
             Self::Tc => &[Attach::Tc],
+            Self::Splice => &[],
             Self::Auto if interface.is_virtual() => {
                 &[Attach::Tc, Attach::XdpNative, Attach::XdpGeneric]
             }

@@ -3,6 +3,7 @@
 use crate::{
     mode::Mode,
     portmap::{self, PortMap, PortMapError},
+    splice::SpliceOptions,
 };
 
 /// Everything the daemon needs to know to run.
@@ -16,6 +17,8 @@ pub struct Settings {
     pub mode: Mode,
     /// Room in the kernel flow table.
     pub flow_table_size: u32,
+    /// Limits and timeouts of the userspace path.
+    pub splice: SpliceOptions,
 }
 
 impl Settings {

@@ -1,9 +1,11 @@
 //! Clients run from inside a namespace: plain sockets (created in the namespace, with
 //! timeouts on every step) and curl.
 
-use std::io::{self, BufRead as _, BufReader, Write as _};
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::enter::in_netns;
 use crate::netns::Netns;
@@ -11,26 +13,82 @@ use crate::netns::Netns;
 /// Timeout of each connect, send and receive.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One TCP exchange from `ns` to `to`: connects, sends `line` (plus a newline), reads one
-/// line back. Returns the connection's local address and the line, without its newline.
+/// A TCP connection from `ns` to `to`, from address `from` (any port) when given, with
+/// [`IO_TIMEOUT`] on the connect and on every later read and write.
+///
+/// # Errors
+///
+/// When the socket cannot be set up or the connect fails. A connection the peer resets
+/// right after the handshake, before this call looks at it, also fails here
+/// (`ConnectionReset`).
+pub fn try_tcp_connect(ns: &Netns, from: Option<IpAddr>, to: SocketAddr) -> io::Result<TcpStream> {
+    // Created inside the namespace: a socket belongs to the namespace it was made in.
+    let socket = in_netns(ns, || {
+        Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))
+    })?;
+    if let Some(from) = from {
+        socket.bind(&SocketAddr::new(from, 0).into())?;
+    }
+    socket.connect_timeout(&to.into(), IO_TIMEOUT)?;
+    let stream = TcpStream::from(socket);
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(stream)
+}
+
+/// [`try_tcp_connect`], panicking when the connect fails.
 #[must_use]
-pub fn tcp_line(ns: &Netns, to: SocketAddr, line: &str) -> (SocketAddr, String) {
-    let stream = in_netns(ns, || TcpStream::connect_timeout(&to, IO_TIMEOUT))
-        .unwrap_or_else(|e| panic!("TCP connect from {} to {to}: {}", ns.name(), describe(&e)));
-    let local = stream
-        .local_addr()
-        .expect("local address of a connected socket");
-    stream
-        .set_read_timeout(Some(IO_TIMEOUT))
-        .expect("set read timeout");
-    stream
-        .set_write_timeout(Some(IO_TIMEOUT))
-        .expect("set write timeout");
-    (&stream)
+pub fn tcp_connect(ns: &Netns, from: Option<IpAddr>, to: SocketAddr) -> TcpStream {
+    try_tcp_connect(ns, from, to).unwrap_or_else(|e| {
+        let from = from.map_or_else(String::new, |from| format!(" (from {from})"));
+        panic!(
+            "TCP connect from {}{from} to {to}: {}",
+            ns.name(),
+            describe(&e)
+        )
+    })
+}
+
+/// Connects from `ns` to `to` and expects the connection to be reset by its peer within
+/// `within` (see [`expect_reset`]), or already when the connect completes: a peer that
+/// resets at once may be faster than this thread.
+pub fn connect_expecting_reset(ns: &Netns, to: SocketAddr, within: Duration) {
+    match try_tcp_connect(ns, None, to) {
+        Ok(stream) => expect_reset(&stream, within),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!(
+            "TCP connect from {} to {to}: {}, where a reset was expected",
+            ns.name(),
+            describe(&e)
+        ),
+    }
+}
+
+/// The local address of a connected stream, and its peer's for messages: the peer's is
+/// gone once the connection was reset (`getpeername` fails with `ENOTCONN`), which some
+/// tests expect to happen at any moment.
+fn ends(stream: &TcpStream) -> (SocketAddr, String) {
+    (
+        stream
+            .local_addr()
+            .expect("local address of a connected socket"),
+        stream
+            .peer_addr()
+            .map_or_else(|e| format!("<peer gone: {e}>"), |peer| peer.to_string()),
+    )
+}
+
+/// Sends `line` (plus a newline) on `stream` and reads one line back (which must be all the
+/// peer sent meanwhile). Returns it without its newline.
+#[must_use]
+pub fn exchange_line(stream: &TcpStream, line: &str) -> String {
+    let (local, to) = ends(stream);
+    let mut writer = stream;
+    writer
         .write_all(format!("{line}\n").as_bytes())
-        .unwrap_or_else(|e| panic!("TCP send {local} -> {to}: {e}"));
+        .unwrap_or_else(|e| panic!("TCP send {local} -> {to}: {}", describe(&e)));
     let mut reply = String::new();
-    BufReader::new(&stream)
+    BufReader::new(stream)
         .read_line(&mut reply)
         .unwrap_or_else(|e| panic!("TCP receive {local} <- {to}: {}", describe(&e)));
     assert!(
@@ -38,7 +96,102 @@ pub fn tcp_line(ns: &Netns, to: SocketAddr, line: &str) -> (SocketAddr, String) 
         "TCP {local} <- {to}: connection closed before a whole line (got {reply:?})"
     );
     reply.pop();
+    reply
+}
+
+/// One TCP exchange from `ns` to `to`: connects, sends `line` (plus a newline), reads one
+/// line back. Returns the connection's local address and the line, without its newline.
+#[must_use]
+pub fn tcp_line(ns: &Netns, to: SocketAddr, line: &str) -> (SocketAddr, String) {
+    let stream = tcp_connect(ns, None, to);
+    let (local, _) = ends(&stream);
+    (local, exchange_line(&stream, line))
+}
+
+/// Like [`tcp_line`], but returns what went wrong instead of panicking, for a caller that
+/// expects some attempts to fail (connect, send or receive; end of file before a whole line
+/// reads as `UnexpectedEof`).
+///
+/// # Errors
+///
+/// The first failure of the connect, the send or the receive.
+pub fn try_tcp_line(ns: &Netns, to: SocketAddr, line: &str) -> io::Result<(SocketAddr, String)> {
+    let stream = try_tcp_connect(ns, None, to)?;
+    let local = stream.local_addr()?;
+    (&stream).write_all(format!("{line}\n").as_bytes())?;
+    let mut reply = String::new();
+    BufReader::new(&stream).read_line(&mut reply)?;
+    if !reply.ends_with('\n') {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("closed before a whole line (got {reply:?})"),
+        ));
+    }
+    reply.pop();
+    Ok((local, reply))
+}
+
+/// A request and its reply with a half-close in between: connects from `ns` to `to`, sends
+/// all of `request`, shuts its sending side down (`shutdown(SHUT_WR)`: the peer reads end
+/// of file) and reads until the peer closes. Returns the local address and every byte
+/// received.
+#[must_use]
+pub fn half_close_exchange(ns: &Netns, to: SocketAddr, request: &[u8]) -> (SocketAddr, Vec<u8>) {
+    let stream = tcp_connect(ns, None, to);
+    let (local, _) = ends(&stream);
+    (&stream)
+        .write_all(request)
+        .unwrap_or_else(|e| panic!("TCP send {local} -> {to}: {}", describe(&e)));
+    stream
+        .shutdown(Shutdown::Write)
+        .unwrap_or_else(|e| panic!("TCP shutdown(SHUT_WR) {local} -> {to}: {e}"));
+    let mut reply = Vec::new();
+    (&stream).read_to_end(&mut reply).unwrap_or_else(|e| {
+        panic!(
+            "TCP receive {local} <- {to} after a half-close (got {} bytes): {}",
+            reply.len(),
+            describe(&e)
+        )
+    });
     (local, reply)
+}
+
+/// Waits up to `within` for `stream` to be reset by its peer (a read failing with
+/// `ECONNRESET`); panics when it gets data, end of file, another error or nothing in time.
+pub fn expect_reset(stream: &TcpStream, within: Duration) {
+    let (local, to) = ends(stream);
+    stream
+        .set_read_timeout(Some(within))
+        .expect("set read timeout");
+    let mut buffer = [0_u8; 4096];
+    match (&*stream).read(&mut buffer) {
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+        Ok(0) => panic!("TCP {local} <- {to}: end of file, where a reset was expected"),
+        Ok(n) => panic!(
+            "TCP {local} <- {to}: {n} bytes ({:?}), where a reset was expected",
+            String::from_utf8_lossy(&buffer[..n])
+        ),
+        Err(e) => panic!(
+            "TCP {local} <- {to}: no reset within {within:?}: {}",
+            describe(&e)
+        ),
+    }
+}
+
+/// Panics unless `stream` is still open with nothing to read: not reset, no end of file,
+/// no data. Does not wait.
+pub fn assert_pending(stream: &TcpStream) {
+    let (local, to) = ends(stream);
+    stream.set_nonblocking(true).expect("set non-blocking");
+    let mut buffer = [0_u8; 1];
+    let peeked = stream.peek(&mut buffer);
+    stream.set_nonblocking(false).expect("set blocking");
+    match peeked {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Ok(0) => panic!("TCP {local} <- {to}: end of file, where it should still be pending"),
+        Ok(_) => panic!("TCP {local} <- {to}: data, where it should still be pending"),
+        Err(e) => panic!("TCP {local} <- {to}: {e}, where it should still be pending"),
+    }
 }
 
 /// Datagrams `udp_exchange` sends before giving up, each waited for `UDP_WAIT`: UDP may

@@ -17,11 +17,14 @@ pub mod attach;
 pub mod client;
 pub mod command;
 pub mod enter;
+pub mod firewall;
 pub mod kind;
 pub mod names;
 pub mod netns;
 pub mod process;
+pub mod reflection;
 pub mod reflector;
+pub mod seccomp;
 pub mod servers;
 pub mod tempdir;
 pub mod topology;
@@ -42,5 +45,17 @@ pub fn require_root() {
         nix::unistd::geteuid().is_root(),
         "the end-to-end tests need root (network namespaces, BPF): run them with \
          `cargo xtask test` or as root"
+    );
+}
+
+/// Panics unless `program` is on `PATH`, naming the Debian `package` that provides it (the
+/// tests use a few tools beyond `cargo xtask setup`'s basics).
+pub fn require_tool(program: &str, package: &str) {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path).any(|dir| dir.join(program).is_file());
+    assert!(
+        found,
+        "`{program}` is not on PATH: install the Debian package `{package}` \
+         (`cargo xtask setup` does)"
     );
 }

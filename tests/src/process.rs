@@ -180,3 +180,23 @@ fn drain(
 fn read_buffer(buffer: &Mutex<Vec<u8>>) -> String {
     String::from_utf8_lossy(&buffer.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
 }
+
+/// What the process `pid` has open: the target of every entry of `/proc/<pid>/fd`
+/// (`socket:[...]`, `pipe:[...]`, `anon_inode:[eventpoll]`, a path), sorted.
+#[must_use]
+pub fn open_fds(pid: u32) -> Vec<String> {
+    let dir = format!("/proc/{pid}/fd");
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {dir}: {e}"));
+    let mut fds: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|entry| {
+            // An fd closed between listing and reading reads as gone, not as an error.
+            std::fs::read_link(entry.path()).map_or_else(
+                |_| "(closed meanwhile)".to_owned(),
+                |target| target.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    fds.sort();
+    fds
+}

@@ -1,7 +1,7 @@
 //! The `reflector` daemon, run inside a namespace as a guard.
 
 use std::path::PathBuf;
-use std::process::{ExitStatus, Output};
+use std::process::{Command, ExitStatus, Output};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -28,6 +28,10 @@ pub enum Mode {
     XdpSkb,
     /// TC clsact ingress plus `bpf_redirect` to egress.
     Tc,
+    /// No kernel program: userspace reflection only (accept, connect back, `splice(2)`).
+    Splice,
+    /// The daemon's choice per interface: kernel modes first, then splice.
+    Auto,
 }
 
 impl Mode {
@@ -38,6 +42,8 @@ impl Mode {
             Self::Xdp => "xdp",
             Self::XdpSkb => "xdp-skb",
             Self::Tc => "tc",
+            Self::Splice => "splice",
+            Self::Auto => "auto",
         }
     }
 
@@ -99,11 +105,15 @@ impl Reflector {
     /// [`Reflector::start`] does.
     #[must_use]
     pub fn start_with_args(ns: &Netns, args: &[&str]) -> Self {
-        let bin = binary();
-        let mut cmd = ns.command(&[&bin.to_string_lossy()]);
-        cmd.args(args).env("RUST_LOG", "info");
+        Self::start_command(&mut command(ns, &binary(), args))
+    }
+
+    /// Starts `cmd` (a daemon command line, e.g. from [`command`], possibly wrapped or
+    /// restricted) and waits for `ready` as [`Reflector::start`] does.
+    #[must_use]
+    pub fn start_command(cmd: &mut Command) -> Self {
         let mut reflector = Self {
-            process: Process::spawn(&mut cmd),
+            process: Process::spawn(cmd),
             stopped: false,
         };
         let mut exited = None;
@@ -131,6 +141,13 @@ impl Reflector {
     #[must_use]
     pub fn log(&self) -> String {
         self.process.stderr()
+    }
+
+    /// Its pid. `ip netns exec` (and `setpriv`) exec the daemon in place, so this is the
+    /// daemon's own pid, e.g. for `/proc/<pid>/fd`.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
     }
 
     /// Whether it is still running.
@@ -196,15 +213,43 @@ pub fn has_ready_line(log: &str) -> bool {
     })
 }
 
+/// The message of the daemon's (last) exit summary line (`splice: tcp ... accepted, ...`), if its
+/// log has one: the text after the `env_logger` header (`[<time> INFO  <target>] `).
+#[must_use]
+pub fn splice_summary(log: &str) -> Option<&str> {
+    log.lines().rev().find_map(|line| {
+        let message = line.split_once("] ").map_or(line, |(_, message)| message);
+        message.starts_with("splice: ").then_some(message)
+    })
+}
+
+/// Whether `text` contains `phrase` with no digit right before or after it, so
+/// `refused 1` matches `(refused 1, timeout 0)` but not `refused 10` or `refused 1` in
+/// `refused 12`.
+#[must_use]
+pub fn has_count(text: &str, phrase: &str) -> bool {
+    text.match_indices(phrase).any(|(start, _)| {
+        let before = text[..start].chars().next_back();
+        let after = text[start + phrase.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
+/// `<bin> <args...>` inside `ns` (through `ip netns exec`, which execs it in place), with
+/// `RUST_LOG=info`; not started yet.
+#[must_use]
+pub fn command(ns: &Netns, bin: &std::path::Path, args: &[&str]) -> Command {
+    let mut cmd = ns.command(&[&bin.to_string_lossy()]);
+    cmd.args(args).env("RUST_LOG", "info");
+    cmd
+}
+
 /// Runs the daemon in `ns` with `args`, expecting it to give up by itself: returns its
 /// output once it exited, within [`REJECT_TIMEOUT`]. Panics (after stopping it) when it is
 /// still running then.
 #[must_use]
 pub fn run_to_exit(ns: &Netns, args: &[&str]) -> Output {
-    let bin = binary();
-    let mut cmd = ns.command(&[&bin.to_string_lossy()]);
-    cmd.args(args).env("RUST_LOG", "info");
-    let mut process = Process::spawn(&mut cmd);
+    let mut process = Process::spawn(&mut command(ns, &binary(), args));
     let Some(status) = process.wait_exit(REJECT_TIMEOUT) else {
         process.stop();
         panic!(
@@ -223,7 +268,7 @@ pub fn run_to_exit(ns: &Netns, args: &[&str]) -> Output {
 
 #[cfg(test)]
 mod tests {
-    use super::has_ready_line;
+    use super::{has_count, has_ready_line, splice_summary};
 
     #[test]
     fn ready_is_a_word() {
@@ -231,5 +276,24 @@ mod tests {
         assert!(has_ready_line("x\nREADY\n"));
         assert!(!has_ready_line("already attached\n"));
         assert!(!has_ready_line("readying\n"));
+    }
+
+    #[test]
+    fn counts_are_whole_numbers() {
+        let summary = "splice: tcp 12 accepted, 0 active, 3 connect-back failures (refused 2, \
+                       timeout 1, unreachable 0, other 0), 1 refused at max-conns";
+        assert!(has_count(summary, "refused 2"));
+        assert!(has_count(summary, "timeout 1"));
+        assert!(has_count(summary, "1 refused at max-conns"));
+        assert!(!has_count(summary, "refused 1"));
+        assert!(!has_count(summary, "2 accepted"));
+    }
+
+    #[test]
+    fn finds_the_summary_line() {
+        let log = "[2025-01-01T00:00:00Z INFO  reflector::daemon] ready: x\n\
+                   [2025-01-01T00:00:01Z INFO  reflector::splice] splice: tcp 1 accepted\n";
+        assert_eq!(splice_summary(log), Some("splice: tcp 1 accepted"));
+        assert_eq!(splice_summary("ready\n"), None);
     }
 }

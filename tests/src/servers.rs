@@ -1,7 +1,8 @@
-//! Real servers run inside a namespace: a small Python service that tells each client the
-//! address it saw, and nginx.
+//! Real servers run inside a namespace: small Python services that tell each client the
+//! address they saw, and nginx.
 
 use std::fs;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ if fam == socket.AF_INET6:
 s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", port))
 if proto == "tcp":
     s.listen(64)
+print("listening", flush=True)
+if proto == "tcp":
     while True:
         c, peer = s.accept()
         with c:
@@ -60,7 +63,117 @@ pub fn peer_service(ns: &Netns, proto: Proto, family: Family, port: u16) -> Proc
         family,
         &port.to_string(),
     ]);
-    ns.wait_listening(proto == Proto::Udp, port, LISTEN_TIMEOUT);
+    wait_announced(&process, port);
+    process
+}
+
+/// Waits until a Python service says `listening` on stdout (its socket is bound, and
+/// listening for TCP): `ss` alone cannot tell an IPv4 from an IPv6 listener on one port.
+fn wait_announced(process: &Process, port: u16) {
+    assert!(
+        poll_until(LISTEN_TIMEOUT, || process.stdout().contains("listening")),
+        "`{}` did not listen on port {port} within {LISTEN_TIMEOUT:?}{}",
+        process.what(),
+        process.output_report()
+    );
+}
+
+/// Splits a peer-service reply `<ip> <port> <message>` (the message may contain spaces).
+#[must_use]
+pub fn parse_peer_reply(reply: &str) -> (IpAddr, u16, &str) {
+    let mut parts = reply.splitn(3, ' ');
+    let mut next = || {
+        parts
+            .next()
+            .unwrap_or_else(|| panic!("malformed reply {reply:?}"))
+    };
+    let ip = next()
+        .parse()
+        .unwrap_or_else(|e| panic!("reply {reply:?}: bad address: {e}"));
+    let port = next()
+        .parse()
+        .unwrap_or_else(|e| panic!("reply {reply:?}: bad port: {e}"));
+    (ip, port, next())
+}
+
+/// The session service: TCP, one thread per connection (so connections can be held open
+/// side by side), each connection handled per [`Session`].
+const SESSION_SERVICE: &str = r#"
+import socket, sys, threading
+mode, family, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+fam = socket.AF_INET6 if family == "6" else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+if fam == socket.AF_INET6:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", port))
+s.listen(128)
+print("listening", flush=True)
+
+def lines(c, peer):
+    f = c.makefile("rb")
+    while True:
+        line = f.readline(65536)
+        if not line:
+            return
+        c.sendall(f"{peer[0]} {peer[1]} ".encode() + line)
+
+def eof(c, peer):
+    data = bytearray()
+    while True:
+        chunk = c.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    c.sendall(f"{peer[0]} {peer[1]} {len(data)}\n".encode() + data)
+
+def serve(c, peer):
+    with c:
+        c.settimeout(60)
+        try:
+            (lines if mode == "lines" else eof)(c, peer)
+        except OSError as e:
+            print(f"{peer}: {e}", file=sys.stderr, flush=True)
+
+while True:
+    c, peer = s.accept()
+    threading.Thread(target=serve, args=(c, peer), daemon=True).start()
+"#;
+
+/// How the session service handles each TCP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Session {
+    /// Answers every line with `<peer ip> <peer port> <line>` and keeps the connection
+    /// open until the client closes it.
+    Lines,
+    /// Reads to end of file (the client's `shutdown(SHUT_WR)`), then answers
+    /// `<peer ip> <peer port> <bytes received>\n` followed by every byte received, and
+    /// closes.
+    Eof,
+}
+
+/// Starts the session service in `ns` on TCP `port` over `family` only, handling each
+/// connection per `session` in a thread of its own, and waits until it listens.
+#[must_use]
+pub fn session_service(ns: &Netns, session: Session, family: Family, port: u16) -> Process {
+    let mode = match session {
+        Session::Lines => "lines",
+        Session::Eof => "eof",
+    };
+    let family = match family {
+        Family::V4 => "4",
+        Family::V6 => "6",
+    };
+    let process = ns.spawn(&[
+        "/usr/bin/python3",
+        "-u",
+        "-c",
+        SESSION_SERVICE,
+        mode,
+        family,
+        &port.to_string(),
+    ]);
+    wait_announced(&process, port);
     process
 }
 

@@ -134,6 +134,35 @@ impl Topology {
         self.addr(family, 2)
     }
 
+    /// Adds host `host` (not 1 or 2, which X and R have) of the topology's subnet of
+    /// `family` to X's end of the veth, as a second client address, and returns it.
+    #[expect(
+        clippy::must_use_candidate,
+        reason = "called as often for its effect as for the address"
+    )]
+    pub fn add_x_addr(&self, family: Family, host: u8) -> IpAddr {
+        assert!(
+            host > 2,
+            "host {host} of the topology's subnet is taken (X is 1, R is 2)"
+        );
+        let addr = self.addr(family, host);
+        match family {
+            Family::V4 => self
+                .x
+                .ip(&["addr", "add", &format!("{addr}/24"), "dev", &self.x_iface]),
+            Family::V6 => self.x.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{addr}/64"),
+                "dev",
+                &self.x_iface,
+                "nodad",
+            ]),
+        };
+        addr
+    }
+
     fn addr(&self, family: Family, host: u8) -> IpAddr {
         match family {
             Family::V4 => IpAddr::V4(names::addr_v4(self.id, host)),

@@ -2,17 +2,19 @@
 //! reflector host), joined by a veth pair.
 //!
 //! From X, a connection to R's listen port `L` must land on X's own service on port `P`,
-//! which must see R's address (and the client's own source port) as its peer. Every test
-//! builds its own topology, so they run in parallel. They need root and the daemon binary
-//! (`$REFLECTOR_BIN`, else `target/<profile>/reflector`).
+//! which must see R's address (and, on the kernel path, the client's own source port) as
+//! its peer. Every test builds its own topology, so they run in parallel. They need root
+//! and the daemon binary (`$REFLECTOR_BIN`, else `target/<profile>/reflector`). What is
+//! particular to userspace reflection (splice) is tested in `splice.rs`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::Output;
 use std::time::Duration;
 
 use reflector_tests::client::{self, curl, curl_to_file, http_url, sha256};
+use reflector_tests::reflection::{Path, assert_reflected, map_arg};
 use reflector_tests::reflector::run_to_exit;
-use reflector_tests::servers::{Nginx, peer_service};
+use reflector_tests::servers::{Nginx, parse_peer_reply, peer_service};
 use reflector_tests::{
     Attachments, Family, Mode, Proto, Reflector, Topology, TopologyOptions,
     assert_nothing_attached, require_root,
@@ -46,59 +48,6 @@ fn topology_for(mode: Mode) -> Topology {
     topology
 }
 
-fn map_arg((listen, target): (u16, u16), protos: &str) -> String {
-    format!("{listen}:{target}/{protos}")
-}
-
-/// Splits a peer-service reply `<ip> <port> <message>`.
-fn parse_reply(reply: &str) -> (IpAddr, u16, &str) {
-    let mut parts = reply.splitn(3, ' ');
-    let mut next = || {
-        parts
-            .next()
-            .unwrap_or_else(|| panic!("malformed reply {reply:?}"))
-    };
-    let ip = next()
-        .parse()
-        .unwrap_or_else(|e| panic!("reply {reply:?}: bad address: {e}"));
-    let port = next()
-        .parse()
-        .unwrap_or_else(|e| panic!("reply {reply:?}: bad port: {e}"));
-    (ip, port, next())
-}
-
-/// One exchange from X to `R:listen` with the peer service; asserts it reached the service
-/// in X, which saw `R:<client's source port>` as its peer, and that the reply came back
-/// from `R:listen`.
-fn assert_reflected(topology: &Topology, proto: Proto, family: Family, listen: u16, tag: &str) {
-    let r = topology.r_addr(family);
-    let to = SocketAddr::new(r, listen);
-    let message = format!("{tag}-{}", topology.id());
-    let (local, reply) = match proto {
-        Proto::Tcp => client::tcp_line(topology.x(), to, &message),
-        Proto::Udp => {
-            let (local, from, reply) =
-                client::udp_exchange(topology.x(), topology.x_addr(family), to, &message);
-            assert_eq!(
-                from, to,
-                "the UDP reply to {local} must come from {to} (the reflector's listen port)"
-            );
-            (local, reply)
-        }
-    };
-    assert_eq!(
-        local.ip(),
-        topology.x_addr(family),
-        "the client's address in X"
-    );
-    assert_eq!(
-        parse_reply(&reply),
-        (r, local.port(), message.as_str()),
-        "{proto} {local} -> {to}: the service in X must see the reflector's address and the \
-         client's source port as its peer, and get the message (reply {reply:?})"
-    );
-}
-
 /// X's service on `P` is reached through `R:L`, `ROUNDS` times.
 fn reflects_to_own_service(mode: Mode, proto: Proto, family: Family) {
     let topology = topology_for(mode);
@@ -114,7 +63,14 @@ fn reflects_to_own_service(mode: Mode, proto: Proto, family: Family) {
         &[&map_arg((listen, target), proto.as_str())],
     );
     for round in 0..ROUNDS {
-        assert_reflected(&topology, proto, family, listen, &format!("round{round}"));
+        assert_reflected(
+            &topology,
+            Path::of(mode),
+            proto,
+            family,
+            listen,
+            &format!("round{round}"),
+        );
     }
 }
 
@@ -178,6 +134,17 @@ fn udp_v6_tc() {
     reflects_to_own_service(Mode::Tc, Proto::Udp, Family::V6);
 }
 
+/// `auto` (the default) on a veth: TC, so the kernel path.
+#[test]
+fn tcp_v4_auto() {
+    reflects_to_own_service(Mode::Auto, Proto::Tcp, Family::V4);
+}
+
+#[test]
+fn udp_v6_auto() {
+    reflects_to_own_service(Mode::Auto, Proto::Udp, Family::V6);
+}
+
 /// Several maps at once, one of them for both protocols.
 #[test]
 fn several_maps_xdp() {
@@ -195,9 +162,10 @@ fn several_maps_xdp() {
         mode,
         &[&map_arg((l1, p1), "tcp,udp"), &map_arg((l2, p2), "tcp")],
     );
-    assert_reflected(&topology, Proto::Tcp, Family::V4, l1, "both-tcp");
-    assert_reflected(&topology, Proto::Udp, Family::V4, l1, "both-udp");
-    assert_reflected(&topology, Proto::Tcp, Family::V6, l2, "second");
+    let path = Path::of(mode);
+    assert_reflected(&topology, path, Proto::Tcp, Family::V4, l1, "both-tcp");
+    assert_reflected(&topology, path, Proto::Udp, Family::V4, l1, "both-udp");
+    assert_reflected(&topology, path, Proto::Tcp, Family::V6, l2, "second");
 }
 
 /// Traffic the maps do not cover (another port; a mapped port with the other protocol)
@@ -232,7 +200,7 @@ fn unmapped_traffic_reaches_r(mode: Mode) {
             }
         };
         assert_eq!(
-            parse_reply(&reply),
+            parse_peer_reply(&reply),
             (local.ip(), local.port(), "plain"),
             "{proto} {local} -> {to} is not mapped: R's own service must answer and see X \
              (reply {reply:?})"
@@ -248,6 +216,13 @@ fn unmapped_traffic_reaches_r_xdp() {
 #[test]
 fn unmapped_traffic_reaches_r_tc() {
     unmapped_traffic_reaches_r(Mode::Tc);
+}
+
+/// In splice mode the daemon listens on the mapped ports, for the mapped protocols only:
+/// the same UDP port stays free for R's own service.
+#[test]
+fn unmapped_traffic_reaches_r_splice() {
+    unmapped_traffic_reaches_r(Mode::Splice);
 }
 
 /// Deterministic bytes that do not compress (xorshift64).
@@ -337,6 +312,11 @@ fn nginx_tc() {
     nginx_through_reflector(Mode::Tc);
 }
 
+#[test]
+fn nginx_splice() {
+    nginx_through_reflector(Mode::Splice);
+}
+
 /// While running, the daemon's program is attached the way `mode` says; on `signal` it
 /// exits 0 and leaves nothing attached.
 fn clean_exit(mode: Mode, signal: nix::sys::signal::Signal) {
@@ -347,7 +327,9 @@ fn clean_exit(mode: Mode, signal: nix::sys::signal::Signal) {
     let expected = match mode {
         Mode::Xdp => attached.has_xdp() && !attached.link.contains("xdpgeneric"),
         Mode::XdpSkb => attached.link.contains("xdpgeneric"),
-        Mode::Tc => !attached.has_xdp() && attached.has_tc(),
+        // `auto` prefers TC on a veth.
+        Mode::Tc | Mode::Auto => !attached.has_xdp() && attached.has_tc(),
+        Mode::Splice => !attached.any(),
     };
     assert!(
         expected,
@@ -376,6 +358,21 @@ fn clean_exit_on_sigterm_xdp_skb() {
 #[test]
 fn clean_exit_on_sigterm_tc() {
     clean_exit(Mode::Tc, nix::sys::signal::Signal::SIGTERM);
+}
+
+#[test]
+fn clean_exit_on_sigterm_splice() {
+    clean_exit(Mode::Splice, nix::sys::signal::Signal::SIGTERM);
+}
+
+#[test]
+fn clean_exit_on_sigint_splice() {
+    clean_exit(Mode::Splice, nix::sys::signal::Signal::SIGINT);
+}
+
+#[test]
+fn clean_exit_on_sigterm_auto() {
+    clean_exit(Mode::Auto, nix::sys::signal::Signal::SIGTERM);
 }
 
 #[test]
@@ -486,13 +483,19 @@ fn harness_works_without_reflector() {
     for family in [Family::V4, Family::V6] {
         let to = SocketAddr::new(topology.r_addr(family), 9000);
         let (local, reply) = client::tcp_line(topology.x(), to, "direct");
-        assert_eq!(parse_reply(&reply), (local.ip(), local.port(), "direct"));
+        assert_eq!(
+            parse_peer_reply(&reply),
+            (local.ip(), local.port(), "direct")
+        );
     }
     let to = SocketAddr::new(topology.r_addr(Family::V6), 9000);
     let (local, from, reply) =
         client::udp_exchange(topology.x(), topology.x_addr(Family::V6), to, "direct");
     assert_eq!(from, to);
-    assert_eq!(parse_reply(&reply), (local.ip(), local.port(), "direct"));
+    assert_eq!(
+        parse_peer_reply(&reply),
+        (local.ip(), local.port(), "direct")
+    );
     let nginx = Nginx::start(r, 80, &[("index.txt", b"direct\n")]);
     let to = SocketAddr::new(topology.r_addr(Family::V6), 80);
     assert_eq!(curl(topology.x(), &http_url(to, "index.txt")), "direct\n");
@@ -553,7 +556,7 @@ fn follows_addresses_added_at_runtime(mode: Mode) {
         let to = SocketAddr::new(added, listen);
         let (local, reply) = client::tcp_line(topology.x(), to, "added");
         assert_eq!(
-            parse_reply(&reply),
+            parse_peer_reply(&reply),
             (added, local.port(), "added"),
             "{local} -> {to}: an address added after start must be reflected (reply {reply:?})"
         );

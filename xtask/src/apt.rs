@@ -29,6 +29,8 @@ pub const TEST_TOOLS: &[&str] = &[
     "unbound",
     "tcpdump",
     "bpftool",
+    "nftables",
+    "python3",
 ];
 
 /// The packages in `wanted` that are not installed, in the order given.

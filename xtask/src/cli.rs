@@ -5,9 +5,9 @@ use std::ffi::OsString;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::{build, lint, run, setup, test};
+use crate::{bench, build, lint, run, setup, test};
 
-/// Build, run, lint and test reflector.
+/// Build, run, lint, test and benchmark reflector.
 #[derive(Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask")]
 pub struct Cli {
@@ -44,6 +44,25 @@ enum Task {
         #[arg(last = true, value_name = "EXTRA")]
         extra: Vec<OsString>,
     },
+    /// Build in release mode, then benchmark as root: the direct path, each reflector mode,
+    /// the seed's Python tool and nftables NAT, on the same workloads, each on namespaces
+    /// built afresh. Writes target/bench/results.json and results.md, prints the table.
+    Bench {
+        /// Seconds each measurement lasts (default 5; the whole run then takes about 5
+        /// minutes).
+        #[arg(long, value_name = "SECS")]
+        duration: Option<String>,
+        /// Only these contenders, comma-separated: direct, python, splice, tc, xdp,
+        /// xdp-skb, auto, nftables (the direct path is always measured).
+        #[arg(long, value_name = "LIST")]
+        contenders: Option<String>,
+        /// Only these workloads, comma-separated: connect, bulk, bulk-reverse, rr.
+        #[arg(long, value_name = "LIST")]
+        workloads: Option<String>,
+        /// More arguments for `reflector-bench run`, after `--` (e.g. `--workers 32`).
+        #[arg(last = true, value_name = "EXTRA")]
+        extra: Vec<OsString>,
+    },
 }
 
 impl Cli {
@@ -55,6 +74,17 @@ impl Cli {
             Task::Run { release, args } => run::run(release, &args),
             Task::Lint => lint::run(),
             Task::Test { extra } => test::run(&extra),
+            Task::Bench {
+                duration,
+                contenders,
+                workloads,
+                extra,
+            } => bench::run(&bench::Options {
+                duration,
+                contenders,
+                workloads,
+                extra,
+            }),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Developer tasks for reflector: `cargo xtask --help`.
 
 mod apt;
+mod bench;
 mod build;
 mod cli;
 mod lint;

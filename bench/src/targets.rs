@@ -1,0 +1,151 @@
+//! The targets issue 5 sets, checked against a run's figures: each a ratio of a
+//! contender's figure to a reference's (the direct path under the same NIC setting, or the
+//! seed's Python tool).
+
+use std::fmt::Write as _;
+
+use crate::contender::Contender;
+use crate::report::Results;
+use crate::workload::Workload;
+
+/// The kernel modes.
+const KERNEL: &[Contender] = &[
+    Contender::Tc,
+    Contender::Xdp,
+    Contender::XdpSkb,
+    Contender::Auto,
+];
+
+/// Which way a ratio must go.
+#[derive(Clone, Copy, Debug)]
+enum Bound {
+    /// At least this (more is better: rates, throughput).
+    AtLeast(f64),
+    /// At most this (less is better: latency).
+    AtMost(f64),
+}
+
+/// One target: `contenders`' figure `key` on `workload`, over `reference`'s, within `bound`.
+struct Target {
+    contenders: &'static [Contender],
+    workload: Workload,
+    key: &'static str,
+    what: &'static str,
+    reference: Contender,
+    bound: Bound,
+}
+
+/// The targets, in the issue's order.
+const TARGETS: &[Target] = &[
+    Target {
+        contenders: KERNEL,
+        workload: Workload::Connect,
+        key: "conn_per_s",
+        what: "connections/s",
+        reference: Contender::Direct,
+        bound: Bound::AtLeast(0.95),
+    },
+    Target {
+        contenders: KERNEL,
+        workload: Workload::Bulk,
+        key: "gbit_per_s",
+        what: "throughput",
+        reference: Contender::Direct,
+        bound: Bound::AtLeast(0.9),
+    },
+    Target {
+        contenders: KERNEL,
+        workload: Workload::BulkReverse,
+        key: "gbit_per_s",
+        what: "throughput (reverse)",
+        reference: Contender::Direct,
+        bound: Bound::AtLeast(0.9),
+    },
+    Target {
+        contenders: KERNEL,
+        workload: Workload::Rr,
+        key: "p50_us",
+        what: "request/response p50",
+        reference: Contender::Direct,
+        bound: Bound::AtMost(1.1),
+    },
+    Target {
+        contenders: &[Contender::Splice],
+        workload: Workload::Connect,
+        key: "conn_per_s",
+        what: "connections/s",
+        reference: Contender::Python,
+        bound: Bound::AtLeast(1.5),
+    },
+    Target {
+        contenders: &[Contender::Splice],
+        workload: Workload::Bulk,
+        key: "gbit_per_s",
+        what: "throughput",
+        reference: Contender::Python,
+        bound: Bound::AtLeast(5.0),
+    },
+    Target {
+        contenders: &[Contender::Splice],
+        workload: Workload::BulkReverse,
+        key: "gbit_per_s",
+        what: "throughput (reverse)",
+        reference: Contender::Python,
+        bound: Bound::AtLeast(5.0),
+    },
+    Target {
+        contenders: &[Contender::Splice],
+        workload: Workload::Rr,
+        key: "p50_us",
+        what: "request/response p50",
+        reference: Contender::Direct,
+        bound: Bound::AtMost(1.3),
+    },
+];
+
+/// The targets section: a row per target and contender that has both figures.
+pub fn markdown(results: &Results) -> String {
+    let mut rows = String::new();
+    for target in TARGETS {
+        for &contender in target.contenders {
+            let nic = contender.nic();
+            // The direct path under the contender's NIC setting; another contender under
+            // its own.
+            let reference_nic = if target.reference == Contender::Direct {
+                nic
+            } else {
+                target.reference.nic()
+            };
+            let (Some(value), Some(reference)) = (
+                results.figure(contender, nic, target.workload, target.key),
+                results.figure(target.reference, reference_nic, target.workload, target.key),
+            ) else {
+                continue;
+            };
+            if reference <= 0.0 {
+                continue;
+            }
+            let ratio = value / reference;
+            let (sign, bound, met) = match target.bound {
+                Bound::AtLeast(bound) => ("≥", bound, ratio >= bound),
+                Bound::AtMost(bound) => ("≤", bound, ratio <= bound),
+            };
+            let verdict = if met {
+                "met".to_owned()
+            } else {
+                format!("missed by {:.0}%", ((ratio / bound) - 1.0).abs() * 100.0)
+            };
+            let _ = writeln!(
+                rows,
+                "| `{contender}` {} {sign} {bound}× `{}` ({}) | {ratio:.2}× | {verdict} |",
+                target.what, target.reference, target.workload
+            );
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!(
+        "## Targets (issue 5)\n\n| target | measured | verdict |\n| --- | ---: | --- |\n{rows}\n"
+    )
+}

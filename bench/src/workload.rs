@@ -1,0 +1,220 @@
+//! The workloads, and what every measurement returns: named figures (compared with the
+//! direct path in the report) and the raw numbers behind them.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use clap::ValueEnum;
+use reflector_tests::Process;
+use reflector_tests::command::{describe, format_output, output_within};
+use serde::Serialize;
+
+use crate::bed::{Bed, SERVICE_PORT, START_TIMEOUT};
+use crate::loadgen::{IO_TIMEOUT, LoadReport, Pattern};
+use crate::server::Service;
+use crate::{bulk, connect, rr, udp};
+
+/// A kind of traffic, measured the same way for every contender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// Health-check pattern: new TCP connections per second (connect, read a 16-byte
+    /// banner, close) from concurrent workers, with p50 and p99 latency.
+    Connect,
+    /// Bulk throughput of one TCP stream from client to service (iperf3).
+    Bulk,
+    /// Bulk throughput of one TCP stream from service to client (iperf3 `--reverse`).
+    BulkReverse,
+    /// Request/response latency on one long TCP connection (64-byte echo).
+    Rr,
+    /// UDP datagrams per second: concurrent workers, each a 64-byte datagram and its echo
+    /// at a time.
+    Udp,
+}
+
+impl Workload {
+    /// Every workload, in report order.
+    pub const ALL: [Self; 5] = [
+        Self::Connect,
+        Self::Bulk,
+        Self::BulkReverse,
+        Self::Rr,
+        Self::Udp,
+    ];
+
+    /// Its name, as on the command line and in the results.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Bulk => "bulk",
+            Self::BulkReverse => "bulk-reverse",
+            Self::Rr => "rr",
+            Self::Udp => "udp",
+        }
+    }
+
+    /// The CPUs this workload's processes (contender, service, client) are pinned to, if
+    /// any: request/response latency, one exchange at a time, is otherwise dominated by
+    /// where the scheduler happens to wake each party (on a VM whose idle vCPUs halt, a
+    /// wake-up on another CPU costs tens of microseconds), which makes it bimodal.
+    pub fn cpus(self, params: &Params) -> Option<String> {
+        match self {
+            Self::Rr => params.rr_cpus.clone(),
+            Self::Connect | Self::Bulk | Self::BulkReverse | Self::Udp => None,
+        }
+    }
+
+    /// Measures this workload on `bed`.
+    pub fn measure(self, bed: &Bed, params: &Params) -> Result<Measurement> {
+        match self {
+            Self::Connect => connect::measure(bed, params),
+            Self::Bulk => bulk::measure(bed, params, false),
+            Self::BulkReverse => bulk::measure(bed, params, true),
+            Self::Rr => rr::measure(bed, params),
+            Self::Udp => udp::measure(bed, params),
+        }
+    }
+}
+
+impl fmt::Display for Workload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How long and how hard each measurement runs.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// This binary: the service and the load generator.
+    pub bench: PathBuf,
+    /// Seconds measured.
+    pub duration: f64,
+    /// Seconds of load before the measurement counts.
+    pub warmup: f64,
+    /// Concurrent clients of the connection-rate workload.
+    pub workers: usize,
+    /// The CPUs of the request/response workload (`taskset --cpu-list`), if pinned.
+    pub rr_cpus: Option<String>,
+}
+
+/// One figure of a measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct Figure {
+    /// Stable key in the JSON (`conn_per_s`).
+    pub key: &'static str,
+    /// Column heading in the table (`conn/s`).
+    pub label: &'static str,
+    /// The value.
+    pub value: f64,
+    /// Decimals shown in the table.
+    #[serde(skip)]
+    pub decimals: usize,
+}
+
+/// What measuring one workload on one contender gave.
+#[derive(Debug, Serialize)]
+pub struct Measurement {
+    /// The figures, in column order.
+    pub figures: Vec<Figure>,
+    /// Things to show next to the figures (errors seen, say).
+    pub notes: Vec<String>,
+    /// Everything the tools reported.
+    pub raw: serde_json::Value,
+}
+
+/// Starts `service` on [`SERVICE_PORT`] in the bed's service namespace and waits until it
+/// listens.
+pub fn start_service(bed: &Bed, params: &Params, service: Service) -> Process {
+    let ns = bed.service_ns();
+    let service = service
+        .to_possible_value()
+        .expect("no service is skipped")
+        .get_name()
+        .to_owned();
+    let process = Process::spawn(&mut bed.command(
+        ns,
+        &[
+            &params.bench.to_string_lossy(),
+            "serve",
+            "--service",
+            &service,
+            "--port",
+            &SERVICE_PORT.to_string(),
+        ],
+    ));
+    ns.wait_listening(service == "udp-echo", SERVICE_PORT, START_TIMEOUT);
+    process
+}
+
+/// Runs the load generator in X against the bed's target and returns its report.
+pub fn run_load(
+    bed: &Bed,
+    params: &Params,
+    pattern: Pattern,
+    workers: usize,
+) -> Result<LoadReport> {
+    let pattern = pattern
+        .to_possible_value()
+        .expect("no pattern is skipped")
+        .get_name()
+        .to_owned();
+    let mut cmd = bed.command(
+        bed.client_ns(),
+        &[
+            &params.bench.to_string_lossy(),
+            "load",
+            "--pattern",
+            &pattern,
+            "--to",
+            &bed.target().to_string(),
+            "--workers",
+            &workers.to_string(),
+            "--duration",
+            &params.duration.to_string(),
+            "--warmup",
+            &params.warmup.to_string(),
+        ],
+    );
+    // The run, then one more I/O timeout for the operations in flight at its end.
+    let timeout = Duration::from_secs_f64(params.warmup + params.duration)
+        + 2 * IO_TIMEOUT
+        + Duration::from_secs(10);
+    let output = output_within(&mut cmd, timeout);
+    if !output.status.success() {
+        bail!(
+            "`{}` failed ({}){}",
+            describe(&cmd),
+            output.status,
+            format_output(&output.stdout, &output.stderr)
+        );
+    }
+    serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "cannot read the load generator's report{}",
+            format_output(&output.stdout, &output.stderr)
+        )
+    })
+}
+
+/// Fails when `service` has exited: what was measured meanwhile was not the service.
+pub fn check_service(service: &mut Process) -> Result<()> {
+    if let Some(status) = service.try_status() {
+        bail!(
+            "the service `{}` exited ({status}){}",
+            service.what(),
+            service.output_report()
+        );
+    }
+    Ok(())
+}
+
+/// The errors of a load report as notes (`connect: ECONNREFUSED x3`).
+pub fn error_notes(report: &LoadReport) -> Vec<String> {
+    report
+        .errors
+        .iter()
+        .map(|(what, count)| format!("{what} x{count}"))
+        .collect()
+}
