@@ -1,13 +1,16 @@
 //! The command line.
 
-use std::{process::ExitCode, time::Duration};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{CommandFactory as _, Parser, error::ErrorKind};
 use log::error;
-use reflector_common::maps::FLOWS_DEFAULT_LEN;
 
 use crate::{
-    daemon, mode::Mode, portmap::PortMap, settings::Settings, shutdown, splice::SpliceOptions,
+    daemon,
+    mode::Mode,
+    portmap::PortMap,
+    settings::{Overrides, Sources},
+    shutdown,
 };
 
 /// Kernel-assisted network reflector: a client connecting to this host's port L is
@@ -15,56 +18,84 @@ use crate::{
 #[derive(Debug, Parser)]
 #[command(name = "reflector", version, about, long_about = None)]
 #[command(
-    after_help = "Examples:\n  reflector --map 10022:22\n  reflector --map 10022:22 --map 10053:53/udp --iface eth0 --mode xdp\n  reflector --map 10022:22 --mode splice --connect-timeout 2s"
+    after_help = "Examples:\n  reflector --map 10022:22\n  reflector --map 10022:22 --map 10053:53/udp --iface eth0 --mode xdp\n  reflector --map 10022:22 --mode splice --connect-timeout 2s\n  reflector --config /etc/reflector.toml\n\nPrecedence: defaults < config file < REFLECTOR_* environment < flags."
 )]
 pub struct Cli {
+    /// Config file (TOML, the same keys as these flags, e.g. `maps = ["10022:22"]`); flags
+    /// and `REFLECTOR_*` variables override it; SIGHUP reads it again.
+    #[arg(short, long, value_name = "FILE", env = "REFLECTOR_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Port map LISTEN:TARGET[/tcp|/udp|/tcp,udp] (TCP when no protocol is given);
-    /// repeat for more.
-    #[arg(short, long = "map", value_name = "L:P[/PROTO]", required = true)]
+    /// repeat for more (in `REFLECTOR_MAP`, separate them with spaces).
+    #[arg(
+        short,
+        long = "map",
+        value_name = "L:P[/PROTO]",
+        env = "REFLECTOR_MAP",
+        value_delimiter = ' '
+    )]
     pub maps: Vec<PortMap>,
 
     /// Interface to reflect on; repeat for more. Default: the interfaces carrying a
     /// default route.
-    #[arg(short, long = "iface", value_name = "IF")]
+    #[arg(
+        short,
+        long = "iface",
+        value_name = "IF",
+        env = "REFLECTOR_IFACE",
+        value_delimiter = ' '
+    )]
     pub interfaces: Vec<String>,
 
     /// How to reflect: auto picks per interface (XDP in the driver, generic XDP, TC, then
-    /// userspace splice; TC first on virtual devices such as veth).
-    #[arg(long, value_enum, default_value_t = Mode::Auto)]
-    pub mode: Mode,
+    /// userspace splice; TC first on virtual devices such as veth) [default: auto].
+    #[arg(long, value_enum, env = "REFLECTOR_MODE")]
+    pub mode: Option<Mode>,
 
-    /// Flows the kernel flow table holds before the least recently used are forgotten.
-    #[arg(long, value_name = "N", default_value_t = FLOWS_DEFAULT_LEN,
+    /// Flows the kernel flow table holds before the least recently used are forgotten
+    /// [default: 131072].
+    #[arg(long, value_name = "N", env = "REFLECTOR_FLOW_TABLE_SIZE",
           value_parser = clap::value_parser!(u32).range(1..))]
-    pub flow_table_size: u32,
+    pub flow_table_size: Option<u32>,
 
     /// Userspace path: how long connecting back to a client may take before the client is
-    /// reset (e.g. 3s, 500ms).
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = positive_duration)]
-    pub connect_timeout: Duration,
+    /// reset, e.g. 3s or 500ms [default: 3s].
+    #[arg(long, value_name = "DURATION", env = "REFLECTOR_CONNECT_TIMEOUT",
+          value_parser = positive_duration)]
+    pub connect_timeout: Option<Duration>,
 
-    /// Userspace path: a reflected TCP connection silent both ways this long is closed.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = positive_duration)]
-    pub idle_timeout: Duration,
+    /// Userspace path: a reflected TCP connection silent both ways this long is closed
+    /// [default: 5m].
+    #[arg(long, value_name = "DURATION", env = "REFLECTOR_IDLE_TIMEOUT",
+          value_parser = positive_duration)]
+    pub idle_timeout: Option<Duration>,
 
-    /// Userspace path: a UDP flow silent both ways this long is forgotten.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
-    pub udp_idle_timeout: Duration,
+    /// Userspace path: a UDP flow silent both ways this long is forgotten [default: 30s].
+    #[arg(long, value_name = "DURATION", env = "REFLECTOR_UDP_IDLE_TIMEOUT",
+          value_parser = positive_duration)]
+    pub udp_idle_timeout: Option<Duration>,
 
     /// Userspace path: reflected TCP connections at once; further clients are reset at
-    /// once, existing ones are left alone.
-    #[arg(long, value_name = "N", default_value_t = SpliceOptions::default().max_conns,
+    /// once, existing ones are left alone [default: 4096].
+    #[arg(long, value_name = "N", env = "REFLECTOR_MAX_CONNS",
           value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_conns: u32,
+    pub max_conns: Option<u32>,
 
-    /// Userspace path: UDP flows at once; datagrams from further clients are dropped.
-    #[arg(long, value_name = "N", default_value_t = SpliceOptions::default().max_udp_flows,
+    /// Userspace path: UDP flows at once; datagrams from further clients are dropped
+    /// [default: 4096].
+    #[arg(long, value_name = "N", env = "REFLECTOR_MAX_UDP_FLOWS",
           value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_udp_flows: u32,
+    pub max_udp_flows: Option<u32>,
+}
+
+/// `None` for a list no flag or variable gave, so a lower layer's list stays.
+fn non_empty<T>(list: Vec<T>) -> Option<Vec<T>> {
+    (!list.is_empty()).then_some(list)
 }
 
 /// A duration such as `3s`, `500ms` or `5m`, more than zero.
-fn positive_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn positive_duration(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
         Ok(duration) if duration.is_zero() => Err("must be more than zero, e.g. 3s".to_owned()),
         Ok(duration) => Ok(duration),
@@ -73,14 +104,16 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
 }
 
 impl Cli {
-    /// The settings this command line asks for.
-    fn settings(self) -> Settings {
-        Settings {
-            maps: self.maps,
-            interfaces: self.interfaces,
-            mode: self.mode,
-            flow_table_size: self.flow_table_size,
-            splice: SpliceOptions {
+    /// Where the settings come from: the config file and this command line (with the
+    /// environment).
+    fn sources(self) -> Sources {
+        Sources {
+            config: self.config,
+            command_line: Overrides {
+                maps: non_empty(self.maps),
+                interfaces: non_empty(self.interfaces),
+                mode: self.mode,
+                flow_table_size: self.flow_table_size,
                 connect_timeout: self.connect_timeout,
                 idle_timeout: self.idle_timeout,
                 udp_idle_timeout: self.udp_idle_timeout,
@@ -93,7 +126,8 @@ impl Cli {
     /// Runs what the command line asks for.
     #[must_use]
     pub fn run(self) -> ExitCode {
-        let settings = match self.settings().validate() {
+        let sources = self.sources();
+        let settings = match sources.load() {
             Ok(settings) => settings,
             Err(error) => Self::command()
                 .error(ErrorKind::ArgumentConflict, error)
@@ -109,7 +143,7 @@ impl Cli {
                 return ExitCode::FAILURE;
             }
         };
-        match runtime.block_on(daemon::run(&settings, shutdown::signal())) {
+        match runtime.block_on(daemon::run(settings, &sources, shutdown::signal())) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 error!("{:#}", anyhow::Error::from(error));

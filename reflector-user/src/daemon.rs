@@ -11,6 +11,7 @@ use rtnetlink::{
     sys::{AsyncSocket as _, SocketAddr},
 };
 use thiserror::Error;
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     ebpf_object::{NOT_BUILT_IN, kernel_object},
@@ -18,7 +19,8 @@ use crate::{
     kernel::{KernelError, KernelPath, LoadOptions},
     local_addrs::{self, LocalAddrsError},
     mode::Mode,
-    settings::Settings,
+    reload,
+    settings::{Settings, Sources},
     splice::{ListenError, Userspace},
 };
 
@@ -51,14 +53,19 @@ pub enum DaemonError {
     /// No netlink socket.
     #[error("opening a netlink socket failed")]
     Netlink(#[source] std::io::Error),
+    /// SIGHUP cannot be watched.
+    #[error("cannot watch SIGHUP")]
+    Signal(#[source] std::io::Error),
 }
 
 /// Runs the reflector until `shutdown` completes, then detaches everything.
+/// SIGHUP reads `sources` again and applies what changed ([`reload`]).
 ///
 /// # Errors
 /// [`DaemonError`] when setting up fails or tracking local addresses stops working.
 pub async fn run(
-    settings: &Settings,
+    mut settings: Settings,
+    sources: &Sources,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     // Listening first: a port taken by another program fails before anything is attached.
@@ -87,7 +94,7 @@ pub async fn run(
             }
             None
         }
-        _ => start_kernel(settings, &interfaces)?,
+        _ => start_kernel(&settings, &interfaces)?,
     };
 
     // The address table is full before `ready`: until then the program passes everything.
@@ -124,11 +131,18 @@ pub async fn run(
         placed.join(", ")
     );
 
-    let outcome = tokio::select! {
-        () = shutdown => Ok(()),
-        result = follow => {
-            warn!("stopped following address changes");
-            result.map_err(DaemonError::from)
+    let mut hangups = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+    tokio::pin!(shutdown, follow);
+    let outcome = loop {
+        tokio::select! {
+            () = &mut shutdown => break Ok(()),
+            result = &mut follow => {
+                warn!("stopped following address changes");
+                break result.map_err(DaemonError::from);
+            }
+            _ = hangups.recv() => {
+                reload::reload(sources, &mut settings, kernel.as_mut(), &mut userspace);
+            }
         }
     };
     if let Some(mut kernel) = kernel {

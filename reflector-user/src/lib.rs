@@ -2,6 +2,7 @@
 //! command line and the host's addresses, and detaches everything on shutdown.
 
 pub mod cli;
+pub mod config;
 pub mod daemon;
 pub mod ebpf_object;
 pub mod interfaces;
@@ -9,6 +10,7 @@ pub mod kernel;
 pub mod local_addrs;
 pub mod mode;
 pub mod portmap;
+pub mod reload;
 pub mod settings;
 pub mod shutdown;
 pub mod splice;

@@ -1,13 +1,21 @@
-//! What the daemon runs with, once the command line is checked.
+//! What the daemon runs with, and how it is put together from layers: defaults, then the
+//! config file, then the environment (`REFLECTOR_*`), then flags; each layer overrides only
+//! what it sets.
+
+use std::{path::PathBuf, time::Duration};
+
+use reflector_common::maps::FLOWS_DEFAULT_LEN;
+use thiserror::Error;
 
 use crate::{
+    config::{self, ConfigError},
     mode::Mode,
     portmap::{self, PortMap, PortMapError},
     splice::SpliceOptions,
 };
 
 /// Everything the daemon needs to know to run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     /// Port maps; never empty, no listen port twice per protocol.
     pub maps: Vec<PortMap>,
@@ -21,13 +29,148 @@ pub struct Settings {
     pub splice: SpliceOptions,
 }
 
-impl Settings {
-    /// Checks the settings as a whole.
+/// One layer's settings: `None` leaves the value of the layers below.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--map`, `REFLECTOR_MAP`, `maps`.
+    pub maps: Option<Vec<PortMap>>,
+    /// `--iface`, `REFLECTOR_IFACE`, `interfaces`.
+    pub interfaces: Option<Vec<String>>,
+    /// `--mode`, `REFLECTOR_MODE`, `mode`.
+    pub mode: Option<Mode>,
+    /// `--flow-table-size`, `REFLECTOR_FLOW_TABLE_SIZE`, `flow-table-size`.
+    pub flow_table_size: Option<u32>,
+    /// `--connect-timeout`, `REFLECTOR_CONNECT_TIMEOUT`, `connect-timeout`.
+    pub connect_timeout: Option<Duration>,
+    /// `--idle-timeout`, `REFLECTOR_IDLE_TIMEOUT`, `idle-timeout`.
+    pub idle_timeout: Option<Duration>,
+    /// `--udp-idle-timeout`, `REFLECTOR_UDP_IDLE_TIMEOUT`, `udp-idle-timeout`.
+    pub udp_idle_timeout: Option<Duration>,
+    /// `--max-conns`, `REFLECTOR_MAX_CONNS`, `max-conns`.
+    pub max_conns: Option<u32>,
+    /// `--max-udp-flows`, `REFLECTOR_MAX_UDP_FLOWS`, `max-udp-flows`.
+    pub max_udp_flows: Option<u32>,
+}
+
+/// Settings that cannot be used.
+#[derive(Debug, Error)]
+pub enum SettingsError {
+    /// The config file is unreadable or wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No layer gave a port map.
+    #[error(
+        "no port map: give at least one, e.g. --map 10022:22, REFLECTOR_MAP=10022:22, or maps = [\"10022:22\"] in the config file"
+    )]
+    NoMaps,
+    /// The maps do not fit together.
+    #[error(transparent)]
+    PortMap(#[from] PortMapError),
+}
+
+/// Where the settings come from: the config file (read again on reload) and the command
+/// line with the environment (fixed for the life of the process).
+#[derive(Clone, Debug)]
+pub struct Sources {
+    /// `--config`, if any.
+    pub config: Option<PathBuf>,
+    /// Flags, and the environment where a flag is absent (clap merges the two).
+    pub command_line: Overrides,
+}
+
+impl Sources {
+    /// Reads the config file, if any, and layers everything into settings.
     ///
     /// # Errors
-    /// [`PortMapError::Duplicate`] when a listen port is mapped twice for one protocol.
-    pub fn validate(self) -> Result<Self, PortMapError> {
-        portmap::check_unique(&self.maps)?;
-        Ok(self)
+    /// [`SettingsError`] when the file is unreadable or wrong, or the result is incomplete
+    /// or inconsistent.
+    pub fn load(&self) -> Result<Settings, SettingsError> {
+        let file = self.config.as_deref().map(config::load).transpose()?;
+        Settings::layered(file.into_iter().chain([self.command_line.clone()]))
+    }
+}
+
+impl Settings {
+    /// The defaults with `layers` applied in order, then checked as a whole.
+    ///
+    /// # Errors
+    /// [`SettingsError::NoMaps`] when no layer gave a map, [`SettingsError::PortMap`] when a
+    /// listen port is mapped twice for one protocol.
+    pub fn layered(layers: impl IntoIterator<Item = Overrides>) -> Result<Self, SettingsError> {
+        let mut maps = None;
+        let mut settings = Self {
+            maps: Vec::new(),
+            interfaces: Vec::new(),
+            mode: Mode::default(),
+            flow_table_size: FLOWS_DEFAULT_LEN,
+            splice: SpliceOptions::default(),
+        };
+        for layer in layers {
+            maps = layer.maps.or(maps);
+            let splice = &mut settings.splice;
+            settings.interfaces = layer.interfaces.unwrap_or(settings.interfaces);
+            settings.mode = layer.mode.unwrap_or(settings.mode);
+            settings.flow_table_size = layer.flow_table_size.unwrap_or(settings.flow_table_size);
+            splice.connect_timeout = layer.connect_timeout.unwrap_or(splice.connect_timeout);
+            splice.idle_timeout = layer.idle_timeout.unwrap_or(splice.idle_timeout);
+            splice.udp_idle_timeout = layer.udp_idle_timeout.unwrap_or(splice.udp_idle_timeout);
+            splice.max_conns = layer.max_conns.unwrap_or(splice.max_conns);
+            splice.max_udp_flows = layer.max_udp_flows.unwrap_or(splice.max_udp_flows);
+        }
+        settings.maps = maps
+            .filter(|maps| !maps.is_empty())
+            .ok_or(SettingsError::NoMaps)?;
+        portmap::check_unique(&settings.maps)?;
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maps(list: &[&str]) -> Vec<PortMap> {
+        list.iter().map(|m| m.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn later_layers_win_and_unset_values_fall_through() {
+        let file = Overrides {
+            maps: Some(maps(&["10022:22"])),
+            mode: Some(Mode::Tc),
+            max_conns: Some(10),
+            ..Overrides::default()
+        };
+        let command_line = Overrides {
+            mode: Some(Mode::Splice),
+            connect_timeout: Some(Duration::from_secs(1)),
+            ..Overrides::default()
+        };
+        let settings = Settings::layered([file, command_line]).unwrap();
+        assert_eq!(settings.maps, maps(&["10022:22"]));
+        assert_eq!(settings.mode, Mode::Splice);
+        assert_eq!(settings.splice.max_conns, 10);
+        assert_eq!(settings.splice.connect_timeout, Duration::from_secs(1));
+        assert_eq!(
+            settings.splice.idle_timeout,
+            SpliceOptions::default().idle_timeout
+        );
+        assert_eq!(settings.flow_table_size, FLOWS_DEFAULT_LEN);
+    }
+
+    #[test]
+    fn maps_are_required_and_unique() {
+        assert!(matches!(
+            Settings::layered([Overrides::default()]),
+            Err(SettingsError::NoMaps)
+        ));
+        let twice = Overrides {
+            maps: Some(maps(&["10022:22", "10022:23"])),
+            ..Overrides::default()
+        };
+        assert!(matches!(
+            Settings::layered([twice]),
+            Err(SettingsError::PortMap(PortMapError::Duplicate { .. }))
+        ));
     }
 }

@@ -1,0 +1,262 @@
+//! The config file (`--config reflector.toml`): the same settings as the flags, with the
+//! same names (`connect-timeout = "3s"`), checked as strictly, and errors that point at the
+//! file, line and column.
+//!
+//! ```toml
+//! maps = ["10022:22", "10053:53/udp"]
+//! interfaces = ["eth0"]
+//! mode = "auto"
+//! flow-table-size = 131072
+//! connect-timeout = "3s"
+//! idle-timeout = "5m"
+//! udp-idle-timeout = "30s"
+//! max-conns = 4096
+//! max-udp-flows = 4096
+//! ```
+
+use std::{
+    fmt, fs,
+    ops::Range,
+    path::{Path, PathBuf},
+};
+
+use clap::ValueEnum as _;
+use serde::Deserialize;
+use thiserror::Error;
+use toml::Spanned;
+
+use crate::{cli::positive_duration, mode::Mode, settings::Overrides};
+
+/// A config file that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key, or a value of the wrong type or out of
+    /// range.
+    #[error("{location}: {message}")]
+    Invalid {
+        /// Where.
+        location: Location,
+        /// What is wrong, and how to fix it.
+        message: String,
+    },
+}
+
+/// A place in a config file, shown as `path:line:column` (or `path` alone).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The file.
+    pub path: PathBuf,
+    /// Line and column, from 1, when known.
+    pub line_column: Option<(usize, usize)>,
+}
+
+impl Location {
+    fn new(path: &Path, text: &str, span: Option<Range<usize>>) -> Self {
+        let line_column = span.map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            (line, column)
+        });
+        Self {
+            path: path.to_owned(),
+            line_column,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some((line, column)) = self.line_column {
+            write!(f, ":{line}:{column}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The file as written: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ConfigFile {
+    maps: Option<Vec<Spanned<String>>>,
+    interfaces: Option<Vec<String>>,
+    mode: Option<Spanned<String>>,
+    flow_table_size: Option<Spanned<u32>>,
+    connect_timeout: Option<Spanned<String>>,
+    idle_timeout: Option<Spanned<String>>,
+    udp_idle_timeout: Option<Spanned<String>>,
+    max_conns: Option<Spanned<u32>>,
+    max_udp_flows: Option<Spanned<u32>>,
+}
+
+/// Reads and checks the config file at `path`.
+///
+/// # Errors
+/// [`ConfigError`] when it cannot be read, parsed or checked.
+pub fn load(path: &Path) -> Result<Overrides, ConfigError> {
+    let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and checks `text`, the contents of the config file at `path`.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming the line and column of the first problem.
+pub fn parse(path: &Path, text: &str) -> Result<Overrides, ConfigError> {
+    let invalid = |span: Option<Range<usize>>, message: String| ConfigError::Invalid {
+        location: Location::new(path, text, span),
+        message,
+    };
+    let file: ConfigFile =
+        toml::from_str(text).map_err(|error| invalid(error.span(), error.message().to_owned()))?;
+
+    let mut overrides = Overrides::default();
+    if let Some(maps) = file.maps {
+        let mut parsed = Vec::new();
+        for map in maps {
+            let span = map.span();
+            let value = map
+                .into_inner()
+                .parse()
+                .map_err(|error| invalid(Some(span), format!("maps: {error}")))?;
+            parsed.push(value);
+        }
+        overrides.maps = Some(parsed);
+    }
+    overrides.interfaces = file.interfaces;
+    if let Some(mode) = file.mode {
+        let span = mode.span();
+        let value = Mode::from_str(mode.get_ref(), true).map_err(|_| {
+            invalid(
+                Some(span),
+                format!(
+                    "mode: unknown mode '{}': use auto, xdp, xdp-skb, tc or splice",
+                    mode.get_ref()
+                ),
+            )
+        })?;
+        overrides.mode = Some(value);
+    }
+    overrides.flow_table_size = positive(file.flow_table_size, "flow-table-size", &invalid)?;
+    overrides.max_conns = positive(file.max_conns, "max-conns", &invalid)?;
+    overrides.max_udp_flows = positive(file.max_udp_flows, "max-udp-flows", &invalid)?;
+    overrides.connect_timeout = duration(file.connect_timeout, "connect-timeout", &invalid)?;
+    overrides.idle_timeout = duration(file.idle_timeout, "idle-timeout", &invalid)?;
+    overrides.udp_idle_timeout = duration(file.udp_idle_timeout, "udp-idle-timeout", &invalid)?;
+    Ok(overrides)
+}
+
+fn positive(
+    value: Option<Spanned<u32>>,
+    key: &str,
+    invalid: &impl Fn(Option<Range<usize>>, String) -> ConfigError,
+) -> Result<Option<u32>, ConfigError> {
+    value
+        .map(|value| match *value.get_ref() {
+            0 => Err(invalid(
+                Some(value.span()),
+                format!("{key}: must be at least 1"),
+            )),
+            n => Ok(n),
+        })
+        .transpose()
+}
+
+fn duration(
+    value: Option<Spanned<String>>,
+    key: &str,
+    invalid: &impl Fn(Option<Range<usize>>, String) -> ConfigError,
+) -> Result<Option<std::time::Duration>, ConfigError> {
+    value
+        .map(|value| {
+            positive_duration(value.get_ref())
+                .map_err(|error| invalid(Some(value.span()), format!("{key}: {error}")))
+        })
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Overrides, String> {
+        parse(Path::new("reflector.toml"), text).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn reads_every_key() {
+        let overrides = parse_str(
+            "maps = [\"10022:22\", \"10053:53/udp\"]\ninterfaces = [\"eth0\"]\nmode = \"tc\"\n\
+             flow-table-size = 1024\nconnect-timeout = \"2s\"\nidle-timeout = \"1m\"\n\
+             udp-idle-timeout = \"10s\"\nmax-conns = 10\nmax-udp-flows = 20\n",
+        )
+        .unwrap();
+        let maps: Vec<String> = overrides
+            .maps
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(maps, ["10022:22/tcp", "10053:53/udp"]);
+        assert_eq!(overrides.interfaces.unwrap(), ["eth0"]);
+        assert_eq!(overrides.mode, Some(Mode::Tc));
+        assert_eq!(overrides.flow_table_size, Some(1024));
+        assert_eq!(overrides.connect_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(overrides.idle_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(overrides.udp_idle_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(overrides.max_conns, Some(10));
+        assert_eq!(overrides.max_udp_flows, Some(20));
+    }
+
+    #[test]
+    fn an_empty_file_sets_nothing() {
+        let overrides = parse_str("# nothing\n").unwrap();
+        assert!(overrides.maps.is_none() && overrides.mode.is_none());
+    }
+
+    #[test]
+    fn errors_name_file_line_and_column() {
+        let error = parse_str("mode = \"tc\"\nmaps = [\"10022:22\", \"70000:22\"]\n").unwrap_err();
+        assert!(
+            error.starts_with("reflector.toml:2:21: maps: invalid port '70000'"),
+            "{error}"
+        );
+        let error = parse_str("mode = \"fast\"\n").unwrap_err();
+        assert!(
+            error.starts_with("reflector.toml:1:8: mode: unknown mode 'fast'"),
+            "{error}"
+        );
+        let error = parse_str("maps = [\"10022:22\"]\nmax-conn = 3\n").unwrap_err();
+        assert!(
+            error.starts_with("reflector.toml:2:1: unknown field `max-conn`"),
+            "{error}"
+        );
+        let error = parse_str("maps = [\"10022:22\"\n").unwrap_err();
+        assert!(error.starts_with("reflector.toml:"), "{error}");
+        let error = parse_str("connect-timeout = \"soon\"\n").unwrap_err();
+        assert!(
+            error.starts_with("reflector.toml:1:19: connect-timeout:"),
+            "{error}"
+        );
+        let error = parse_str("max-conns = 0\n").unwrap_err();
+        assert!(
+            error.starts_with("reflector.toml:1:13: max-conns: must be at least 1"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,264 @@
+//! The config file: settings layered as defaults < file < environment < flags, SIGHUP
+//! applying only what changed, and a bad file (at start or on reload) named by line without
+//! touching the running state.
+//!
+//! Each test builds its own namespaces X and R (see `e2e.rs`) and writes its config file
+//! into a temporary directory of its own.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use reflector_tests::client::try_tcp_line;
+use reflector_tests::reflection::{Path, assert_reflected};
+use reflector_tests::reflector::{self as daemon, run_to_exit};
+use reflector_tests::servers::peer_service;
+use reflector_tests::wait::wait_until;
+use reflector_tests::{Family, Proto, Reflector, TempDir, Topology, TopologyOptions};
+
+/// How long a reload may take to show in the log.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn topology() -> Topology {
+    reflector_tests::require_root();
+    Topology::new(TopologyOptions::default())
+}
+
+/// Writes `text` as `reflector.toml` in `dir` and returns its path as a string.
+fn write_config(dir: &TempDir, text: &str) -> String {
+    let path = dir.join("reflector.toml");
+    fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    path.to_string_lossy().into_owned()
+}
+
+/// Sends SIGHUP and waits until the log has one more line containing `expected` than before.
+fn reload(reflector: &Reflector, expected: &str) {
+    let before = reflector.log().matches(expected).count();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(reflector.pid()).expect("a pid fits i32")),
+        Signal::SIGHUP,
+    )
+    .expect("send SIGHUP to the reflector");
+    wait_until(
+        &format!("the reflector to log `{expected}` after SIGHUP"),
+        RELOAD_TIMEOUT,
+        || reflector.log().matches(expected).count() > before,
+    );
+}
+
+/// Whether a TCP exchange with X's service through `R:listen` fails (nothing reflects it).
+fn not_reflected(topology: &Topology, listen: u16) -> bool {
+    let to = SocketAddr::new(topology.r_addr(Family::V4), listen);
+    try_tcp_line(topology.x(), to, "unmapped").is_err()
+}
+
+/// Maps from the file are reflected; SIGHUP adds and removes maps at once, in the kernel
+/// (TC) and in userspace, without a restart.
+#[test]
+fn sighup_applies_map_changes() {
+    let topology = topology();
+    let dir = TempDir::new("cfg");
+    let config = write_config(&dir, "maps = [\"10022:22\"]\nmode = \"tc\"\n");
+    let _service = peer_service(topology.x(), Proto::Tcp, Family::V4, 22);
+    let reflector = Reflector::start_with_args(
+        topology.r(),
+        &["--config", &config, "--iface", topology.r_iface()],
+    );
+    assert!(
+        reflector.log().contains("reflecting with tc"),
+        "the mode comes from the file:\n{}",
+        reflector.log()
+    );
+    assert_reflected(
+        &topology,
+        Path::Kernel,
+        Proto::Tcp,
+        Family::V4,
+        10_022,
+        "file",
+    );
+    assert!(not_reflected(&topology, 10_023), "10023 is not mapped yet");
+
+    write_config(&dir, "maps = [\"10023:22\"]\nmode = \"tc\"\n");
+    reload(&reflector, "SIGHUP: port maps now 10023:22/tcp");
+    assert!(
+        reflector
+            .log()
+            .contains("added: 10023:22/tcp; removed: 10022:22/tcp"),
+        "the reload names what changed:\n{}",
+        reflector.log()
+    );
+    // The kernel path (the service sees the client's own port) and the userspace listener
+    // both moved: the old port is no longer reflected.
+    assert_reflected(
+        &topology,
+        Path::Kernel,
+        Proto::Tcp,
+        Family::V4,
+        10_023,
+        "reloaded",
+    );
+    assert!(
+        not_reflected(&topology, 10_022),
+        "10022 must not be reflected after it was removed"
+    );
+    let (status, log) = reflector.stop();
+    assert!(status.success(), "exit after reloads: {status}\n{log}");
+}
+
+/// A file that fails to parse or to check on SIGHUP is refused with its line, and the
+/// running maps stay.
+#[test]
+fn bad_file_on_reload_keeps_running_state() {
+    let topology = topology();
+    let dir = TempDir::new("cfg");
+    let config = write_config(&dir, "maps = [\"10022:22\"]\nmode = \"splice\"\n");
+    let _service = peer_service(topology.x(), Proto::Tcp, Family::V4, 22);
+    let reflector = Reflector::start_with_args(
+        topology.r(),
+        &["--config", &config, "--iface", topology.r_iface()],
+    );
+    assert_reflected(
+        &topology,
+        Path::Splice,
+        Proto::Tcp,
+        Family::V4,
+        10_022,
+        "before",
+    );
+
+    let bad = [
+        (
+            "maps = [\"10022:22\", \"70000:22\"]\n",
+            format!("{config}:1:21: maps: invalid port '70000'"),
+        ),
+        (
+            "maps = [\"10022:22\"\nmode = \"tc\"\n",
+            format!("{config}:2:"),
+        ),
+        (
+            "maps = [\"10022:22\"]\nmax-conn = 3\n",
+            format!("{config}:2:1: unknown field `max-conn`"),
+        ),
+        ("maps = []\n", "no port map".to_owned()),
+    ];
+    for (text, expected) in &bad {
+        write_config(&dir, text);
+        reload(&reflector, "kept the running settings");
+        let log = reflector.log();
+        let last = log
+            .lines()
+            .rev()
+            .find(|line| line.contains("kept the running settings"))
+            .unwrap_or_default();
+        assert!(
+            last.contains(expected.as_str()),
+            "SIGHUP with {text:?} must be refused naming `{expected}`; got:\n{last}"
+        );
+        assert_reflected(
+            &topology,
+            Path::Splice,
+            Proto::Tcp,
+            Family::V4,
+            10_022,
+            "kept",
+        );
+    }
+    let (status, log) = reflector.stop();
+    assert!(
+        status.success(),
+        "exit after refused reloads: {status}\n{log}"
+    );
+}
+
+/// A bad file at start: exit 2, naming the file, line and problem.
+#[test]
+fn bad_file_at_start_is_refused_with_its_line() {
+    let topology = topology();
+    let dir = TempDir::new("cfg");
+    let config = write_config(&dir, "mode = \"tc\"\nmaps = [\"10022:22\", \"10022:x\"]\n");
+    let output = run_to_exit(topology.r(), &["--config", &config]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "exit code; stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{config}:2:21: maps: invalid port 'x'")),
+        "stderr must name file, line, column and problem:\n{stderr}"
+    );
+    assert!(!stderr.contains("ready"), "it must not start:\n{stderr}");
+
+    let missing = dir.join("missing.toml");
+    let output = run_to_exit(topology.r(), &["--config", &missing.to_string_lossy()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "exit code; stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot read config file") && stderr.contains("missing.toml"),
+        "stderr must name the missing file:\n{stderr}"
+    );
+}
+
+/// One case of the precedence test: environment variables, flags, and the mode that wins.
+type Layers<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+
+/// defaults < file < environment (`REFLECTOR_*`) < flags, seen through the mode each layer
+/// picks.
+#[test]
+fn flags_beat_environment_beats_file() {
+    let topology = topology();
+    let dir = TempDir::new("cfg");
+    let config = write_config(&dir, "maps = [\"10022:22\"]\nmode = \"splice\"\n");
+    let iface = topology.r_iface();
+    let cases: [Layers; 4] = [
+        (&[], &[], "splice"),
+        (&[("REFLECTOR_MODE", "tc")], &[], "tc"),
+        (&[("REFLECTOR_MODE", "tc")], &["--mode", "splice"], "splice"),
+        (
+            &[("REFLECTOR_MODE", "tc"), ("REFLECTOR_MAP", "10023:22")],
+            &[],
+            "tc",
+        ),
+    ];
+    for (env, flags, mode) in cases {
+        let mut args = vec!["--config", config.as_str(), "--iface", iface];
+        args.extend_from_slice(flags);
+        let mut cmd = daemon::command(topology.r(), &daemon::binary(), &args);
+        cmd.envs(env.iter().copied());
+        let reflector = Reflector::start_command(&mut cmd);
+        let log = reflector.log();
+        assert!(
+            log.contains(&format!("{iface}: reflecting with {mode}")),
+            "env {env:?}, flags {flags:?}: expected mode {mode}:\n{log}"
+        );
+        let expected_maps = if env.iter().any(|(k, _)| *k == "REFLECTOR_MAP") {
+            "ready: reflecting 10023:22/tcp"
+        } else {
+            "ready: reflecting 10022:22/tcp"
+        };
+        assert!(
+            log.contains(expected_maps),
+            "env {env:?}, flags {flags:?}: expected `{expected_maps}`:\n{log}"
+        );
+        let (status, log) = reflector.stop();
+        assert!(status.success(), "exit: {status}\n{log}");
+    }
+    // Without any map anywhere: a clear error.
+    let output = run_to_exit(topology.r(), &["--iface", iface]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "exit code; stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("no port map") && stderr.contains("--map 10022:22"),
+        "stderr must say how to give a map:\n{stderr}"
+    );
+}
