@@ -178,6 +178,31 @@ pub fn expect_reset(stream: &TcpStream, within: Duration) {
     }
 }
 
+/// Waits up to `within` for `stream` to be closed by its peer, with a FIN or a reset (a
+/// read returning end of file or failing with `ECONNRESET`); panics when it gets data,
+/// another error or nothing in time. Returns what it got, for messages: `end of file` or
+/// `reset`.
+#[must_use]
+pub fn expect_closed(stream: &TcpStream, within: Duration) -> &'static str {
+    let (local, to) = ends(stream);
+    stream
+        .set_read_timeout(Some(within))
+        .expect("set read timeout");
+    let mut buffer = [0_u8; 4096];
+    match (&*stream).read(&mut buffer) {
+        Ok(0) => "end of file",
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => "reset",
+        Ok(n) => panic!(
+            "TCP {local} <- {to}: {n} bytes ({:?}), where the connection should be closed",
+            String::from_utf8_lossy(&buffer[..n])
+        ),
+        Err(e) => panic!(
+            "TCP {local} <- {to}: not closed within {within:?}: {}",
+            describe(&e)
+        ),
+    }
+}
+
 /// Panics unless `stream` is still open with nothing to read: not reset, no end of file,
 /// no data. Does not wait.
 pub fn assert_pending(stream: &TcpStream) {
@@ -211,27 +236,33 @@ pub fn udp_exchange(
     to: SocketAddr,
     message: &str,
 ) -> (SocketAddr, SocketAddr, String) {
-    let socket = in_netns(ns, || UdpSocket::bind(SocketAddr::new(from, 0)))
-        .unwrap_or_else(|e| panic!("UDP bind to {from} in {}: {e}", ns.name()));
-    socket
-        .set_read_timeout(Some(UDP_WAIT))
-        .expect("set read timeout");
+    let socket = udp_socket(ns, from);
     let local = socket
         .local_addr()
         .expect("local address of a bound socket");
-    let mut buffer = vec![0_u8; 65_536];
+    let (source, reply) = udp_exchange_on(&socket, to, message);
+    (local, source, reply)
+}
+
+/// An unconnected UDP socket in `ns` bound to `from` (any port): one client, one source
+/// port, for several exchanges.
+#[must_use]
+pub fn udp_socket(ns: &Netns, from: IpAddr) -> UdpSocket {
+    in_netns(ns, || UdpSocket::bind(SocketAddr::new(from, 0)))
+        .unwrap_or_else(|e| panic!("UDP bind to {from} in {}: {e}", ns.name()))
+}
+
+/// [`udp_exchange`] on an existing `socket` (from [`udp_socket`]): sends `message` to `to`
+/// and receives one datagram, resending as `udp_exchange` does. Returns the datagram's
+/// source and its text.
+#[must_use]
+pub fn udp_exchange_on(socket: &UdpSocket, to: SocketAddr, message: &str) -> (SocketAddr, String) {
+    let local = socket
+        .local_addr()
+        .expect("local address of a bound socket");
     for attempt in 1..=UDP_ATTEMPTS {
-        socket
-            .send_to(message.as_bytes(), to)
-            .unwrap_or_else(|e| panic!("UDP send to {to}: {e}"));
-        match socket.recv_from(&mut buffer) {
-            Ok((len, source)) => {
-                return (
-                    local,
-                    source,
-                    String::from_utf8_lossy(&buffer[..len]).into_owned(),
-                );
-            }
+        match udp_try_exchange(socket, to, message, UDP_WAIT) {
+            Ok(received) => return received,
             Err(e) if attempt < UDP_ATTEMPTS => {
                 eprintln!(
                     "UDP {local} -> {to}: no reply to datagram {attempt} ({}); resending",
@@ -245,6 +276,29 @@ pub fn udp_exchange(
         }
     }
     unreachable!("the last attempt returns or panics")
+}
+
+/// Sends `message` once on `socket` to `to` and waits up to `wait` for one datagram,
+/// whatever its source; for a caller that expects no reply at times. Returns the
+/// datagram's source and its text.
+///
+/// # Errors
+///
+/// When nothing came within `wait` (`WouldBlock` or `TimedOut`), or the receive failed.
+pub fn udp_try_exchange(
+    socket: &UdpSocket,
+    to: SocketAddr,
+    message: &str,
+    wait: Duration,
+) -> io::Result<(SocketAddr, String)> {
+    let local = socket.local_addr()?;
+    socket
+        .send_to(message.as_bytes(), to)
+        .unwrap_or_else(|e| panic!("UDP send {local} -> {to}: {e}"));
+    socket.set_read_timeout(Some(wait))?;
+    let mut buffer = vec![0_u8; 65_536];
+    let (len, source) = socket.recv_from(&mut buffer)?;
+    Ok((source, String::from_utf8_lossy(&buffer[..len]).into_owned()))
 }
 
 /// An I/O error, with socket timeouts (which read as `EAGAIN`) spelled out.

@@ -99,7 +99,7 @@ pub fn parse_peer_reply(reply: &str) -> (IpAddr, u16, &str) {
 /// The session service: TCP, one thread per connection (so connections can be held open
 /// side by side), each connection handled per [`Session`].
 const SESSION_SERVICE: &str = r#"
-import socket, sys, threading
+import socket, struct, sys, threading
 mode, family, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 fam = socket.AF_INET6 if family == "6" else socket.AF_INET
 s = socket.socket(fam, socket.SOCK_STREAM)
@@ -127,11 +127,21 @@ def eof(c, peer):
         data += chunk
     c.sendall(f"{peer[0]} {peer[1]} {len(data)}\n".encode() + data)
 
+def reset(c, peer):
+    data = b""
+    while b"\n" not in data:
+        chunk = c.recv(65536)
+        if not chunk:
+            return
+        data += chunk
+    # Linger on, timeout 0: close() sends a reset, not a FIN.
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
 def serve(c, peer):
     with c:
         c.settimeout(60)
         try:
-            (lines if mode == "lines" else eof)(c, peer)
+            {"lines": lines, "eof": eof, "reset": reset}[mode](c, peer)
         except OSError as e:
             print(f"{peer}: {e}", file=sys.stderr, flush=True)
 
@@ -150,6 +160,9 @@ pub enum Session {
     /// `<peer ip> <peer port> <bytes received>\n` followed by every byte received, and
     /// closes.
     Eof,
+    /// Reads one line, then closes the connection with a reset (`SO_LINGER` 0), as a
+    /// service that rejects the request or crashes would.
+    Reset,
 }
 
 /// Starts the session service in `ns` on TCP `port` over `family` only, handling each
@@ -159,6 +172,7 @@ pub fn session_service(ns: &Netns, session: Session, family: Family, port: u16) 
     let mode = match session {
         Session::Lines => "lines",
         Session::Eof => "eof",
+        Session::Reset => "reset",
     };
     let family = match family {
         Family::V4 => "4",

@@ -6,18 +6,22 @@
 //! to the client's address on port `P`, so the service in X sees R's address, from a port
 //! R's kernel chose (not the client's). Every test builds its own topology, so they run in
 //! parallel. They need root, the daemon binary (`$REFLECTOR_BIN`, else
-//! `target/<profile>/reflector`) and python3; some need nft (nftables) and setpriv
-//! (util-linux), and say so when missing.
+//! `target/<profile>/reflector`) and python3; some need nft (nftables), setpriv
+//! and prlimit (util-linux), and say so when missing.
 
+use std::collections::HashSet;
 use std::fs;
+use std::io::{ErrorKind, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt as _;
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use reflector_tests::client::{
-    self, IO_TIMEOUT, assert_pending, connect_expecting_reset, exchange_line, expect_reset,
-    half_close_exchange, tcp_connect, try_tcp_line,
+    self, IO_TIMEOUT, assert_pending, connect_expecting_reset, exchange_line, expect_closed,
+    expect_reset, half_close_exchange, tcp_connect, try_tcp_line, udp_exchange_on, udp_socket,
+    udp_try_exchange,
 };
 use reflector_tests::firewall::{drop_incoming_tcp, dropped_packets};
 use reflector_tests::process::open_fds;
@@ -26,8 +30,8 @@ use reflector_tests::reflector::{self as daemon, has_count, has_ready_line, spli
 use reflector_tests::servers::{Session, parse_peer_reply, peer_service, session_service};
 use reflector_tests::wait::{poll_until, wait_until};
 use reflector_tests::{
-    Family, Mode, Proto, Reflector, TempDir, Topology, TopologyOptions, assert_nothing_attached,
-    require_root, require_tool, seccomp,
+    Family, Mode, Netns, Proto, Reflector, TempDir, Topology, TopologyOptions,
+    assert_nothing_attached, command, require_root, require_tool, seccomp,
 };
 
 /// `L` and `P` of the TCP tests: like `--map 10022:22`.
@@ -429,6 +433,344 @@ fn max_conns_resets_extra_clients() {
     drop(held);
     let summary = stop_for_summary(reflector);
     assert_counted(&summary, &format!("{resets} refused at max-conns"));
+}
+
+/// `--idle-timeout` of [`idle_tcp_connection_is_closed`].
+const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long after its last exchange a silent connection may take to be closed.
+const IDLE_CLOSED_WITHIN: Duration = Duration::from_secs(5);
+
+/// `--idle-timeout 1s`: a reflected connection (IPv4 and IPv6) that carried an exchange and
+/// then stays silent both ways is closed, end of file or reset, about a second later: still
+/// open at half the timeout, closed within a few seconds.
+#[test]
+fn idle_tcp_connection_is_closed() {
+    let topology = topology_for(Mode::Splice);
+    let (x, (listen, target)) = (topology.x(), TCP_MAP);
+    let _services = [Family::V4, Family::V6].map(|f| session_service(x, Session::Lines, f, target));
+    let reflector = start(
+        &topology,
+        Mode::Splice,
+        &[map_arg(TCP_MAP, "tcp")],
+        &["--idle-timeout", "1s"],
+    );
+    // One family after the other: each connection's silence is timed from its own exchange
+    // (the first IPv6 packets of a fresh topology can wait a second for neighbour discovery).
+    for family in [Family::V4, Family::V6] {
+        let r = topology.r_addr(family);
+        let stream = tcp_connect(x, None, SocketAddr::new(r, listen));
+        assert_line(&stream, r, "before the silence");
+        let silent_since = Instant::now();
+        thread::sleep((IDLE_TIMEOUT / 2).saturating_sub(silent_since.elapsed()));
+        assert_pending(&stream);
+        let how = expect_closed(
+            &stream,
+            IDLE_CLOSED_WITHIN.saturating_sub(silent_since.elapsed()),
+        );
+        eprintln!(
+            "{family:?}: closed ({how}) {:?} after the last exchange",
+            silent_since.elapsed()
+        );
+    }
+    let summary = stop_for_summary(reflector);
+    assert_counted(&summary, "tcp 2 accepted, 0 active");
+}
+
+/// How long a client whose datagrams should be dropped waits for a reply that must not come.
+const UDP_DROPPED_WAIT: Duration = Duration::from_millis(500);
+/// How long client A stays silent before B tries again: twice `--udp-idle-timeout`.
+const UDP_SILENCE: Duration = Duration::from_secs(2);
+
+/// Panics unless a UDP reply `received` (its source and text) came from `to` (the
+/// reflector's listen port) and says that the service in X saw the reflector `r` as its
+/// peer and got `message`.
+fn assert_udp_reply(received: &(SocketAddr, String), to: SocketAddr, r: IpAddr, message: &str) {
+    let (from, reply) = received;
+    let (peer, _, echoed) = parse_peer_reply(reply);
+    assert_eq!(
+        (*from, peer, echoed),
+        (to, r, message),
+        "the reply to {message:?} must come from {to}, and the service in X must see the \
+         reflector {r} as its peer (reply {reply:?} from {from})"
+    );
+}
+
+/// `--max-udp-flows 1 --udp-idle-timeout 1s`: while client A's flow is open, the datagrams
+/// of client B (another source port) are dropped and counted, and A keeps working; once A
+/// has been silent past the idle timeout its flow is forgotten, and B gets through.
+#[test]
+fn udp_flow_limit_and_idle_expiry() {
+    let topology = topology_for(Mode::Splice);
+    let (x, (listen, target)) = (topology.x(), UDP_MAP);
+    let r = topology.r_addr(Family::V4);
+    let _service = peer_service(x, Proto::Udp, Family::V4, target);
+    let reflector = start(
+        &topology,
+        Mode::Splice,
+        &[map_arg(UDP_MAP, "udp")],
+        &["--max-udp-flows", "1", "--udp-idle-timeout", "1s"],
+    );
+    let to = SocketAddr::new(r, listen);
+    let [client_a, client_b] = [(); 2].map(|()| udp_socket(x, topology.x_addr(Family::V4)));
+
+    assert_udp_reply(&udp_exchange_on(&client_a, to, "a1"), to, r, "a1");
+    // Right after A's reply its flow has most of a second to live.
+    match udp_try_exchange(&client_b, to, "b-early", UDP_DROPPED_WAIT) {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        Err(e) => panic!("client B, whose datagram should be dropped: {e}"),
+        Ok((from, reply)) => panic!(
+            "client B got {reply:?} from {from} while client A's flow was open: \
+             --max-udp-flows 1 must drop B's datagrams"
+        ),
+    }
+    assert_udp_reply(&udp_exchange_on(&client_a, to, "a2"), to, r, "a2");
+
+    thread::sleep(UDP_SILENCE);
+    assert_udp_reply(&udp_exchange_on(&client_b, to, "b-late"), to, r, "b-late");
+    let summary = stop_for_summary(reflector);
+    assert_counted(&summary, "udp 2 flows");
+    assert_counted(&summary, "1 dropped at max-udp-flows");
+}
+
+/// The soft and hard `RLIMIT_NOFILE` the daemon starts under in
+/// [`daemon_survives_running_out_of_file_descriptors`]; the hard one stays.
+const FD_LIMIT: u32 = 48;
+/// Reflected connections held open there (two sockets each).
+const FD_HELD: usize = 4;
+
+/// The lowest file descriptor number `pid` does not use: the next one it opens. With the
+/// soft `RLIMIT_NOFILE` at this number, opening anything fails with `EMFILE`.
+fn lowest_free_fd(pid: u32) -> u32 {
+    let dir = format!("/proc/{pid}/fd");
+    let used: HashSet<u32> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {dir}: {e}"))
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    // Of the numbers up to how many there are, one is free.
+    let count = u32::try_from(used.len()).expect("fewer than 2^32 descriptors");
+    (0..=count)
+        .find(|fd| !used.contains(fd))
+        .expect("one number up to the count is free")
+}
+
+/// Sets the soft `RLIMIT_NOFILE` of the running process `pid` to `soft` (hard: [`FD_LIMIT`]).
+fn set_fd_limit(pid: u32, soft: u32) {
+    command::run(Command::new("prlimit").args([
+        "--pid",
+        &pid.to_string(),
+        &format!("--nofile={soft}:{FD_LIMIT}"),
+    ]));
+}
+
+/// The CPU time `pid` used so far, all threads, user and system (`/proc/<pid>/stat`).
+fn cpu_time(pid: u32) -> Duration {
+    /// `USER_HZ`, the unit of the times in `/proc/<pid>/stat`: 100 on every architecture.
+    const TICKS_PER_SECOND: u64 = 100;
+    let path = format!("/proc/{pid}/stat");
+    let stat = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    // After the command name in parentheses: field 3 (state) onwards; utime and stime are
+    // fields 14 and 15.
+    let (_, fields) = stat
+        .rsplit_once(')')
+        .unwrap_or_else(|| panic!("{path}: {stat:?}"));
+    let ticks: u64 = fields
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|field| {
+            field
+                .parse::<u64>()
+                .unwrap_or_else(|e| panic!("{path}: {field:?}: {e}"))
+        })
+        .sum();
+    Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
+}
+
+/// Starts the daemon in splice mode on `topology` through `prlimit --nofile=48:48`
+/// ([`FD_LIMIT`]) and checks that the process is the daemon itself (prlimit execs it).
+fn start_with_fd_limit(topology: &Topology) -> Reflector {
+    let args = daemon_args(topology, Mode::Splice, &[map_arg(TCP_MAP, "tcp")], &[]);
+    let limit = format!("--nofile={FD_LIMIT}:{FD_LIMIT}");
+    let binary = daemon::binary();
+    let mut cmd = topology
+        .r()
+        .command(&["prlimit", &limit, "--", &binary.to_string_lossy()]);
+    cmd.args(&args).env("RUST_LOG", "info");
+    let reflector = Reflector::start_command(&mut cmd);
+    let pid = reflector.pid();
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    let binary = fs::canonicalize(binary).expect("the reflector binary's canonical path");
+    assert_eq!(exe, binary, "process {pid} must be the reflector binary");
+    reflector
+}
+
+/// Watches the daemon, out of file descriptors with a client waiting, for a second: it must
+/// stay alive and back off rather than retry accepting at once (which would burn a CPU).
+fn assert_backs_off(reflector: &mut Reflector) {
+    let pid = reflector.pid();
+    let (cpu_before, since) = (cpu_time(pid), Instant::now());
+    thread::sleep(Duration::from_secs(1));
+    let (cpu, wall) = (cpu_time(pid).saturating_sub(cpu_before), since.elapsed());
+    assert!(
+        reflector.is_running(),
+        "the reflector died out of file descriptors; its log:\n{}",
+        reflector.log()
+    );
+    assert!(
+        cpu < wall / 4,
+        "out of file descriptors, the reflector used {cpu:?} of CPU in {wall:?}: it must back \
+         off, not retry accepting at once"
+    );
+}
+
+/// Once descriptors were freed: tries exchanges from `x` to `to` until one is
+/// reflected (the service in X sees `r`) within 10 s; until then the daemon may still be
+/// short of descriptors and reset clients. Returns how many were reset.
+fn reflected_again(x: &Netns, to: SocketAddr, r: IpAddr, reflector: &Reflector) -> usize {
+    let mut resets = 0;
+    let recovered = poll_until(Duration::from_secs(10), || {
+        match try_tcp_line(x, to, "after") {
+            Ok((local, reply)) => {
+                let (peer, _, echoed) = parse_peer_reply(&reply);
+                assert_eq!((peer, echoed), (r, "after"), "{local} -> {to}: {reply:?}");
+                true
+            }
+            Err(e) => {
+                assert!(
+                    matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe),
+                    "a client the reflector has no descriptor for must be reset, not: {e}"
+                );
+                resets += 1;
+                false
+            }
+        }
+    });
+    assert!(
+        recovered,
+        "10 s after the held connections closed, new clients were still reset ({resets} \
+         resets); the reflector's log:\n{}",
+        reflector.log()
+    );
+    resets
+}
+
+/// Started under `prlimit --nofile=48:48`, the daemon holds reflected connections and then
+/// runs out of file descriptors (its soft limit lowered to exactly what it uses). A new
+/// client then waits in the backlog, unaccepted, while the daemon backs off (stays alive,
+/// does not spin) and the held connections keep working; with one descriptor free, clients
+/// are accepted but reset (no socket for the connect-back), counted as `resources`. Once the
+/// held connections close, clients are reflected again and no descriptor is left behind.
+#[test]
+fn daemon_survives_running_out_of_file_descriptors() {
+    require_tool("prlimit", "util-linux");
+    let topology = topology_for(Mode::Splice);
+    let (x, (listen, target)) = (topology.x(), TCP_MAP);
+    let r = topology.r_addr(Family::V4);
+    let to = SocketAddr::new(r, listen);
+    let _service = session_service(x, Session::Lines, Family::V4, target);
+    let mut reflector = start_with_fd_limit(&topology);
+    let pid = reflector.pid();
+    let baseline = open_fds(pid);
+
+    let mut held: Vec<TcpStream> = (0..FD_HELD)
+        .map(|i| {
+            let stream = tcp_connect(x, None, to);
+            assert_line(&stream, r, &format!("held{i}"));
+            stream
+        })
+        .collect();
+    let exhausted = lowest_free_fd(pid);
+    assert!(
+        exhausted < FD_LIMIT,
+        "with {FD_HELD} connections the reflector uses descriptors up to {exhausted}, at its \
+         limit of {FD_LIMIT} already:\n{}",
+        open_fds(pid).join("\n")
+    );
+    eprintln!(
+        "the reflector had {} descriptors open after start; with {FD_HELD} connections held, \
+         {exhausted} is the lowest free one and its soft limit",
+        baseline.len()
+    );
+    set_fd_limit(pid, exhausted);
+
+    // R's kernel completes the handshake (the backlog); the daemon cannot accept.
+    let waiting = tcp_connect(x, None, to);
+    (&waiting)
+        .write_all(b"waiting\n")
+        .unwrap_or_else(|e| panic!("send on the waiting client: {e}"));
+    wait_until(
+        "the reflector's warning that accepting fails for lack of file descriptors",
+        Duration::from_secs(5),
+        || {
+            reflector.log().lines().any(|line| {
+                line.contains("accepting on port") && line.contains("Too many open files")
+            })
+        },
+    );
+    assert_backs_off(&mut reflector);
+    assert_pending(&waiting);
+    for (i, stream) in held.iter().enumerate() {
+        assert_line(stream, r, &format!("held{i} out of descriptors"));
+    }
+
+    // One free: the waiting client is accepted, the connect-back gets no socket.
+    set_fd_limit(pid, exhausted + 1);
+    expect_reset(&waiting, IO_TIMEOUT);
+    connect_expecting_reset(x, to, IO_TIMEOUT);
+    assert!(
+        reflector.is_running(),
+        "the reflector died when a connect-back had no descriptor; its log:\n{}",
+        reflector.log()
+    );
+
+    // The daemon notices the closes asynchronously: until it has, a new client is reset
+    // (and counted) like the last one.
+    held.clear();
+    let resets = reflected_again(x, to, r, &reflector);
+    let mut now = Vec::new();
+    let settled = poll_until(Duration::from_secs(10), || {
+        now = open_fds(pid);
+        now.len() == baseline.len()
+    });
+    assert!(
+        settled,
+        "with every connection closed, the reflector has {} file descriptors open, {} when it \
+         was idle after start\n--- now ---\n{}\n--- after start ---\n{}",
+        now.len(),
+        baseline.len(),
+        now.join("\n"),
+        baseline.join("\n")
+    );
+    let summary = stop_for_summary(reflector);
+    // The held ones, the waiting one, the one reset at once, the resets, the last one.
+    let accepted = FD_HELD + 2 + resets + 1;
+    assert_counted(&summary, &format!("tcp {accepted} accepted, 0 active"));
+    assert_counted(&summary, &format!("resources {}", 2 + resets));
+}
+
+/// A service that accepts, reads the request and resets the connection (`SO_LINGER` 0):
+/// the client, connected through `R:L`, is reset too, not closed cleanly (end of file would
+/// tell a health check that the service answered and finished).
+#[test]
+fn service_reset_reaches_the_client() {
+    let topology = topology_for(Mode::Splice);
+    let (x, (listen, target)) = (topology.x(), TCP_MAP);
+    let _services = [Family::V4, Family::V6].map(|f| session_service(x, Session::Reset, f, target));
+    let reflector = start(&topology, Mode::Splice, &[map_arg(TCP_MAP, "tcp")], &[]);
+    for family in [Family::V4, Family::V6] {
+        let to = SocketAddr::new(topology.r_addr(family), listen);
+        let stream = tcp_connect(x, None, to);
+        (&stream)
+            .write_all(b"request\n")
+            .unwrap_or_else(|e| panic!("TCP send to {to}: {e}"));
+        expect_reset(&stream, IO_TIMEOUT);
+    }
+    let summary = stop_for_summary(reflector);
+    // The connect-backs succeeded: the resets came from the service, through the relay.
+    assert_counted(
+        &summary,
+        "tcp 2 accepted, 0 active, 0 connect-back failures",
+    );
 }
 
 /// `--mode auto` where bpf(2) fails with `EPERM` (a seccomp filter, as a container runtime
