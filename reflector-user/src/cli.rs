@@ -1,6 +1,6 @@
 //! The command line.
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{CommandFactory as _, Parser, error::ErrorKind};
 use log::error;
@@ -18,7 +18,7 @@ use crate::{
 #[derive(Debug, Parser)]
 #[command(name = "reflector", version, about, long_about = None)]
 #[command(
-    after_help = "Examples:\n  reflector --map 10022:22\n  reflector --map 10022:22 --map 10053:53/udp --iface eth0 --mode xdp\n  reflector --map 10022:22 --mode splice --connect-timeout 2s\n  reflector --config /etc/reflector.toml\n\nPrecedence: defaults < config file < REFLECTOR_* environment < flags."
+    after_help = "Examples:\n  reflector --map 10022:22\n  reflector --map 10022:22 --map 10053:53/udp --iface eth0 --mode xdp\n  reflector --map 10022:22 --mode splice --connect-timeout 2s\n  reflector --config /etc/reflector.toml\n  reflector --map 10022:22 --metrics 127.0.0.1:9477\n\nPrecedence: defaults < config file < REFLECTOR_* environment < flags."
 )]
 pub struct Cli {
     /// Config file (TOML, the same keys as these flags, e.g. `maps = ["10022:22"]`); flags
@@ -87,6 +87,11 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "REFLECTOR_MAX_UDP_FLOWS",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_udp_flows: Option<u32>,
+
+    /// Serve Prometheus metrics on ADDR (`/metrics`), with `/healthz` and `/readyz`, e.g.
+    /// 127.0.0.1:9477 or [::]:9477 [default: off].
+    #[arg(long, value_name = "ADDR", env = "REFLECTOR_METRICS", value_parser = metrics_address)]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// `None` for a list no flag or variable gave, so a lower layer's list stays.
@@ -101,6 +106,13 @@ pub(crate) fn positive_duration(text: &str) -> Result<Duration, String> {
         Ok(duration) => Ok(duration),
         Err(error) => Err(format!("{error}; write e.g. 3s, 500ms or 5m")),
     }
+}
+
+/// A metrics address: an IP address and a port, e.g. `127.0.0.1:9477` or `[::]:9477`.
+pub(crate) fn metrics_address(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| {
+        format!("invalid metrics address '{text}': write IP:PORT, e.g. 127.0.0.1:9477 or [::]:9477")
+    })
 }
 
 impl Cli {
@@ -119,6 +131,7 @@ impl Cli {
                 udp_idle_timeout: self.udp_idle_timeout,
                 max_conns: self.max_conns,
                 max_udp_flows: self.max_udp_flows,
+                metrics: self.metrics,
             },
         }
     }
@@ -155,8 +168,26 @@ impl Cli {
 
 #[cfg(test)]
 mod tests {
-    use super::positive_duration;
+    use super::{metrics_address, positive_duration};
     use std::time::Duration;
+
+    #[test]
+    fn metrics_addresses() {
+        assert_eq!(
+            metrics_address("127.0.0.1:9477"),
+            Ok("127.0.0.1:9477".parse().unwrap())
+        );
+        assert_eq!(
+            metrics_address("[::]:9477"),
+            Ok("[::]:9477".parse().unwrap())
+        );
+        let error = metrics_address("localhost").unwrap_err();
+        assert!(
+            error.contains("'localhost'") && error.contains("e.g. 127.0.0.1:9477"),
+            "{error}"
+        );
+        assert!(metrics_address("127.0.0.1").is_err());
+    }
 
     #[test]
     fn durations() {

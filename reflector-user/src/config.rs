@@ -12,6 +12,7 @@
 //! udp-idle-timeout = "30s"
 //! max-conns = 4096
 //! max-udp-flows = 4096
+//! metrics = "127.0.0.1:9477"
 //! ```
 
 use std::{
@@ -25,7 +26,11 @@ use serde::Deserialize;
 use thiserror::Error;
 use toml::Spanned;
 
-use crate::{cli::positive_duration, mode::Mode, settings::Overrides};
+use crate::{
+    cli::{metrics_address, positive_duration},
+    mode::Mode,
+    settings::Overrides,
+};
 
 /// A config file that cannot be used.
 #[derive(Debug, Error)]
@@ -97,6 +102,7 @@ struct ConfigFile {
     udp_idle_timeout: Option<Spanned<String>>,
     max_conns: Option<Spanned<u32>>,
     max_udp_flows: Option<Spanned<u32>>,
+    metrics: Option<Spanned<String>>,
 }
 
 /// Reads and checks the config file at `path`.
@@ -156,6 +162,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Overrides, ConfigError> {
     overrides.connect_timeout = duration(file.connect_timeout, "connect-timeout", &invalid)?;
     overrides.idle_timeout = duration(file.idle_timeout, "idle-timeout", &invalid)?;
     overrides.udp_idle_timeout = duration(file.udp_idle_timeout, "udp-idle-timeout", &invalid)?;
+    overrides.metrics = file
+        .metrics
+        .map(|value| {
+            metrics_address(value.get_ref())
+                .map_err(|error| invalid(Some(value.span()), format!("metrics: {error}")))
+        })
+        .transpose()?;
     Ok(overrides)
 }
 
@@ -203,7 +216,8 @@ mod tests {
         let overrides = parse_str(
             "maps = [\"10022:22\", \"10053:53/udp\"]\ninterfaces = [\"eth0\"]\nmode = \"tc\"\n\
              flow-table-size = 1024\nconnect-timeout = \"2s\"\nidle-timeout = \"1m\"\n\
-             udp-idle-timeout = \"10s\"\nmax-conns = 10\nmax-udp-flows = 20\n",
+             udp-idle-timeout = \"10s\"\nmax-conns = 10\nmax-udp-flows = 20\n\
+             metrics = \"[::1]:9477\"\n",
         )
         .unwrap();
         let maps: Vec<String> = overrides
@@ -221,6 +235,7 @@ mod tests {
         assert_eq!(overrides.udp_idle_timeout, Some(Duration::from_secs(10)));
         assert_eq!(overrides.max_conns, Some(10));
         assert_eq!(overrides.max_udp_flows, Some(20));
+        assert_eq!(overrides.metrics, Some("[::1]:9477".parse().unwrap()));
     }
 
     #[test]
@@ -256,6 +271,14 @@ mod tests {
         let error = parse_str("max-conns = 0\n").unwrap_err();
         assert!(
             error.starts_with("reflector.toml:1:13: max-conns: must be at least 1"),
+            "{error}"
+        );
+        let error = parse_str("metrics = \"localhost:9477\"\n").unwrap_err();
+        assert!(
+            error.starts_with(
+                "reflector.toml:1:11: metrics: invalid metrics address 'localhost:9477': write \
+                 IP:PORT, e.g. 127.0.0.1:9477"
+            ),
             "{error}"
         );
     }

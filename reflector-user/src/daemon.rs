@@ -2,7 +2,7 @@
 //! can, keeps both current, and tears them down when the shutdown future completes. It takes
 //! shutdown as a future so tests can run it in-process.
 
-use std::{error::Error as StdError, fmt::Write as _, future::Future};
+use std::{error::Error as StdError, fmt::Write as _, future::Future, sync::Arc, time::Duration};
 
 use futures::future::{self, Either};
 use log::{info, warn};
@@ -22,7 +22,14 @@ use crate::{
     reload,
     settings::{Settings, Sources},
     splice::{ListenError, Userspace},
+    telemetry::{
+        InterfaceMode, Telemetry,
+        http::{self, BindError},
+    },
 };
+
+/// How long the metrics server may take to finish its requests at shutdown.
+const METRICS_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The daemon could not start, or stopped on an error.
 #[derive(Debug, Error)]
@@ -53,6 +60,9 @@ pub enum DaemonError {
     /// No netlink socket.
     #[error("opening a netlink socket failed")]
     Netlink(#[source] std::io::Error),
+    /// The metrics address cannot be listened on.
+    #[error(transparent)]
+    Metrics(#[from] BindError),
     /// SIGHUP cannot be watched.
     #[error("cannot watch SIGHUP")]
     Signal(#[source] std::io::Error),
@@ -76,6 +86,11 @@ pub async fn run(
         "userspace: listening on {} (IPv4 and IPv6) for whatever no kernel program reflects",
         maps.join(" ")
     );
+    // Bound early too: a metrics address in use fails before anything is attached.
+    let metrics_listener = match settings.metrics {
+        Some(address) => Some(http::bind(address).await?),
+        None => None,
+    };
 
     let (mut connection, handle, address_events) =
         rtnetlink::new_connection().map_err(DaemonError::Netlink)?;
@@ -106,7 +121,7 @@ pub async fn run(
         }
         None => Either::Right(future::pending()),
     };
-    let mut placed: Vec<String> = interfaces
+    let modes: Vec<InterfaceMode> = interfaces
         .iter()
         .map(|interface| {
             let attach = kernel.as_ref().and_then(|kernel| {
@@ -115,16 +130,25 @@ pub async fn run(
                     .find(|(attached, _)| attached.index == interface.index)
                     .map(|(_, attach)| attach.to_string())
             });
-            format!(
-                "{} ({})",
-                interface.name,
-                attach.as_deref().unwrap_or("splice")
-            )
+            InterfaceMode {
+                interface: interface.name.clone(),
+                mode: attach.unwrap_or_else(|| "splice".to_owned()),
+            }
         })
+        .collect();
+    let mut placed: Vec<String> = modes
+        .iter()
+        .map(|entry| format!("{} ({})", entry.interface, entry.mode))
         .collect();
     if interfaces.is_empty() {
         placed.push("every interface (splice)".to_owned());
     }
+
+    let stats = kernel.as_mut().map(KernelPath::take_stats).transpose()?;
+    let telemetry = Arc::new(Telemetry::new(userspace.shared_counters(), stats, modes));
+    let metrics_server =
+        metrics_listener.map(|listener| MetricsServer::start(listener, Arc::clone(&telemetry)));
+    telemetry.set_ready();
     info!(
         "ready: reflecting {} on {}",
         maps.join(" "),
@@ -145,6 +169,9 @@ pub async fn run(
             }
         }
     };
+    if let Some(server) = metrics_server {
+        server.stop().await;
+    }
     if let Some(mut kernel) = kernel {
         kernel.detach_all();
         info!("detached from every interface");
@@ -153,6 +180,42 @@ pub async fn run(
     drop(userspace);
     info!("exiting");
     outcome
+}
+
+/// The metrics server task and the way to stop it.
+struct MetricsServer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl MetricsServer {
+    /// Serves `telemetry` on `listener` in a task of its own.
+    fn start(listener: tokio::net::TcpListener, telemetry: Arc<Telemetry>) -> Self {
+        let address = listener
+            .local_addr()
+            .map_or_else(|_| "?".to_owned(), |address| address.to_string());
+        info!("metrics: serving http://{address}/metrics");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(http::serve(listener, telemetry, async {
+            let _ = stopped.await;
+        }));
+        Self { stop, task }
+    }
+
+    /// Stops serving, letting requests under way finish for a moment.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let mut task = self.task;
+        match tokio::time::timeout(METRICS_STOP_TIMEOUT, &mut task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => warn!("metrics: the server failed: {error}"),
+            Ok(Err(error)) => warn!("metrics: the server task failed: {error}"),
+            Err(_) => {
+                task.abort();
+                warn!("metrics: the server did not stop within {METRICS_STOP_TIMEOUT:?}");
+            }
+        }
+    }
 }
 
 /// Loads the kernel program and attaches it to each interface in the best way that works.

@@ -4,13 +4,13 @@
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{Array, HashMap, MapData, MapError},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray},
     programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode, tc},
 };
 use log::{debug, warn};
 use reflector_common::{
-    PortEntry,
-    maps::{FLOWS, LOCAL_ADDRS, PORTS, programs},
+    Counter, PortEntry,
+    maps::{FLOWS, LOCAL_ADDRS, PORTS, STATS, programs},
 };
 use thiserror::Error;
 
@@ -151,6 +151,21 @@ impl KernelPath {
             .ok_or(KernelError::Missing(LOCAL_ADDRS))?;
         HashMap::try_from(map).map_err(|source| KernelError::Map {
             name: LOCAL_ADDRS,
+            source,
+        })
+    }
+
+    /// Takes the per-CPU statistics map out, for reading the counters (metrics).
+    ///
+    /// # Errors
+    /// [`KernelError::Missing`] when the object has no such map (or it was taken already).
+    pub fn take_stats(&mut self) -> Result<PerCpuArray<MapData, Counter>, KernelError> {
+        let map = self
+            .ebpf
+            .take_map(STATS)
+            .ok_or(KernelError::Missing(STATS))?;
+        PerCpuArray::try_from(map).map_err(|source| KernelError::Map {
+            name: STATS,
             source,
         })
     }

@@ -14,3 +14,4 @@ pub mod reload;
 pub mod settings;
 pub mod shutdown;
 pub mod splice;
+pub mod telemetry;

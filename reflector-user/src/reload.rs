@@ -62,6 +62,7 @@ pub fn reload(
             new.splice != current.splice,
             "the userspace limits and timeouts",
         ),
+        (new.metrics != current.metrics, "metrics"),
     ];
     for (changed, what) in restart {
         if changed {

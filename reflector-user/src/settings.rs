@@ -2,7 +2,7 @@
 //! config file, then the environment (`REFLECTOR_*`), then flags; each layer overrides only
 //! what it sets.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use reflector_common::maps::FLOWS_DEFAULT_LEN;
 use thiserror::Error;
@@ -27,6 +27,8 @@ pub struct Settings {
     pub flow_table_size: u32,
     /// Limits and timeouts of the userspace path.
     pub splice: SpliceOptions,
+    /// Where to serve metrics, if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// One layer's settings: `None` leaves the value of the layers below.
@@ -50,6 +52,8 @@ pub struct Overrides {
     pub max_conns: Option<u32>,
     /// `--max-udp-flows`, `REFLECTOR_MAX_UDP_FLOWS`, `max-udp-flows`.
     pub max_udp_flows: Option<u32>,
+    /// `--metrics`, `REFLECTOR_METRICS`, `metrics`.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Settings that cannot be used.
@@ -104,6 +108,7 @@ impl Settings {
             mode: Mode::default(),
             flow_table_size: FLOWS_DEFAULT_LEN,
             splice: SpliceOptions::default(),
+            metrics: None,
         };
         for layer in layers {
             maps = layer.maps.or(maps);
@@ -116,6 +121,7 @@ impl Settings {
             splice.udp_idle_timeout = layer.udp_idle_timeout.unwrap_or(splice.udp_idle_timeout);
             splice.max_conns = layer.max_conns.unwrap_or(splice.max_conns);
             splice.max_udp_flows = layer.max_udp_flows.unwrap_or(splice.max_udp_flows);
+            settings.metrics = layer.metrics.or(settings.metrics);
         }
         settings.maps = maps
             .filter(|maps| !maps.is_empty())
@@ -156,6 +162,25 @@ mod tests {
             SpliceOptions::default().idle_timeout
         );
         assert_eq!(settings.flow_table_size, FLOWS_DEFAULT_LEN);
+        assert_eq!(settings.metrics, None);
+    }
+
+    #[test]
+    fn metrics_address_is_layered() {
+        let address = |text: &str| Some(text.parse::<SocketAddr>().unwrap());
+        let file = Overrides {
+            maps: Some(maps(&["10022:22"])),
+            metrics: address("127.0.0.1:9477"),
+            ..Overrides::default()
+        };
+        let settings = Settings::layered([file.clone(), Overrides::default()]).unwrap();
+        assert_eq!(settings.metrics, address("127.0.0.1:9477"));
+        let command_line = Overrides {
+            metrics: address("[::]:9478"),
+            ..Overrides::default()
+        };
+        let settings = Settings::layered([file, command_line]).unwrap();
+        assert_eq!(settings.metrics, address("[::]:9478"));
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub const TEST_TOOLS: &[&str] = &[
     "bpftool",
     "nftables",
     "python3",
+    "prometheus",
 ];
 
 /// The packages in `wanted` that are not installed, in the order given.

@@ -60,7 +60,7 @@ impl Default for SpliceOptions {
 #[derive(Debug)]
 struct Shared {
     options: SpliceOptions,
-    counters: SpliceCounters,
+    counters: Arc<SpliceCounters>,
     /// One permit per reflected TCP connection.
     tcp_slots: Arc<Semaphore>,
 }
@@ -91,7 +91,7 @@ impl Userspace {
         Self {
             shared: Arc::new(Shared {
                 options,
-                counters: SpliceCounters::default(),
+                counters: Arc::default(),
                 tcp_slots: Arc::new(Semaphore::new(options.max_conns as usize)),
             }),
             listeners: HashMap::new(),
@@ -164,6 +164,12 @@ impl Userspace {
     #[must_use]
     pub fn counters(&self) -> &SpliceCounters {
         &self.shared.counters
+    }
+
+    /// The counters, shared: they stay readable (for metrics) while the path runs.
+    #[must_use]
+    pub fn shared_counters(&self) -> Arc<SpliceCounters> {
+        Arc::clone(&self.shared.counters)
     }
 }
 
