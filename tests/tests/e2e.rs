@@ -345,6 +345,49 @@ fn clean_exit(mode: Mode, signal: nix::sys::signal::Signal) {
     assert_nothing_attached(r, iface);
 }
 
+/// SIGKILL gives the daemon no chance to clean up, and still nothing stays attached: every
+/// attachment is a link owned by a file descriptor, which the kernel closes with the process.
+fn nothing_left_after_sigkill(mode: Mode) {
+    let topology = topology_for(mode);
+    let (r, iface) = (topology.r(), topology.r_iface());
+    let reflector = Reflector::start(r, iface, mode, &[&map_arg(TCP_MAP, "tcp")]);
+    let attached = Attachments::of(r, iface);
+    assert!(
+        attached.any(),
+        "while running in {} mode the program must be attached:\n{attached}",
+        mode.as_arg()
+    );
+    let (status, log) = reflector.stop_with(nix::sys::signal::Signal::SIGKILL);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(nix::sys::signal::Signal::SIGKILL as i32),
+        "the reflector must have died of SIGKILL ({status}); its log:\n{log}"
+    );
+    // The kernel frees a link once its last file descriptor is gone, which may take a moment
+    // after the process is reaped.
+    reflector_tests::wait::wait_until(
+        "the kernel to drop the killed daemon's links",
+        Duration::from_secs(5),
+        || !Attachments::of(r, iface).any(),
+    );
+    assert_nothing_attached(r, iface);
+}
+
+#[test]
+fn nothing_left_after_sigkill_xdp() {
+    nothing_left_after_sigkill(Mode::Xdp);
+}
+
+#[test]
+fn nothing_left_after_sigkill_xdp_skb() {
+    nothing_left_after_sigkill(Mode::XdpSkb);
+}
+
+#[test]
+fn nothing_left_after_sigkill_tc() {
+    nothing_left_after_sigkill(Mode::Tc);
+}
+
 #[test]
 fn clean_exit_on_sigterm_xdp() {
     clean_exit(Mode::Xdp, nix::sys::signal::Signal::SIGTERM);
