@@ -6,6 +6,7 @@ use clap::{CommandFactory as _, Parser, error::ErrorKind};
 use log::error;
 
 use crate::{
+    commands::Command,
     daemon,
     mode::Mode,
     portmap::PortMap,
@@ -17,10 +18,15 @@ use crate::{
 /// connected back to its own port P, across the network both ways.
 #[derive(Debug, Parser)]
 #[command(name = "reflector", version, about, long_about = None)]
+#[command(args_conflicts_with_subcommands = true)]
 #[command(
-    after_help = "Examples:\n  reflector --map 10022:22\n  reflector --map 10022:22 --map 10053:53/udp --iface eth0 --mode xdp\n  reflector --map 10022:22 --mode splice --connect-timeout 2s\n  reflector --config /etc/reflector.toml\n  reflector --map 10022:22 --metrics 127.0.0.1:9477\n\nPrecedence: defaults < config file < REFLECTOR_* environment < flags."
+    after_help = "Examples:\n  reflector --map 10022:22\n  reflector --map 10022:22 --map 10053:53/udp --iface eth0 --mode xdp\n  reflector --map 10022:22 --mode splice --connect-timeout 2s\n  reflector --config /etc/reflector.toml\n  reflector --map 10022:22 --metrics 127.0.0.1:9477\n  reflector stats\n  reflector map add 10080:80\n\nPrecedence: defaults < config file < REFLECTOR_* environment < flags."
 )]
 pub struct Cli {
+    /// Talk to a running daemon instead of running one.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Config file (TOML, the same keys as these flags, e.g. `maps = ["10022:22"]`); flags
     /// and `REFLECTOR_*` variables override it; SIGHUP reads it again.
     #[arg(short, long, value_name = "FILE", env = "REFLECTOR_CONFIG")]
@@ -92,6 +98,12 @@ pub struct Cli {
     /// 127.0.0.1:9477 or [::]:9477 [default: off].
     #[arg(long, value_name = "ADDR", env = "REFLECTOR_METRICS", value_parser = metrics_address)]
     pub metrics: Option<SocketAddr>,
+
+    /// The control socket (root-only) that `reflector stats` and `reflector map` talk to
+    /// [default: /run/reflector/control.sock; the daemon runs without it when that cannot
+    /// be created].
+    #[arg(long, value_name = "PATH", env = "REFLECTOR_CONTROL_SOCKET")]
+    pub control_socket: Option<PathBuf>,
 }
 
 /// `None` for a list no flag or variable gave, so a lower layer's list stays.
@@ -132,13 +144,17 @@ impl Cli {
                 max_conns: self.max_conns,
                 max_udp_flows: self.max_udp_flows,
                 metrics: self.metrics,
+                control_socket: self.control_socket,
             },
         }
     }
 
     /// Runs what the command line asks for.
     #[must_use]
-    pub fn run(self) -> ExitCode {
+    pub fn run(mut self) -> ExitCode {
+        if let Some(command) = self.command.take() {
+            return command.run();
+        }
         let sources = self.sources();
         let settings = match sources.load() {
             Ok(settings) => settings,

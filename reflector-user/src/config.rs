@@ -13,6 +13,7 @@
 //! max-conns = 4096
 //! max-udp-flows = 4096
 //! metrics = "127.0.0.1:9477"
+//! control-socket = "/run/reflector/control.sock"
 //! ```
 
 use std::{
@@ -103,6 +104,7 @@ struct ConfigFile {
     max_conns: Option<Spanned<u32>>,
     max_udp_flows: Option<Spanned<u32>>,
     metrics: Option<Spanned<String>>,
+    control_socket: Option<PathBuf>,
 }
 
 /// Reads and checks the config file at `path`.
@@ -169,6 +171,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Overrides, ConfigError> {
                 .map_err(|error| invalid(Some(value.span()), format!("metrics: {error}")))
         })
         .transpose()?;
+    overrides.control_socket = file.control_socket;
     Ok(overrides)
 }
 
@@ -217,7 +220,7 @@ mod tests {
             "maps = [\"10022:22\", \"10053:53/udp\"]\ninterfaces = [\"eth0\"]\nmode = \"tc\"\n\
              flow-table-size = 1024\nconnect-timeout = \"2s\"\nidle-timeout = \"1m\"\n\
              udp-idle-timeout = \"10s\"\nmax-conns = 10\nmax-udp-flows = 20\n\
-             metrics = \"[::1]:9477\"\n",
+             metrics = \"[::1]:9477\"\ncontrol-socket = \"/run/r/c.sock\"\n",
         )
         .unwrap();
         let maps: Vec<String> = overrides
@@ -236,6 +239,10 @@ mod tests {
         assert_eq!(overrides.max_conns, Some(10));
         assert_eq!(overrides.max_udp_flows, Some(20));
         assert_eq!(overrides.metrics, Some("[::1]:9477".parse().unwrap()));
+        assert_eq!(
+            overrides.control_socket.as_deref(),
+            Some(Path::new("/run/r/c.sock"))
+        );
     }
 
     #[test]

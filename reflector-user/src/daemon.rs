@@ -11,9 +11,16 @@ use rtnetlink::{
     sys::{AsyncSocket as _, SocketAddr},
 };
 use thiserror::Error;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::mpsc,
+};
 
 use crate::{
+    control::{
+        self, MapChange, Reply,
+        server::{ChangeRequest, ControlError, ControlSocket},
+    },
     ebpf_object::{NOT_BUILT_IN, kernel_object},
     interfaces::{self, Interface, InterfaceError},
     kernel::{KernelError, KernelPath, LoadOptions},
@@ -63,6 +70,9 @@ pub enum DaemonError {
     /// The metrics address cannot be listened on.
     #[error(transparent)]
     Metrics(#[from] BindError),
+    /// The control socket given cannot be served.
+    #[error(transparent)]
+    Control(#[from] ControlError),
     /// SIGHUP cannot be watched.
     #[error("cannot watch SIGHUP")]
     Signal(#[source] std::io::Error),
@@ -91,6 +101,7 @@ pub async fn run(
         Some(address) => Some(http::bind(address).await?),
         None => None,
     };
+    let mut control = bind_control(&settings)?;
 
     let (mut connection, handle, address_events) =
         rtnetlink::new_connection().map_err(DaemonError::Netlink)?;
@@ -121,21 +132,7 @@ pub async fn run(
         }
         None => Either::Right(future::pending()),
     };
-    let modes: Vec<InterfaceMode> = interfaces
-        .iter()
-        .map(|interface| {
-            let attach = kernel.as_ref().and_then(|kernel| {
-                kernel
-                    .attached()
-                    .find(|(attached, _)| attached.index == interface.index)
-                    .map(|(_, attach)| attach.to_string())
-            });
-            InterfaceMode {
-                interface: interface.name.clone(),
-                mode: attach.unwrap_or_else(|| "splice".to_owned()),
-            }
-        })
-        .collect();
+    let modes = interface_modes(&interfaces, kernel.as_ref());
     let mut placed: Vec<String> = modes
         .iter()
         .map(|entry| format!("{} ({})", entry.interface, entry.mode))
@@ -148,6 +145,11 @@ pub async fn run(
     let telemetry = Arc::new(Telemetry::new(userspace.shared_counters(), stats, modes));
     let metrics_server =
         metrics_listener.map(|listener| MetricsServer::start(listener, Arc::clone(&telemetry)));
+    // The main loop keeps a sender, so `changes` stays open without a control socket.
+    let (changes_sender, mut changes) = mpsc::channel::<ChangeRequest>(16);
+    if let Some(control) = control.as_mut() {
+        control.serve(Arc::clone(&telemetry), changes_sender.clone());
+    }
     telemetry.set_ready();
     info!(
         "ready: reflecting {} on {}",
@@ -167,8 +169,14 @@ pub async fn run(
             _ = hangups.recv() => {
                 reload::reload(sources, &mut settings, kernel.as_mut(), &mut userspace);
             }
+            Some((change, reply)) = changes.recv() => {
+                let answer = change_maps(&change, &mut settings, kernel.as_mut(), &mut userspace);
+                let _ = reply.send(answer);
+            }
         }
     };
+    drop(control);
+    drop(changes_sender);
     if let Some(server) = metrics_server {
         server.stop().await;
     }
@@ -180,6 +188,57 @@ pub async fn run(
     drop(userspace);
     info!("exiting");
     outcome
+}
+
+/// How each interface is reflected: the kernel mode attached to it, else splice.
+fn interface_modes(interfaces: &[Interface], kernel: Option<&KernelPath>) -> Vec<InterfaceMode> {
+    interfaces
+        .iter()
+        .map(|interface| {
+            let attach = kernel.and_then(|kernel| {
+                kernel
+                    .attached()
+                    .find(|(attached, _)| attached.index == interface.index)
+                    .map(|(_, attach)| attach.to_string())
+            });
+            InterfaceMode {
+                interface: interface.name.clone(),
+                mode: attach.unwrap_or_else(|| "splice".to_owned()),
+            }
+        })
+        .collect()
+}
+
+/// Binds the control socket. The default path is optional: when it cannot be had (e.g.
+/// without root), the daemon runs without one; a path the user gave must work.
+fn bind_control(settings: &Settings) -> Result<Option<ControlSocket>, DaemonError> {
+    match ControlSocket::bind(settings.control_socket_path()) {
+        Ok(socket) => Ok(Some(socket)),
+        Err(error) if settings.control_socket.is_none() => {
+            warn!(
+                "{error}; running without a control socket (`reflector stats` and \
+                 `reflector map` need one: give --control-socket PATH)"
+            );
+            Ok(None)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Carries out a map request from the control socket, logging a refusal.
+fn change_maps(
+    change: &MapChange,
+    settings: &mut Settings,
+    kernel: Option<&mut KernelPath>,
+    userspace: &mut Userspace,
+) -> Reply {
+    match control::apply(change, &mut settings.maps, kernel, userspace) {
+        Ok(()) => Reply::maps(&settings.maps),
+        Err(why) => {
+            warn!("control: refused: {why}; nothing changed");
+            Reply::error(why)
+        }
+    }
 }
 
 /// The metrics server task and the way to stop it.

@@ -2,7 +2,9 @@
 //! command line and the host's addresses, and detaches everything on shutdown.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod ebpf_object;
 pub mod interfaces;

@@ -63,6 +63,10 @@ pub fn reload(
             "the userspace limits and timeouts",
         ),
         (new.metrics != current.metrics, "metrics"),
+        (
+            new.control_socket != current.control_socket,
+            "control-socket",
+        ),
     ];
     for (changed, what) in restart {
         if changed {
@@ -76,7 +80,7 @@ pub fn reload(
 
 /// Moves both paths from `old` to `new`: userspace first (it fails as a whole when a port
 /// is taken), then the kernel; a kernel failure puts userspace back.
-fn apply_maps(
+pub(crate) fn apply_maps(
     old: &[PortMap],
     new: &[PortMap],
     kernel: Option<&mut KernelPath>,
@@ -108,7 +112,7 @@ fn difference(a: &[PortMap], b: &[PortMap]) -> Vec<PortMap> {
     a.iter().filter(|map| !b.contains(map)).cloned().collect()
 }
 
-fn list(maps: &[PortMap]) -> String {
+pub(crate) fn list(maps: &[PortMap]) -> String {
     if maps.is_empty() {
         return "none".to_owned();
     }

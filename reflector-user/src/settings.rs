@@ -2,13 +2,18 @@
 //! config file, then the environment (`REFLECTOR_*`), then flags; each layer overrides only
 //! what it sets.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use reflector_common::maps::FLOWS_DEFAULT_LEN;
 use thiserror::Error;
 
 use crate::{
     config::{self, ConfigError},
+    control::DEFAULT_SOCKET,
     mode::Mode,
     portmap::{self, PortMap, PortMapError},
     splice::SpliceOptions,
@@ -29,6 +34,9 @@ pub struct Settings {
     pub splice: SpliceOptions,
     /// Where to serve metrics, if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// The control socket, when one was given; `None` means [`DEFAULT_SOCKET`], which
+    /// the daemon does without when it cannot be created.
+    pub control_socket: Option<PathBuf>,
 }
 
 /// One layer's settings: `None` leaves the value of the layers below.
@@ -54,6 +62,8 @@ pub struct Overrides {
     pub max_udp_flows: Option<u32>,
     /// `--metrics`, `REFLECTOR_METRICS`, `metrics`.
     pub metrics: Option<SocketAddr>,
+    /// `--control-socket`, `REFLECTOR_CONTROL_SOCKET`, `control-socket`.
+    pub control_socket: Option<PathBuf>,
 }
 
 /// Settings that cannot be used.
@@ -95,6 +105,14 @@ impl Sources {
 }
 
 impl Settings {
+    /// The control socket's path: the one given, else [`DEFAULT_SOCKET`].
+    #[must_use]
+    pub fn control_socket_path(&self) -> &Path {
+        self.control_socket
+            .as_deref()
+            .unwrap_or_else(|| Path::new(DEFAULT_SOCKET))
+    }
+
     /// The defaults with `layers` applied in order, then checked as a whole.
     ///
     /// # Errors
@@ -109,6 +127,7 @@ impl Settings {
             flow_table_size: FLOWS_DEFAULT_LEN,
             splice: SpliceOptions::default(),
             metrics: None,
+            control_socket: None,
         };
         for layer in layers {
             maps = layer.maps.or(maps);
@@ -122,6 +141,7 @@ impl Settings {
             splice.max_conns = layer.max_conns.unwrap_or(splice.max_conns);
             splice.max_udp_flows = layer.max_udp_flows.unwrap_or(splice.max_udp_flows);
             settings.metrics = layer.metrics.or(settings.metrics);
+            settings.control_socket = layer.control_socket.or(settings.control_socket);
         }
         settings.maps = maps
             .filter(|maps| !maps.is_empty())

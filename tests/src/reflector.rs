@@ -182,6 +182,15 @@ impl Reflector {
     pub fn stop(self) -> (ExitStatus, String) {
         self.stop_with(Signal::SIGTERM)
     }
+
+    /// [`Reflector::stop`], asserting a clean exit (status 0).
+    pub fn stop_cleanly(self) {
+        let (status, log) = self.stop();
+        assert!(
+            status.success(),
+            "the reflector must exit 0 on SIGTERM ({status}); its log:\n{log}"
+        );
+    }
 }
 
 impl Drop for Reflector {

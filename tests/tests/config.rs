@@ -103,8 +103,7 @@ fn sighup_applies_map_changes() {
         not_reflected(&topology, 10_022),
         "10022 must not be reflected after it was removed"
     );
-    let (status, log) = reflector.stop();
-    assert!(status.success(), "exit after reloads: {status}\n{log}");
+    reflector.stop_cleanly();
 }
 
 /// A file that fails to parse or to check on SIGHUP is refused with its line, and the
@@ -246,8 +245,7 @@ fn flags_beat_environment_beats_file() {
             log.contains(expected_maps),
             "env {env:?}, flags {flags:?}: expected `{expected_maps}`:\n{log}"
         );
-        let (status, log) = reflector.stop();
-        assert!(status.success(), "exit: {status}\n{log}");
+        reflector.stop_cleanly();
     }
     // Without any map anywhere: a clear error.
     let output = run_to_exit(topology.r(), &["--iface", iface]);

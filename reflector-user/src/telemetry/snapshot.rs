@@ -1,16 +1,16 @@
-//! Every counter at one moment, as plain data: what `/metrics` renders, and what a future
-//! `reflector stats --json` and the control socket will print. The field names and label
+//! Every counter at one moment, as plain data: what `/metrics` renders, and what
+//! `reflector stats --json` and the control socket print. The field names and label
 //! values describe themselves, so the JSON form needs no schema beside it.
 
 use std::sync::atomic::Ordering::Relaxed;
 
 use reflector_common::{Counter, Direction, Family, PassReason};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::splice::{ConnectFailure, SpliceCounters};
 
 /// Every counter the daemon keeps, read at one moment.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// The reflector's version.
     pub version: String,
@@ -25,7 +25,7 @@ pub struct Snapshot {
 }
 
 /// How one interface is reflected.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterfaceMode {
     /// The interface's name.
     pub interface: String,
@@ -34,7 +34,7 @@ pub struct InterfaceMode {
 }
 
 /// The kernel program's counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelSnapshot {
     /// Packets and bytes reflected, one entry per direction and IP family.
     pub reflected: Vec<ReflectedCount>,
@@ -47,7 +47,7 @@ pub struct KernelSnapshot {
 }
 
 /// Packets and bytes reflected one way, for one IP family.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReflectedCount {
     /// `forward` (client to service) or `reverse` (service to client).
     pub direction: String,
@@ -60,7 +60,7 @@ pub struct ReflectedCount {
 }
 
 /// Packets and bytes passed to the stack for one reason.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PassedCount {
     /// The reason's name ([`PassReason::name`]).
     pub reason: String,
@@ -71,7 +71,7 @@ pub struct PassedCount {
 }
 
 /// The userspace path's counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpliceSnapshot {
     /// TCP clients accepted.
     pub tcp_accepted: u64,
@@ -96,7 +96,7 @@ pub struct SpliceSnapshot {
 }
 
 /// Connect-back failures for one reason.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectFailureCount {
     /// The reason's name ([`ConnectFailure::name`]).
     pub reason: String,

@@ -1,0 +1,72 @@
+//! The subcommands that talk to a running daemon over its control socket, one module each.
+
+pub mod map;
+pub mod stats;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Args, Subcommand};
+
+use crate::control::{self, Reply, Request};
+
+/// What the command line asks of a running daemon.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the running daemon's counters as a table (or JSON).
+    Stats(stats::StatsArgs),
+    /// List or change the running daemon's port maps (until its next reload or restart).
+    #[command(subcommand)]
+    Map(map::MapCommand),
+}
+
+impl Command {
+    /// Runs the subcommand: 0 on success, 1 when the daemon cannot be reached or refuses.
+    #[must_use]
+    pub fn run(self) -> ExitCode {
+        let result = match self {
+            Self::Stats(args) => stats::run(&args),
+            Self::Map(command) => map::run(command),
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Where the daemon's control socket is.
+#[derive(Clone, Debug, Args)]
+pub struct ControlArgs {
+    /// The daemon's control socket.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "REFLECTOR_CONTROL_SOCKET",
+        default_value = control::DEFAULT_SOCKET
+    )]
+    pub control_socket: PathBuf,
+}
+
+/// A reply the daemon refused with, as an error.
+#[derive(Debug, thiserror::Error)]
+#[error("the daemon refused: {0}")]
+pub struct Refused(pub String);
+
+impl ControlArgs {
+    /// Sends `request` and returns the reply when the daemon carried it out.
+    ///
+    /// # Errors
+    /// [`control::client::ClientError`] when the daemon cannot be asked, [`Refused`] when it says no.
+    pub fn ask(&self, request: &Request) -> anyhow::Result<Reply> {
+        let reply =
+            control::client::ask(&self.control_socket, request).map_err(anyhow::Error::from)?;
+        if reply.ok {
+            Ok(reply)
+        } else {
+            Err(Refused(reply.error.unwrap_or_else(|| "no reason given".to_owned())).into())
+        }
+    }
+}

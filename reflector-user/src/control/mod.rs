@@ -1,0 +1,422 @@
+//! The control socket: a Unix socket the daemon serves (root-only) and `reflector stats` and
+//! `reflector map ...` talk to. One JSON request per line, one JSON reply per line:
+//!
+//! ```text
+//! {"command":"stats"}                        -> {"ok":true,"stats":{...}}
+//! {"command":"map-list"}                     -> {"ok":true,"maps":["10022:22/tcp"]}
+//! {"command":"map-add","map":"10080:80/tcp"} -> {"ok":true,"maps":[...]}
+//! {"command":"map-del","map":"10080"}        -> {"ok":true,"maps":[...]}
+//! anything wrong                             -> {"ok":false,"error":"..."}
+//! ```
+//!
+//! Map changes are applied by the daemon's main loop ([`MapChange`], [`apply`]) through
+//! the same all-or-nothing path as a SIGHUP reload, and last until the next reload or
+//! restart.
+
+pub mod client;
+pub mod server;
+
+use std::{fmt, str::FromStr};
+
+use log::info;
+use reflector_common::Protocol;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::{
+    kernel::KernelPath,
+    portmap::{self, PortMap},
+    reload,
+    splice::Userspace,
+    telemetry::Snapshot,
+};
+
+/// Where the control socket is when no `--control-socket` is given.
+pub const DEFAULT_SOCKET: &str = "/run/reflector/control.sock";
+
+/// The longest request line the daemon reads, newline included.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// What a client asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// Every counter now.
+    Stats,
+    /// The port maps now.
+    MapList,
+    /// Add a port map, `L:P[/proto]`.
+    MapAdd {
+        /// The map as written on the command line.
+        map: String,
+    },
+    /// Remove the maps of a listen port, `L[/proto]`.
+    MapDel {
+        /// The listen port, optionally with the protocols to remove.
+        map: String,
+    },
+}
+
+/// The daemon's answer. `ok` says whether the request was carried out; `error` says why
+/// not; the other fields are there when the request asks for them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    /// Whether the request was carried out.
+    pub ok: bool,
+    /// Why not, when `ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The port maps after the request (`map-list`, `map-add`, `map-del`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maps: Option<Vec<String>>,
+    /// Every counter (`stats`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<Box<Snapshot>>,
+}
+
+impl Reply {
+    /// A refusal saying `why`.
+    #[must_use]
+    pub fn error(why: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            error: Some(why.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Success, listing `maps`.
+    #[must_use]
+    pub fn maps(maps: &[PortMap]) -> Self {
+        Self {
+            ok: true,
+            maps: Some(maps.iter().map(ToString::to_string).collect()),
+            ..Self::default()
+        }
+    }
+
+    /// Success, with `stats`.
+    #[must_use]
+    pub fn stats(stats: Snapshot) -> Self {
+        Self {
+            ok: true,
+            stats: Some(Box::new(stats)),
+            ..Self::default()
+        }
+    }
+
+    /// Parses a reply line.
+    ///
+    /// # Errors
+    /// When `line` is not a reply in JSON.
+    pub fn parse(line: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(line)
+    }
+
+    /// The reply as one JSON line, newline included.
+    #[must_use]
+    pub fn to_line(&self) -> String {
+        let mut line = serde_json::to_string(self)
+            .unwrap_or_else(|_| r#"{"ok":false,"error":"cannot encode the reply"}"#.to_owned());
+        line.push('\n');
+        line
+    }
+}
+
+/// Parses one request line (without its newline).
+///
+/// # Errors
+/// A message for the client: not JSON, not an object, an unknown command or field.
+pub fn parse_request(line: &str) -> Result<Request, String> {
+    serde_json::from_str(line).map_err(|error| {
+        let text = error.to_string();
+        if text.contains("unknown variant") || text.contains("missing field `command`") {
+            format!(
+                "invalid request: {text}; commands are stats, map-list, map-add and map-del, \
+                 e.g. {{\"command\":\"map-add\",\"map\":\"10080:80\"}}"
+            )
+        } else {
+            format!("invalid request: {text}; send one JSON object per line, e.g. {{\"command\":\"stats\"}}")
+        }
+    })
+}
+
+/// The listen port (and protocols) a `map del` removes: `10080`, `10080/udp`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapKey {
+    /// The listen port.
+    pub listen: u16,
+    /// The protocols to remove; `None` removes every protocol of the port.
+    pub protocols: Option<Vec<Protocol>>,
+}
+
+/// A `map del` argument that is not `L[/tcp|/udp|/tcp,udp]`.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error(
+    "invalid listen port '{input}': expected LISTEN[/tcp|/udp|/tcp,udp], e.g. 10080 or 10080/udp"
+)]
+pub struct MapKeyError {
+    /// What the user wrote.
+    pub input: String,
+}
+
+impl FromStr for MapKey {
+    type Err = MapKeyError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let error = || MapKeyError {
+            input: input.to_owned(),
+        };
+        let (port, protocols) = match input.split_once('/') {
+            Some((port, protocols)) => (port, Some(protocols)),
+            None => (input, None),
+        };
+        let listen = port
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|&port| port != 0)
+            .ok_or_else(error)?;
+        let protocols = protocols
+            .map(|list| {
+                let mut protocols = Vec::new();
+                for name in list.split(',') {
+                    let protocol = match name.trim().to_ascii_lowercase().as_str() {
+                        "tcp" => Protocol::Tcp,
+                        "udp" => Protocol::Udp,
+                        _ => return Err(error()),
+                    };
+                    if !protocols.contains(&protocol) {
+                        protocols.push(protocol);
+                    }
+                }
+                Ok(protocols)
+            })
+            .transpose()?;
+        Ok(Self { listen, protocols })
+    }
+}
+
+impl fmt::Display for MapKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.listen)?;
+        if let Some(protocols) = &self.protocols {
+            let names: Vec<&str> = protocols.iter().map(|protocol| protocol.name()).collect();
+            write!(f, "/{}", names.join(","))?;
+        }
+        Ok(())
+    }
+}
+
+/// A change the control socket asks the daemon's main loop for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapChange {
+    /// Report the maps, change nothing.
+    List,
+    /// Add this map.
+    Add(PortMap),
+    /// Remove these listen ports.
+    Del(MapKey),
+}
+
+/// The maps `current` would become with `change`.
+///
+/// # Errors
+/// A message for the client: a listen port mapped twice, a port that is not mapped, or
+/// removing the last map.
+pub fn changed(current: &[PortMap], change: &MapChange) -> Result<Vec<PortMap>, String> {
+    match change {
+        MapChange::List => Ok(current.to_vec()),
+        MapChange::Add(map) => {
+            let mut new = current.to_vec();
+            new.push(map.clone());
+            portmap::check_unique(&new).map_err(|error| error.to_string())?;
+            Ok(new)
+        }
+        MapChange::Del(key) => {
+            let mut removed = false;
+            let new: Vec<PortMap> = current
+                .iter()
+                .filter_map(|map| {
+                    if map.listen != key.listen {
+                        return Some(map.clone());
+                    }
+                    let mut map = map.clone();
+                    map.protocols.retain(|protocol| {
+                        let remove = key
+                            .protocols
+                            .as_ref()
+                            .is_none_or(|protocols| protocols.contains(protocol));
+                        removed |= remove;
+                        !remove
+                    });
+                    (!map.protocols.is_empty()).then_some(map)
+                })
+                .collect();
+            if !removed {
+                return Err(format!(
+                    "port {key} is not mapped; the maps are {}",
+                    reload::list(current)
+                ));
+            }
+            if new.is_empty() {
+                return Err(format!(
+                    "{key} is the last port map; the daemon keeps at least one (add another \
+                     first, or stop the daemon)"
+                ));
+            }
+            Ok(new)
+        }
+    }
+}
+
+/// Carries out `change` on the running daemon: both paths move together or not at all
+/// (as on SIGHUP), and `maps` is updated on success. Flows of other maps are not touched.
+///
+/// # Errors
+/// A message for the client; nothing changed.
+pub fn apply(
+    change: &MapChange,
+    maps: &mut Vec<PortMap>,
+    kernel: Option<&mut KernelPath>,
+    userspace: &mut Userspace,
+) -> Result<(), String> {
+    let new = changed(maps, change)?;
+    if matches!(change, MapChange::List) {
+        return Ok(());
+    }
+    reload::apply_maps(maps, &new, kernel, userspace)?;
+    let what = match change {
+        MapChange::Add(map) => format!("added {map}"),
+        MapChange::Del(key) => format!("removed {key}"),
+        MapChange::List => String::new(),
+    };
+    info!(
+        "control: {what}; port maps now {} (until the next reload or restart)",
+        reload::list(&new)
+    );
+    *maps = new;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maps(list: &[&str]) -> Vec<PortMap> {
+        list.iter().map(|m| m.parse().unwrap()).collect()
+    }
+
+    fn names(maps: &[PortMap]) -> Vec<String> {
+        maps.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn parses_every_request() {
+        assert_eq!(parse_request(r#"{"command":"stats"}"#), Ok(Request::Stats));
+        assert_eq!(
+            parse_request(r#" {"command":"map-list"} "#),
+            Ok(Request::MapList)
+        );
+        assert_eq!(
+            parse_request(r#"{"command":"map-add","map":"10080:80/tcp"}"#),
+            Ok(Request::MapAdd {
+                map: "10080:80/tcp".to_owned()
+            })
+        );
+        assert_eq!(
+            parse_request(r#"{"map":"10080","command":"map-del"}"#),
+            Ok(Request::MapDel {
+                map: "10080".to_owned()
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_requests() {
+        for (line, expected) in [
+            ("garbage", "invalid request"),
+            ("", "invalid request"),
+            ("[]", "invalid request"),
+            (r#"{"command":"reboot"}"#, "commands are stats, map-list"),
+            (r#"{"map":"1:2"}"#, "commands are stats"),
+            (r#"{"command":"map-add"}"#, "missing field `map`"),
+            (r#"{"command":"map-add","map":7}"#, "invalid request"),
+        ] {
+            let error = parse_request(line).unwrap_err();
+            assert!(error.contains(expected), "{line:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn replies_are_one_json_line() {
+        assert_eq!(
+            Reply::error("no").to_line(),
+            "{\"ok\":false,\"error\":\"no\"}\n"
+        );
+        let line = Reply::maps(&maps(&["10022:22"])).to_line();
+        assert_eq!(line, "{\"ok\":true,\"maps\":[\"10022:22/tcp\"]}\n");
+        let reply: Reply = serde_json::from_str(&line).unwrap();
+        assert_eq!(reply, Reply::maps(&maps(&["10022:22"])));
+        let stats = Reply::stats(Snapshot::default()).to_line();
+        let reply: Reply = serde_json::from_str(&stats).unwrap();
+        assert_eq!(reply.stats.as_deref(), Some(&Snapshot::default()));
+    }
+
+    #[test]
+    fn map_keys() {
+        assert_eq!(
+            "10080".parse(),
+            Ok(MapKey {
+                listen: 10_080,
+                protocols: None
+            })
+        );
+        assert_eq!(
+            "10080/udp".parse(),
+            Ok(MapKey {
+                listen: 10_080,
+                protocols: Some(vec![Protocol::Udp])
+            })
+        );
+        assert_eq!(
+            "10080/udp".parse::<MapKey>().unwrap().to_string(),
+            "10080/udp"
+        );
+        for bad in ["", "0", "70000", "x", "10080/sctp", "10080:80"] {
+            let error = bad.parse::<MapKey>().unwrap_err().to_string();
+            assert!(error.contains("e.g. 10080"), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn add_refuses_a_listen_port_mapped_twice() {
+        let current = maps(&["10022:22", "10053:53/udp"]);
+        let add = |map: &str| changed(&current, &MapChange::Add(map.parse().unwrap()));
+        assert_eq!(
+            names(&add("10080:80").unwrap()),
+            ["10022:22/tcp", "10053:53/udp", "10080:80/tcp"]
+        );
+        assert_eq!(names(&add("10053:53/tcp").unwrap()).len(), 3);
+        let error = add("10022:23").unwrap_err();
+        assert!(error.contains("mapped twice"), "{error}");
+    }
+
+    #[test]
+    fn del_removes_a_port_or_one_protocol() {
+        let current = maps(&["10022:22", "10080:80/tcp,udp"]);
+        let del = |key: &str| changed(&current, &MapChange::Del(key.parse().unwrap()));
+        assert_eq!(names(&del("10080").unwrap()), ["10022:22/tcp"]);
+        assert_eq!(
+            names(&del("10080/udp").unwrap()),
+            ["10022:22/tcp", "10080:80/tcp"]
+        );
+        let error = del("10081").unwrap_err();
+        assert!(error.contains("port 10081 is not mapped"), "{error}");
+        let error = del("10022/udp").unwrap_err();
+        assert!(error.contains("10022/udp is not mapped"), "{error}");
+        let only = maps(&["10022:22"]);
+        let error = changed(&only, &MapChange::Del("10022".parse().unwrap())).unwrap_err();
+        assert!(error.contains("last port map"), "{error}");
+    }
+}
