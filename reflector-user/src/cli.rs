@@ -20,10 +20,10 @@ use crate::{
 #[command(name = "reflector", version, about, long_about = None)]
 #[command(args_conflicts_with_subcommands = true)]
 #[command(
-    after_help = "Examples:\n  reflector --map 10022:22\n  reflector --map 10022:22 --map 10053:53/udp --iface eth0 --mode xdp\n  reflector --map 10022:22 --mode splice --connect-timeout 2s\n  reflector --config /etc/reflector.toml\n  reflector --map 10022:22 --metrics 127.0.0.1:9477\n  reflector stats\n  reflector map add 10080:80\n\nPrecedence: defaults < config file < REFLECTOR_* environment < flags."
+    after_help = "Examples:\n  reflector --map 10022:22\n  reflector --map 10022:22 --map 10053:53/udp --iface eth0 --mode xdp\n  reflector --map 10022:22 --mode splice --connect-timeout 2s\n  reflector --config /etc/reflector.toml\n  reflector --map 10022:22 --metrics 127.0.0.1:9477\n  reflector stats\n  reflector map add 10080:80\n  reflector --map 10022:22 --mode tc --pin /sys/fs/bpf/reflector\n  reflector detach --pin /sys/fs/bpf/reflector\n\nPrecedence: defaults < config file < REFLECTOR_* environment < flags."
 )]
 pub struct Cli {
-    /// Talk to a running daemon instead of running one.
+    /// Talk to a running daemon (or detach a pinned one) instead of running one.
     #[command(subcommand)]
     pub command: Option<Command>,
 
@@ -104,6 +104,13 @@ pub struct Cli {
     /// be created].
     #[arg(long, value_name = "PATH", env = "REFLECTOR_CONTROL_SOCKET")]
     pub control_socket: Option<PathBuf>,
+
+    /// Pin the kernel program, its maps and links in DIR (on a bpffs, e.g.
+    /// /sys/fs/bpf/reflector) so reflection keeps running when the daemon stops; the next
+    /// start with the same DIR adopts them. `reflector detach --pin DIR` removes them.
+    /// Ignored in splice mode [default: off].
+    #[arg(long, value_name = "DIR", env = "REFLECTOR_PIN")]
+    pub pin: Option<PathBuf>,
 }
 
 /// `None` for a list no flag or variable gave, so a lower layer's list stays.
@@ -145,6 +152,7 @@ impl Cli {
                 max_udp_flows: self.max_udp_flows,
                 metrics: self.metrics,
                 control_socket: self.control_socket,
+                pin: self.pin,
             },
         }
     }

@@ -14,6 +14,7 @@
 //! max-udp-flows = 4096
 //! metrics = "127.0.0.1:9477"
 //! control-socket = "/run/reflector/control.sock"
+//! pin = "/sys/fs/bpf/reflector"
 //! ```
 
 use std::{
@@ -105,6 +106,7 @@ struct ConfigFile {
     max_udp_flows: Option<Spanned<u32>>,
     metrics: Option<Spanned<String>>,
     control_socket: Option<PathBuf>,
+    pin: Option<PathBuf>,
 }
 
 /// Reads and checks the config file at `path`.
@@ -172,6 +174,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Overrides, ConfigError> {
         })
         .transpose()?;
     overrides.control_socket = file.control_socket;
+    overrides.pin = file.pin;
     Ok(overrides)
 }
 

@@ -26,6 +26,7 @@ use crate::{
     kernel::{KernelError, KernelPath, LoadOptions},
     local_addrs::{self, LocalAddrsError},
     mode::Mode,
+    pin::{self, PinDirError},
     reload,
     settings::{Settings, Sources},
     splice::{ListenError, Userspace},
@@ -73,6 +74,9 @@ pub enum DaemonError {
     /// The control socket given cannot be served.
     #[error(transparent)]
     Control(#[from] ControlError),
+    /// The pin directory cannot be used.
+    #[error(transparent)]
+    Pin(#[from] PinDirError),
     /// SIGHUP cannot be watched.
     #[error("cannot watch SIGHUP")]
     Signal(#[source] std::io::Error),
@@ -88,6 +92,7 @@ pub async fn run(
     sources: &Sources,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
+    check_pin(&mut settings)?;
     // Listening first: a port taken by another program fails before anything is attached.
     let mut userspace = Userspace::new(settings.splice);
     userspace.apply(&settings.maps)?;
@@ -180,14 +185,45 @@ pub async fn run(
     if let Some(server) = metrics_server {
         server.stop().await;
     }
-    if let Some(mut kernel) = kernel {
-        kernel.detach_all();
-        info!("detached from every interface");
+    if let Some(kernel) = kernel {
+        stop_kernel(kernel);
     }
     info!("splice: {}", userspace.counters());
     drop(userspace);
     info!("exiting");
     outcome
+}
+
+/// Checks the pin directory first, so one off bpffs fails before anything is attached; in
+/// splice mode there is nothing to pin, and `--pin` is dropped with a warning.
+fn check_pin(settings: &mut Settings) -> Result<(), DaemonError> {
+    if let Some(dir) = &settings.pin {
+        if settings.mode == Mode::Splice {
+            warn!(
+                "--pin {} is ignored in splice mode: only the kernel modes pin",
+                dir.display()
+            );
+            settings.pin = None;
+        } else {
+            pin::prepare_dir(dir)?;
+        }
+    }
+    Ok(())
+}
+
+/// Detaches the kernel path, unless it is pinned: then it stays attached for the next start.
+fn stop_kernel(mut kernel: KernelPath) {
+    if let Some(dir) = kernel.pin_dir().map(std::path::Path::to_owned) {
+        drop(kernel);
+        info!(
+            "left the kernel program attached, pinned at {0}; the next start with --pin {0} \
+             adopts it, `reflector detach --pin {0}` removes it",
+            dir.display()
+        );
+    } else {
+        kernel.detach_all();
+        info!("detached from every interface");
+    }
 }
 
 /// How each interface is reflected: the kernel mode attached to it, else splice.
@@ -302,9 +338,17 @@ fn start_kernel(
         Err(error) => return Err(error),
     };
     for interface in interfaces {
+        let candidates = settings.mode.candidates(interface);
+        if let Some(attach) = kernel.adopt_link(interface, candidates) {
+            info!(
+                "{}: reflecting with {attach} (adopted: stayed attached)",
+                interface.name
+            );
+            continue;
+        }
         let mut reasons = Vec::new();
         let mut chosen = None;
-        for &attach in settings.mode.candidates(interface) {
+        for &attach in candidates {
             match kernel.attach(interface, attach) {
                 Ok(()) => {
                     chosen = Some(attach);
@@ -329,6 +373,7 @@ fn start_kernel(
             }
         }
     }
+    kernel.release_unadopted();
     let attached_anywhere = kernel.attached().next().is_some();
     Ok(attached_anywhere.then_some(kernel))
 }
@@ -336,14 +381,19 @@ fn start_kernel(
 /// Loads the program and fills its port table.
 fn load_kernel(settings: &Settings) -> Result<KernelPath, DaemonError> {
     let object = kernel_object().ok_or(DaemonError::NotBuiltIn)?;
-    let mut kernel = KernelPath::load(
-        object,
-        LoadOptions {
-            flow_table_size: settings.flow_table_size,
-            debug_events: log::log_enabled!(target: "reflector", log::Level::Debug),
-        },
-    )?;
-    kernel.set_port_maps(&[], &settings.maps)?;
+    let options = LoadOptions {
+        flow_table_size: settings.flow_table_size,
+        debug_events: log::log_enabled!(target: "reflector", log::Level::Debug),
+    };
+    let mut kernel = match &settings.pin {
+        Some(dir) => KernelPath::pinned(object, options, dir)?,
+        None => KernelPath::load(object, options)?,
+    };
+    if kernel.is_adopted() {
+        kernel.set_port_maps_adopted(&settings.maps)?;
+    } else {
+        kernel.set_port_maps(&[], &settings.maps)?;
+    }
     Ok(kernel)
 }
 

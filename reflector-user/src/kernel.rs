@@ -1,20 +1,29 @@
 //! The kernel path: loads the program, fills its maps and attaches it to interfaces.
 //! Dropping a [`KernelPath`] detaches everything: every attachment is an fd-based link
 //! (XDP links, TCX on kernels >= 6.6), so nothing stays behind even if the process dies.
+//! The exception is a pinned path ([`KernelPath::pinned`]): its maps, programs and links
+//! live on in a bpffs directory until `reflector detach`, and the next start adopts them.
+
+use std::path::{Path, PathBuf};
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray},
-    programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode, tc},
+    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray},
+    pin::PinError,
+    programs::{
+        ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        links::{FdLink, LinkError, PinnedLink},
+        tc,
+    },
 };
-use log::{debug, warn};
+use log::{debug, info, warn};
 use reflector_common::{
     Counter, PortEntry,
-    maps::{FLOWS, LOCAL_ADDRS, PORTS, STATS, programs},
+    maps::{FLOWS, LOCAL_ADDRS, PORTS, PORTS_LEN, STATS, programs},
 };
 use thiserror::Error;
 
-use crate::{interfaces::Interface, mode::Attach, portmap::PortMap};
+use crate::{interfaces::Interface, mode::Attach, pin, portmap::PortMap};
 
 /// The kernel path could not be set up.
 #[derive(Debug, Error)]
@@ -43,6 +52,33 @@ pub enum KernelError {
         #[source]
         source: MapError,
     },
+    /// Pinning to, or adopting from, the pin directory failed.
+    #[error(transparent)]
+    Pin(#[from] pin::PinDirError),
+    /// A map, program or link could not be pinned.
+    #[error("pinning {what} at {} failed", path.display())]
+    PinObject {
+        /// What.
+        what: String,
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: PinError,
+    },
+    /// A link cannot be pinned (it is not an fd-based link).
+    #[error(
+        "the {attach} link on {interface} cannot be pinned (it needs an fd-based link: XDP links, or TCX on kernel >= 6.6)"
+    )]
+    Unpinnable {
+        /// The interface.
+        interface: String,
+        /// How.
+        attach: Attach,
+        /// Why.
+        #[source]
+        source: LinkError,
+    },
     /// Attaching to an interface failed.
     #[error("attaching {attach} to {interface} failed")]
     Attach {
@@ -61,12 +97,47 @@ pub enum KernelError {
 enum Link {
     Xdp(aya::programs::xdp::XdpLinkId),
     Tc(aya::programs::tc::SchedClassifierLinkId),
+    /// Pinned: stays attached when this process ends.
+    Pinned(PinnedLink),
 }
 
-/// The loaded kernel program and its attachments.
+/// The programs: loaded from the object by this process, or adopted from pins.
+enum Programs {
+    Loaded(Ebpf),
+    Pinned {
+        xdp: Box<Xdp>,
+        tc: Box<SchedClassifier>,
+    },
+}
+
+impl Programs {
+    fn xdp(&mut self) -> Result<&mut Xdp, KernelError> {
+        match self {
+            Self::Loaded(ebpf) => program(ebpf, programs::XDP),
+            Self::Pinned { xdp, .. } => Ok(xdp),
+        }
+    }
+
+    fn tc(&mut self) -> Result<&mut SchedClassifier, KernelError> {
+        match self {
+            Self::Loaded(ebpf) => program(ebpf, programs::TC),
+            Self::Pinned { tc, .. } => Ok(tc),
+        }
+    }
+}
+
+/// The loaded kernel program, its maps and its attachments.
 pub struct KernelPath {
-    ebpf: Ebpf,
+    programs: Programs,
+    ports: Map,
+    flows: Map,
+    local_addrs: Option<Map>,
+    stats: Option<Map>,
     links: Vec<(Interface, Attach, Link)>,
+    /// The pin directory and the pinned links found there not yet adopted, when pinned.
+    pin: Option<(PathBuf, Vec<pin::PinnedLinkFile>)>,
+    /// Whether the state was adopted from pins rather than loaded anew.
+    adopted: bool,
 }
 
 /// Options for loading the kernel program.
@@ -105,10 +176,107 @@ impl KernelPath {
             name: programs::TC,
             source,
         })?;
+        let mut take = |name: &'static str| ebpf.take_map(name).ok_or(KernelError::Missing(name));
+        let ports = take(PORTS)?;
+        let flows = take(FLOWS)?;
+        let local_addrs = take(LOCAL_ADDRS)?;
+        let stats = take(STATS)?;
         Ok(Self {
-            ebpf,
+            programs: Programs::Loaded(ebpf),
+            ports,
+            flows,
+            local_addrs: Some(local_addrs),
+            stats: Some(stats),
             links: Vec::new(),
+            pin: None,
+            adopted: false,
         })
+    }
+
+    /// Like [`KernelPath::load`], but keeping everything in the bpffs directory `dir`, so
+    /// that it outlives this process: when `dir` holds a pinned reflector already, its
+    /// maps (ports, local addresses, flows, counters), programs and links are adopted as they
+    /// are; otherwise `object` is loaded and its maps and programs pinned there.
+    ///
+    /// # Errors
+    /// [`KernelError::Pin`] when `dir` is not on a bpffs or its pins cannot be opened,
+    /// otherwise as [`KernelPath::load`].
+    pub fn pinned(object: &[u8], options: LoadOptions, dir: &Path) -> Result<Self, KernelError> {
+        pin::prepare_dir(dir)?;
+        if let Some(state) = pin::open(dir)? {
+            let map = |name: &'static str, data: MapData| {
+                Map::from_map_data(data).map_err(|source| KernelError::Map { name, source })
+            };
+            let flows = state.flows.info().map_or(0, |info| info.max_entries());
+            if flows != options.flow_table_size {
+                warn!(
+                    "the pinned flow table holds {flows} flows; flow-table-size {} takes \
+                     `reflector detach --pin {}` and a restart",
+                    options.flow_table_size,
+                    dir.display()
+                );
+            }
+            info!(
+                "adopted the pinned state at {} (port table, local addresses, flows, counters; \
+                 programs and links stay attached)",
+                dir.display()
+            );
+            return Ok(Self {
+                programs: Programs::Pinned {
+                    xdp: Box::new(state.xdp),
+                    tc: Box::new(state.tc),
+                },
+                ports: map(PORTS, state.ports)?,
+                flows: map(FLOWS, state.flows)?,
+                local_addrs: Some(map(LOCAL_ADDRS, state.local_addrs)?),
+                stats: Some(map(STATS, state.stats)?),
+                links: Vec::new(),
+                pin: Some((dir.to_owned(), state.links)),
+                adopted: true,
+            });
+        }
+        let mut kernel = Self::load(object, options)?;
+        let pin_error = |what: &'static str, path: &Path| {
+            let path = path.to_owned();
+            move |source| KernelError::PinObject {
+                what: what.to_owned(),
+                path,
+                source,
+            }
+        };
+        let path = dir.join(pin::PROG_XDP);
+        kernel
+            .programs
+            .xdp()?
+            .pin(&path)
+            .map_err(pin_error("program", &path))?;
+        let path = dir.join(pin::PROG_TC);
+        kernel
+            .programs
+            .tc()?
+            .pin(&path)
+            .map_err(pin_error("program", &path))?;
+        let mut maps = vec![(FLOWS, &kernel.flows)];
+        maps.extend(kernel.local_addrs.as_ref().map(|map| (LOCAL_ADDRS, map)));
+        maps.extend(kernel.stats.as_ref().map(|map| (STATS, map)));
+        // The port table last: its pin marks the directory as complete.
+        maps.push((PORTS, &kernel.ports));
+        for (name, map) in maps {
+            let path = dir.join(name);
+            map.pin(&path).map_err(pin_error("map", &path))?;
+        }
+        info!(
+            "pinned the kernel program and its maps at {}",
+            dir.display()
+        );
+        kernel.pin = Some((dir.to_owned(), Vec::new()));
+        Ok(kernel)
+    }
+
+    /// Whether the state was adopted from a pin directory rather than loaded anew.
+    #[must_use]
+    pub fn is_adopted(&self) -> bool {
+        self.adopted
     }
 
     /// Writes the port table for `maps`, clearing entries no map needs any more.
@@ -120,17 +288,42 @@ impl KernelPath {
             name: PORTS,
             source,
         };
-        let mut ports: Array<&mut MapData, PortEntry> = Array::try_from(
-            self.ebpf
-                .map_mut(PORTS)
-                .ok_or(KernelError::Missing(PORTS))?,
-        )
-        .map_err(map_error)?;
+        let mut ports: Array<&mut MapData, PortEntry> =
+            Array::try_from(&mut self.ports).map_err(map_error)?;
         let table = crate::portmap::port_table(new);
         for index in crate::portmap::port_table(old).keys() {
             if !table.contains_key(index) {
                 ports
                     .set(*index, PortEntry::default(), 0)
+                    .map_err(map_error)?;
+            }
+        }
+        for (index, entry) in &table {
+            ports.set(*index, entry, 0).map_err(map_error)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the port table for `maps` into an adopted table whose maps are not known:
+    /// every entry is read, and those `maps` do not need are cleared.
+    ///
+    /// # Errors
+    /// [`KernelError::Map`] when a read or update fails.
+    pub fn set_port_maps_adopted(&mut self, maps: &[PortMap]) -> Result<(), KernelError> {
+        let map_error = |source| KernelError::Map {
+            name: PORTS,
+            source,
+        };
+        let mut ports: Array<&mut MapData, PortEntry> =
+            Array::try_from(&mut self.ports).map_err(map_error)?;
+        let table = crate::portmap::port_table(maps);
+        for index in 0..PORTS_LEN {
+            if table.contains_key(&index) {
+                continue;
+            }
+            if ports.get(&index, 0).map_err(map_error)? != PortEntry::default() {
+                ports
+                    .set(index, PortEntry::default(), 0)
                     .map_err(map_error)?;
             }
         }
@@ -146,8 +339,8 @@ impl KernelPath {
     /// [`KernelError::Missing`] when the object has no such map (or it was taken already).
     pub fn take_local_addrs(&mut self) -> Result<HashMap<MapData, [u8; 16], u32>, KernelError> {
         let map = self
-            .ebpf
-            .take_map(LOCAL_ADDRS)
+            .local_addrs
+            .take()
             .ok_or(KernelError::Missing(LOCAL_ADDRS))?;
         HashMap::try_from(map).map_err(|source| KernelError::Map {
             name: LOCAL_ADDRS,
@@ -160,10 +353,7 @@ impl KernelPath {
     /// # Errors
     /// [`KernelError::Missing`] when the object has no such map (or it was taken already).
     pub fn take_stats(&mut self) -> Result<PerCpuArray<MapData, Counter>, KernelError> {
-        let map = self
-            .ebpf
-            .take_map(STATS)
-            .ok_or(KernelError::Missing(STATS))?;
+        let map = self.stats.take().ok_or(KernelError::Missing(STATS))?;
         PerCpuArray::try_from(map).map_err(|source| KernelError::Map {
             name: STATS,
             source,
@@ -187,8 +377,16 @@ impl KernelPath {
                 } else {
                     XdpMode::Skb
                 };
-                let xdp: &mut Xdp = program(&mut self.ebpf, programs::XDP)?;
-                Link::Xdp(xdp.attach(&interface.name, mode).map_err(attach_error)?)
+                let xdp = self.programs.xdp()?;
+                let id = xdp.attach(&interface.name, mode).map_err(attach_error)?;
+                match &self.pin {
+                    Some((dir, _)) => {
+                        let link = xdp.take_link(id).map_err(attach_error)?;
+                        let link = FdLink::try_from(link).map_err(unpinnable(interface, attach))?;
+                        Link::Pinned(pin_link(link, dir, interface, attach)?)
+                    }
+                    None => Link::Xdp(id),
+                }
             }
             Attach::Tc => {
                 // TCX (kernel >= 6.6) needs no qdisc; older kernels attach through clsact,
@@ -199,15 +397,74 @@ impl KernelPath {
                         interface.name
                     );
                 }
-                let tc: &mut SchedClassifier = program(&mut self.ebpf, programs::TC)?;
-                Link::Tc(
-                    tc.attach(&interface.name, TcAttachType::Ingress)
-                        .map_err(attach_error)?,
-                )
+                let tc = self.programs.tc()?;
+                let id = tc
+                    .attach(&interface.name, TcAttachType::Ingress)
+                    .map_err(attach_error)?;
+                match &self.pin {
+                    Some((dir, _)) => {
+                        let link = tc.take_link(id).map_err(attach_error)?;
+                        let link = FdLink::try_from(link).map_err(unpinnable(interface, attach))?;
+                        Link::Pinned(pin_link(link, dir, interface, attach)?)
+                    }
+                    None => Link::Tc(id),
+                }
             }
         };
         self.links.push((interface.clone(), attach, link));
         Ok(())
+    }
+
+    /// Adopts the pinned link on `interface`, if the pin directory has one of a mode among
+    /// `candidates`; it stays attached throughout. A pinned link of another mode there is
+    /// detached (the caller attaches anew). Returns the adopted link's mode.
+    pub fn adopt_link(&mut self, interface: &Interface, candidates: &[Attach]) -> Option<Attach> {
+        let (_, unadopted) = self.pin.as_mut()?;
+        let mut adopted = None;
+        let mut index = 0;
+        while index < unadopted.len() {
+            if unadopted[index].interface != interface.name {
+                index += 1;
+                continue;
+            }
+            let file = unadopted.swap_remove(index);
+            if adopted.is_none() && candidates.contains(&file.attach) {
+                match PinnedLink::from_pin(&file.path) {
+                    Ok(link) => {
+                        info!(
+                            "{}: adopted the pinned {} link {}",
+                            interface.name,
+                            file.attach,
+                            file.path.display()
+                        );
+                        adopted = Some((file.attach, link));
+                        continue;
+                    }
+                    Err(error) => warn!("{}: {error}; attaching anew", file.path.display()),
+                }
+            }
+            pin::remove_link(&file);
+        }
+        let (attach, link) = adopted?;
+        self.links
+            .push((interface.clone(), attach, Link::Pinned(link)));
+        Some(attach)
+    }
+
+    /// Detaches the pinned links that no interface adopted (interfaces no longer
+    /// configured).
+    pub fn release_unadopted(&mut self) {
+        if let Some((_, unadopted)) = self.pin.as_mut() {
+            for file in unadopted.drain(..) {
+                pin::remove_link(&file);
+            }
+        }
+    }
+
+    /// The pin directory, when the state outlives the process.
+    #[must_use]
+    pub fn pin_dir(&self) -> Option<&Path> {
+        self.pin.as_ref().map(|(dir, _)| dir.as_path())
     }
 
     /// The interfaces attached so far and how.
@@ -222,10 +479,19 @@ impl KernelPath {
     pub fn detach_all(&mut self) {
         for (interface, attach, link) in self.links.drain(..) {
             let result = match link {
-                Link::Xdp(id) => program::<Xdp>(&mut self.ebpf, programs::XDP)
+                Link::Xdp(id) => self
+                    .programs
+                    .xdp()
                     .and_then(|xdp| xdp.detach(id).map_err(program_error(programs::XDP))),
-                Link::Tc(id) => program::<SchedClassifier>(&mut self.ebpf, programs::TC)
+                Link::Tc(id) => self
+                    .programs
+                    .tc()
                     .and_then(|tc| tc.detach(id).map_err(program_error(programs::TC))),
+                Link::Pinned(link) => {
+                    debug!("{}: {attach} stays attached (pinned)", interface.name);
+                    drop(link);
+                    continue;
+                }
             };
             match result {
                 Ok(()) => debug!("detached {attach} from {}", interface.name),
@@ -233,11 +499,30 @@ impl KernelPath {
             }
         }
     }
+}
 
-    /// The loaded object, for reading maps (statistics) and tests.
-    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
-        &mut self.ebpf
+fn unpinnable(interface: &Interface, attach: Attach) -> impl FnOnce(LinkError) -> KernelError {
+    let interface = interface.name.clone();
+    move |source| KernelError::Unpinnable {
+        interface,
+        attach,
+        source,
     }
+}
+
+/// Pins `link` in `dir` as the link of `interface`.
+fn pin_link(
+    link: FdLink,
+    dir: &Path,
+    interface: &Interface,
+    attach: Attach,
+) -> Result<PinnedLink, KernelError> {
+    let path = dir.join(pin::link_file_name(&interface.name, attach));
+    link.pin(&path).map_err(|source| KernelError::PinObject {
+        what: format!("the {attach} link on {}", interface.name),
+        path,
+        source,
+    })
 }
 
 impl Drop for KernelPath {

@@ -11,6 +11,7 @@ pub mod interfaces;
 pub mod kernel;
 pub mod local_addrs;
 pub mod mode;
+pub mod pin;
 pub mod portmap;
 pub mod reload;
 pub mod settings;

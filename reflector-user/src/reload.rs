@@ -67,6 +67,7 @@ pub fn reload(
             new.control_socket != current.control_socket,
             "control-socket",
         ),
+        (new.pin != current.pin, "pin"),
     ];
     for (changed, what) in restart {
         if changed {

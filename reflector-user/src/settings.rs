@@ -37,6 +37,8 @@ pub struct Settings {
     /// The control socket, when one was given; `None` means [`DEFAULT_SOCKET`], which
     /// the daemon does without when it cannot be created.
     pub control_socket: Option<PathBuf>,
+    /// The bpffs directory the kernel path is pinned in, so it outlives the process.
+    pub pin: Option<PathBuf>,
 }
 
 /// One layer's settings: `None` leaves the value of the layers below.
@@ -64,6 +66,8 @@ pub struct Overrides {
     pub metrics: Option<SocketAddr>,
     /// `--control-socket`, `REFLECTOR_CONTROL_SOCKET`, `control-socket`.
     pub control_socket: Option<PathBuf>,
+    /// `--pin`, `REFLECTOR_PIN`, `pin`.
+    pub pin: Option<PathBuf>,
 }
 
 /// Settings that cannot be used.
@@ -128,6 +132,7 @@ impl Settings {
             splice: SpliceOptions::default(),
             metrics: None,
             control_socket: None,
+            pin: None,
         };
         for layer in layers {
             maps = layer.maps.or(maps);
@@ -142,6 +147,7 @@ impl Settings {
             splice.max_udp_flows = layer.max_udp_flows.unwrap_or(splice.max_udp_flows);
             settings.metrics = layer.metrics.or(settings.metrics);
             settings.control_socket = layer.control_socket.or(settings.control_socket);
+            settings.pin = layer.pin.or(settings.pin);
         }
         settings.maps = maps
             .filter(|maps| !maps.is_empty())

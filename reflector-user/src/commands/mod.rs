@@ -1,5 +1,7 @@
-//! The subcommands that talk to a running daemon over its control socket, one module each.
+//! The subcommands, one module each: most talk to a running daemon over its control
+//! socket; `detach` removes what a daemon run with `--pin` left behind.
 
+pub mod detach;
 pub mod map;
 pub mod stats;
 
@@ -9,7 +11,7 @@ use clap::{Args, Subcommand};
 
 use crate::control::{self, Reply, Request};
 
-/// What the command line asks of a running daemon.
+/// What the command line asks of a running daemon (or, `detach`, of a pinned one).
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the running daemon's counters as a table (or JSON).
@@ -17,6 +19,8 @@ pub enum Command {
     /// List or change the running daemon's port maps (until its next reload or restart).
     #[command(subcommand)]
     Map(map::MapCommand),
+    /// Detach what a daemon run with `--pin DIR` left running, and remove its pins.
+    Detach(detach::DetachArgs),
 }
 
 impl Command {
@@ -26,6 +30,7 @@ impl Command {
         let result = match self {
             Self::Stats(args) => stats::run(&args),
             Self::Map(command) => map::run(command),
+            Self::Detach(args) => detach::run(&args),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
