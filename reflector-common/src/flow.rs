@@ -52,17 +52,18 @@ pub struct FlowValue {
     /// The listen port `L` the client connected to, host byte order: the reply's new
     /// source port.
     pub listen_port: u16,
-    /// Always zero.
-    pad: u16,
+    /// The counter slot of the flow's port map ([`crate::PortEntry::map_slot`]), so replies
+    /// are counted with their map without another lookup.
+    pub map_slot: u16,
 }
 
 impl FlowValue {
-    /// A flow whose replies leave from `listen_port`.
+    /// A flow whose replies leave from `listen_port`, counted in `map_slot`.
     #[must_use]
-    pub const fn new(listen_port: u16) -> Self {
+    pub const fn new(listen_port: u16, map_slot: u16) -> Self {
         Self {
             listen_port,
-            pad: 0,
+            map_slot,
         }
     }
 }

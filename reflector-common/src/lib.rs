@@ -14,7 +14,7 @@ pub mod stats;
 pub use flow::{FlowKey, FlowValue};
 pub use port::{PORT_FLAG_TARGET, PortEntry, Protocol, port_index};
 pub use reason::PassReason;
-pub use stats::{Counter, Direction, Family, STATS_LEN, StatIndex};
+pub use stats::{Counter, Direction, Family, MapStatIndex, STATS_LEN, StatIndex};
 
 /// What an entry of the local-address map says about an address of this host.
 pub mod addr_kind {

@@ -10,9 +10,17 @@ pub const LOCAL_ADDRS: &str = "LOCAL_ADDRS";
 pub const FLOWS: &str = "FLOWS";
 /// `PerCpuArray<Counter>` indexed by [`crate::StatIndex`]: packet and byte counters.
 pub const STATS: &str = "STATS";
+/// `PerCpuArray<Counter>` indexed by [`crate::MapStatIndex`]: reflected packets and bytes
+/// per port map (counter slot), direction and IP family.
+pub const MAP_STATS: &str = "MAP_STATS";
 
 /// Entries in [`PORTS`]: one per port for each of the two protocols.
 pub const PORTS_LEN: u32 = 2 * 65_536;
+/// Counter slots in [`MAP_STATS`]: the most port maps (listen port and protocol) the control
+/// plane accepts.
+pub const MAP_SLOTS: u32 = 1_024;
+/// Entries in [`MAP_STATS`]: [`crate::stats::COUNTERS_PER_MAP`] per slot.
+pub const MAP_STATS_LEN: u32 = MAP_SLOTS * crate::stats::COUNTERS_PER_MAP;
 /// Room in [`LOCAL_ADDRS`]; a host with more addresses than this is told so at start.
 pub const LOCAL_ADDRS_LEN: u32 = 4_096;
 /// Default room in [`FLOWS`]; the loader may resize it before loading.

@@ -59,9 +59,14 @@ pub struct PortEntry {
     pub target_port: u16,
     /// [`PORT_FLAG_TARGET`] and future flags.
     pub flags: u16,
+    /// When this is a listen port `L`: the counter slot of its map in
+    /// [`crate::maps::MAP_STATS`], chosen by the control plane ([`crate::MapStatIndex`]).
+    pub map_slot: u16,
+    /// Always zero: keeps the entry free of padding.
+    pad: u16,
 }
 
-const _: () = assert!(core::mem::size_of::<PortEntry>() == 4);
+const _: () = assert!(core::mem::size_of::<PortEntry>() == 8);
 
 impl PortEntry {
     /// True when packets to this port are reflected.

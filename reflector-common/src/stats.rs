@@ -34,6 +34,43 @@ pub enum Family {
     V6,
 }
 
+/// Offset of the counter of `direction` and `family` among the four reflected counters:
+/// `direction * 2 + family`.
+const fn reflected_offset(direction: Direction, family: Family) -> u32 {
+    let direction = match direction {
+        Direction::Forward => 0,
+        Direction::Reverse => 2,
+    };
+    let family = match family {
+        Family::V4 => 0,
+        Family::V6 => 1,
+    };
+    direction + family
+}
+
+/// Counters per port map in the per-map statistics array: one per direction and family.
+pub const COUNTERS_PER_MAP: u32 = 4;
+
+/// An index into the per-map statistics array ([`crate::maps::MAP_STATS`]):
+/// `slot * 4 + direction * 2 + family`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MapStatIndex(u32);
+
+impl MapStatIndex {
+    /// Packets of the port map with counter slot `slot` reflected in `direction` for
+    /// `family`.
+    #[must_use]
+    pub const fn new(slot: u16, direction: Direction, family: Family) -> Self {
+        Self(slot as u32 * COUNTERS_PER_MAP + reflected_offset(direction, family))
+    }
+
+    /// The array index.
+    #[must_use]
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
+
 /// An index into the statistics array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StatIndex(u32);
@@ -58,15 +95,7 @@ impl StatIndex {
     /// Packets reflected in `direction` for `family`.
     #[must_use]
     pub const fn reflected(direction: Direction, family: Family) -> Self {
-        let direction = match direction {
-            Direction::Forward => 0,
-            Direction::Reverse => 2,
-        };
-        let family = match family {
-            Family::V4 => 0,
-            Family::V6 => 1,
-        };
-        Self(REFLECTED_BASE + direction + family)
+        Self(REFLECTED_BASE + reflected_offset(direction, family))
     }
 
     /// Flow-table entries created by forward packets (the packet counter counts flows).

@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use reflector_common::{
     Counter, FlowKey, FlowValue, PortEntry, STATS_LEN,
-    maps::{FLOWS_DEFAULT_LEN, LOCAL_ADDRS_LEN, PORTS_LEN},
+    maps::{FLOWS_DEFAULT_LEN, LOCAL_ADDRS_LEN, MAP_STATS_LEN, PORTS_LEN},
 };
 
 /// Which (protocol, port) pairs are listen ports `L` or target ports `P`.
@@ -26,3 +26,7 @@ pub static FLOWS: LruHashMap<FlowKey, FlowValue> =
 /// Packet and byte counters per verdict, per CPU so counting never contends.
 #[map(name = "STATS")]
 pub static STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(STATS_LEN, 0);
+
+/// Reflected packets and bytes per port map, direction and family, per CPU.
+#[map(name = "MAP_STATS")]
+pub static MAP_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(MAP_STATS_LEN, 0);

@@ -27,16 +27,22 @@ pub trait Hook: EbpfContext {
     ) -> Result<(), PassReason>;
 }
 
+/// A reflected packet, as the entry point counts it.
+pub struct Reflected {
+    /// Forward or reverse.
+    pub direction: Direction,
+    /// IP version.
+    pub family: Family,
+    /// The counter slot of the packet's port map.
+    pub map_slot: u16,
+}
+
 /// Reflects the frame between `data` and `data_end`, if the policy says so.
 ///
 /// # Errors
 /// The reason the frame is passed to the stack untouched.
 #[inline(always)]
-pub fn reflect<C: Hook>(
-    ctx: &C,
-    data: usize,
-    data_end: usize,
-) -> Result<(Direction, Family), PassReason> {
+pub fn reflect<C: Hook>(ctx: &C, data: usize, data_end: usize) -> Result<Reflected, PassReason> {
     let frame = parse::parse_frame(data, data_end)?;
     // One monomorphised path per family: the verifier checks each with its own header
     // bounds instead of tracking a family tag the compiler may spill to the stack.
@@ -48,14 +54,15 @@ pub fn reflect<C: Hook>(
 }
 
 #[inline(always)]
-fn reflect_ip<C: Hook, H: IpHeader>(
-    ctx: &C,
-    frame: &Frame,
-) -> Result<(Direction, Family), PassReason> {
+fn reflect_ip<C: Hook, H: IpHeader>(ctx: &C, frame: &Frame) -> Result<Reflected, PassReason> {
     let packet = parse::parse_packet::<H>(frame)?;
     let reflection = policy::decide(ctx, &packet)?;
     // SAFETY: `packet` was parsed from this very frame, which nothing has moved since.
     let patch = unsafe { rewrite::turn_around(&packet, &reflection) };
     ctx.send_back(&packet, &patch)?;
-    Ok((reflection.direction, H::FAMILY))
+    Ok(Reflected {
+        direction: reflection.direction,
+        family: H::FAMILY,
+        map_slot: reflection.map_slot,
+    })
 }

@@ -22,6 +22,8 @@ pub struct Reflection {
     pub src_port: u16,
     /// The new destination port.
     pub dst_port: u16,
+    /// The counter slot of the packet's port map.
+    pub map_slot: u16,
 }
 
 /// Decides whether `packet` is reflected, and how.
@@ -34,7 +36,7 @@ pub fn decide<C: EbpfContext, H>(ctx: &C, packet: &Packet<H>) -> Result<Reflecti
     if let Some(entry) = listen
         && entry.is_listen()
     {
-        return forward(ctx, packet, entry.target_port);
+        return forward(ctx, packet, entry.target_port, entry.map_slot);
     }
     match PORTS.get(port_index(packet.protocol, packet.src_port)) {
         Some(entry) if entry.is_target() => reverse(packet),
@@ -48,6 +50,7 @@ fn forward<C: EbpfContext, H>(
     ctx: &C,
     packet: &Packet<H>,
     target_port: u16,
+    map_slot: u16,
 ) -> Result<Reflection, PassReason> {
     let key = FlowKey::new(
         packet.src_addr,
@@ -56,7 +59,7 @@ fn forward<C: EbpfContext, H>(
         packet.src_port,
         packet.protocol as u8,
     );
-    let value = FlowValue::new(packet.dst_port);
+    let value = FlowValue::new(packet.dst_port, map_slot);
     // The flow first: a known flow passed the address checks when it was recorded, so its
     // packets skip two hash lookups. The lookup also refreshes the flow without taking a
     // free LRU node, as an insert would on every packet.
@@ -90,6 +93,7 @@ fn forward<C: EbpfContext, H>(
         direction: Direction::Forward,
         src_port: packet.src_port,
         dst_port: target_port,
+        map_slot,
     })
 }
 
@@ -112,6 +116,7 @@ fn reverse<H>(packet: &Packet<H>) -> Result<Reflection, PassReason> {
         direction: Direction::Reverse,
         src_port: flow.listen_port,
         dst_port: packet.dst_port,
+        map_slot: flow.map_slot,
     })
 }
 

@@ -1,13 +1,29 @@
 //! Counting, done once per packet at the program's entry point.
 
-use reflector_common::StatIndex;
+use aya_ebpf::maps::PerCpuArray;
+use reflector_common::{Counter, MapStatIndex, StatIndex};
 
-use crate::maps::STATS;
+use crate::{
+    maps::{MAP_STATS, STATS},
+    pipeline::Reflected,
+};
 
 /// Adds one packet of `bytes` bytes to the counter at `index`.
 #[inline(always)]
 pub fn count(index: StatIndex, bytes: u64) {
-    if let Some(counter) = STATS.get_ptr_mut(index.get()) {
+    add(&STATS, index.get(), bytes);
+}
+
+/// Adds one reflected packet of `bytes` bytes to its port map's counter.
+#[inline(always)]
+pub fn count_map(reflected: &Reflected, bytes: u64) {
+    let index = MapStatIndex::new(reflected.map_slot, reflected.direction, reflected.family);
+    add(&MAP_STATS, index.get(), bytes);
+}
+
+#[inline(always)]
+fn add(map: &PerCpuArray<Counter>, index: u32, bytes: u64) {
+    if let Some(counter) = map.get_ptr_mut(index) {
         // SAFETY: the pointer is to this CPU's slot of a per-CPU array, which nothing else
         // writes while this program runs on this CPU.
         unsafe {

@@ -41,7 +41,13 @@ pub fn reflector_tc(ctx: TcContext) -> i32 {
         let _ = ctx.pull_data(wanted);
     }
     let (index, action) = match pipeline::reflect(&ctx, ctx.data(), ctx.data_end()) {
-        Ok((direction, family)) => (StatIndex::reflected(direction, family), TC_ACT_REDIRECT),
+        Ok(reflected) => {
+            stats::count_map(&reflected, bytes);
+            (
+                StatIndex::reflected(reflected.direction, reflected.family),
+                TC_ACT_REDIRECT,
+            )
+        }
         Err(reason) => (StatIndex::passed(reason), TC_ACT_OK),
     };
     stats::count(index, bytes);

@@ -24,11 +24,18 @@ use crate::{
 )]
 pub fn reflector_xdp(ctx: XdpContext) -> u32 {
     let (data, data_end) = (ctx.data(), ctx.data_end());
+    let bytes = (data_end - data) as u64;
     let (index, action) = match pipeline::reflect(&ctx, data, data_end) {
-        Ok((direction, family)) => (StatIndex::reflected(direction, family), xdp_action::XDP_TX),
+        Ok(reflected) => {
+            stats::count_map(&reflected, bytes);
+            (
+                StatIndex::reflected(reflected.direction, reflected.family),
+                xdp_action::XDP_TX,
+            )
+        }
         Err(reason) => (StatIndex::passed(reason), xdp_action::XDP_PASS),
     };
-    stats::count(index, (data_end - data) as u64);
+    stats::count(index, bytes);
     action
 }
 

@@ -147,7 +147,13 @@ pub async fn run(
     }
 
     let stats = kernel.as_mut().map(KernelPath::take_stats).transpose()?;
-    let telemetry = Arc::new(Telemetry::new(userspace.shared_counters(), stats, modes));
+    let map_counters = kernel.as_ref().map(KernelPath::map_counters).transpose()?;
+    let telemetry = Arc::new(Telemetry::new(
+        userspace.shared_counters(),
+        stats,
+        map_counters,
+        modes,
+    ));
     let metrics_server =
         metrics_listener.map(|listener| MetricsServer::start(listener, Arc::clone(&telemetry)));
     // The main loop keeps a sender, so `changes` stays open without a control socket.

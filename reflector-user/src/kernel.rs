@@ -4,11 +4,14 @@
 //! The exception is a pinned path ([`KernelPath::pinned`]): its maps, programs and links
 //! live on in a bpffs directory until `reflector detach`, and the next start adopts them.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray},
+    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues},
     pin::PinError,
     programs::{
         ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
@@ -18,12 +21,20 @@ use aya::{
 };
 use log::{debug, info, warn};
 use reflector_common::{
-    Counter, PortEntry,
-    maps::{FLOWS, LOCAL_ADDRS, PORTS, PORTS_LEN, STATS, programs},
+    Counter, Direction, Family, MapStatIndex, PortEntry, Protocol,
+    maps::{FLOWS, LOCAL_ADDRS, MAP_STATS, PORTS, PORTS_LEN, STATS, programs},
+    stats::COUNTERS_PER_MAP,
 };
 use thiserror::Error;
 
-use crate::{interfaces::Interface, mode::Attach, pin, portmap::PortMap};
+use crate::{
+    interfaces::Interface,
+    map_slots::{MapSlots, TooManyMaps},
+    mode::Attach,
+    pin,
+    portmap::PortMap,
+    telemetry::MapCounters,
+};
 
 /// The kernel path could not be set up.
 #[derive(Debug, Error)]
@@ -52,6 +63,9 @@ pub enum KernelError {
         #[source]
         source: MapError,
     },
+    /// More port maps than the per-map counters have room for.
+    #[error(transparent)]
+    TooManyMaps(#[from] TooManyMaps),
     /// Pinning to, or adopting from, the pin directory failed.
     #[error(transparent)]
     Pin(#[from] pin::PinDirError),
@@ -133,6 +147,10 @@ pub struct KernelPath {
     flows: Map,
     local_addrs: Option<Map>,
     stats: Option<Map>,
+    map_stats: Map,
+    /// The counter slot of each port map, shared with the telemetry that labels the
+    /// per-map counters.
+    slots: Arc<Mutex<MapSlots>>,
     links: Vec<(Interface, Attach, Link)>,
     /// The pin directory and the pinned links found there not yet adopted, when pinned.
     pin: Option<(PathBuf, Vec<pin::PinnedLinkFile>)>,
@@ -181,12 +199,15 @@ impl KernelPath {
         let flows = take(FLOWS)?;
         let local_addrs = take(LOCAL_ADDRS)?;
         let stats = take(STATS)?;
+        let map_stats = take(MAP_STATS)?;
         Ok(Self {
             programs: Programs::Loaded(ebpf),
             ports,
             flows,
             local_addrs: Some(local_addrs),
             stats: Some(stats),
+            map_stats,
+            slots: Arc::default(),
             links: Vec::new(),
             pin: None,
             adopted: false,
@@ -230,6 +251,8 @@ impl KernelPath {
                 flows: map(FLOWS, state.flows)?,
                 local_addrs: Some(map(LOCAL_ADDRS, state.local_addrs)?),
                 stats: Some(map(STATS, state.stats)?),
+                map_stats: map(MAP_STATS, state.map_stats)?,
+                slots: Arc::default(),
                 links: Vec::new(),
                 pin: Some((dir.to_owned(), state.links)),
                 adopted: true,
@@ -259,6 +282,7 @@ impl KernelPath {
         let mut maps = vec![(FLOWS, &kernel.flows)];
         maps.extend(kernel.local_addrs.as_ref().map(|map| (LOCAL_ADDRS, map)));
         maps.extend(kernel.stats.as_ref().map(|map| (STATS, map)));
+        maps.push((MAP_STATS, &kernel.map_stats));
         // The port table last: its pin marks the directory as complete.
         maps.push((PORTS, &kernel.ports));
         for (name, map) in maps {
@@ -279,19 +303,27 @@ impl KernelPath {
         self.adopted
     }
 
-    /// Writes the port table for `maps`, clearing entries no map needs any more.
+    /// Writes the port table for `new` (replacing `old`), clearing entries no map needs any
+    /// more. Maps that stay keep their counter slot; a new map gets a free slot, whose
+    /// counters are zeroed first.
     ///
     /// # Errors
-    /// [`KernelError::Map`] when an update fails.
+    /// [`KernelError::TooManyMaps`] (nothing changed), or [`KernelError::Map`] when an
+    /// update fails.
     pub fn set_port_maps(&mut self, old: &[PortMap], new: &[PortMap]) -> Result<(), KernelError> {
+        let shared = Arc::clone(&self.slots);
+        let mut slots = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut next = slots.clone();
+        let fresh = next.update(new)?;
+        self.zero_slots(&fresh)?;
         let map_error = |source| KernelError::Map {
             name: PORTS,
             source,
         };
         let mut ports: Array<&mut MapData, PortEntry> =
             Array::try_from(&mut self.ports).map_err(map_error)?;
-        let table = crate::portmap::port_table(new);
-        for index in crate::portmap::port_table(old).keys() {
+        let table = crate::portmap::port_table(new, &next);
+        for index in crate::portmap::port_table(old, &next).keys() {
             if !table.contains_key(index) {
                 ports
                     .set(*index, PortEntry::default(), 0)
@@ -301,36 +333,97 @@ impl KernelPath {
         for (index, entry) in &table {
             ports.set(*index, entry, 0).map_err(map_error)?;
         }
+        *slots = next;
         Ok(())
     }
 
     /// Writes the port table for `maps` into an adopted table whose maps are not known:
-    /// every entry is read, and those `maps` do not need are cleared.
+    /// every entry is read, the counter slots it records are kept for the maps that stay,
+    /// and the entries `maps` do not need are cleared.
     ///
     /// # Errors
-    /// [`KernelError::Map`] when a read or update fails.
+    /// [`KernelError::TooManyMaps`], or [`KernelError::Map`] when a read or update fails.
     pub fn set_port_maps_adopted(&mut self, maps: &[PortMap]) -> Result<(), KernelError> {
         let map_error = |source| KernelError::Map {
             name: PORTS,
             source,
         };
+        let pinned = {
+            let ports: Array<&MapData, PortEntry> =
+                Array::try_from(&self.ports).map_err(map_error)?;
+            let mut pinned = Vec::new();
+            for index in 0..PORTS_LEN {
+                let entry = ports.get(&index, 0).map_err(map_error)?;
+                if entry != PortEntry::default() {
+                    pinned.push((index, entry));
+                }
+            }
+            pinned
+        };
+        let mut slots = MapSlots::from_table(pinned.iter().map(|&(index, entry)| {
+            let (protocol, port) = port_of_index(index);
+            (protocol, port, entry)
+        }));
+        let fresh = slots.update(maps)?;
+        self.zero_slots(&fresh)?;
         let mut ports: Array<&mut MapData, PortEntry> =
             Array::try_from(&mut self.ports).map_err(map_error)?;
-        let table = crate::portmap::port_table(maps);
-        for index in 0..PORTS_LEN {
-            if table.contains_key(&index) {
-                continue;
-            }
-            if ports.get(&index, 0).map_err(map_error)? != PortEntry::default() {
+        let table = crate::portmap::port_table(maps, &slots);
+        for (index, _) in &pinned {
+            if !table.contains_key(index) {
                 ports
-                    .set(index, PortEntry::default(), 0)
+                    .set(*index, PortEntry::default(), 0)
                     .map_err(map_error)?;
             }
         }
         for (index, entry) in &table {
             ports.set(*index, entry, 0).map_err(map_error)?;
         }
+        *self.slots.lock().unwrap_or_else(PoisonError::into_inner) = slots;
         Ok(())
+    }
+
+    /// Zeroes every CPU's per-map counters of `slots`, before they are given to new maps.
+    fn zero_slots(&mut self, slots: &[u16]) -> Result<(), KernelError> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let map_error = |source| KernelError::Map {
+            name: MAP_STATS,
+            source,
+        };
+        let mut counters: PerCpuArray<&mut MapData, Counter> =
+            PerCpuArray::try_from(&mut self.map_stats).map_err(map_error)?;
+        let cpus =
+            aya::util::nr_cpus().map_err(|(_, error)| map_error(MapError::IoError(error)))?;
+        for &slot in slots {
+            let first = MapStatIndex::new(slot, Direction::Forward, Family::V4).get();
+            for index in first..first + COUNTERS_PER_MAP {
+                let zero = PerCpuValues::try_from(vec![Counter::default(); cpus])
+                    .map_err(|error| map_error(MapError::IoError(error)))?;
+                counters.set(index, zero, 0).map_err(map_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A reader of the per-map counters, and the slot table that says which map each
+    /// counter belongs to, for telemetry.
+    ///
+    /// # Errors
+    /// [`KernelError::Map`] when the counter map cannot be opened a second time.
+    pub fn map_counters(&self) -> Result<MapCounters, KernelError> {
+        let map_error = |source| KernelError::Map {
+            name: MAP_STATS,
+            source,
+        };
+        let Map::PerCpuArray(data) = &self.map_stats else {
+            return Err(KernelError::Missing(MAP_STATS));
+        };
+        let id = data.info().map_err(map_error)?.id();
+        let data = MapData::from_id(id).map_err(map_error)?;
+        let counters = PerCpuArray::try_from(Map::PerCpuArray(data)).map_err(map_error)?;
+        Ok((counters, Arc::clone(&self.slots)))
     }
 
     /// Takes the local-address map out, for the task that keeps it current.
@@ -499,6 +592,16 @@ impl KernelPath {
             }
         }
     }
+}
+
+/// The protocol and port of port-table index `index` ([`reflector_common::port_index`]).
+fn port_of_index(index: u32) -> (Protocol, u16) {
+    let protocol = if index >> 16 == 0 {
+        Protocol::Tcp
+    } else {
+        Protocol::Udp
+    };
+    (protocol, (index & 0xffff) as u16)
 }
 
 fn unpinnable(interface: &Interface, attach: Attach) -> impl FnOnce(LinkError) -> KernelError {

@@ -10,6 +10,7 @@ pub mod ebpf_object;
 pub mod interfaces;
 pub mod kernel;
 pub mod local_addrs;
+pub mod map_slots;
 pub mod mode;
 pub mod pin;
 pub mod portmap;

@@ -2,7 +2,7 @@
 //! links live on there after the daemon exits, for the next daemon to adopt, until
 //! `reflector detach --pin DIR` removes them.
 //!
-//! Layout: one file per map (`PORTS`, `LOCAL_ADDRS`, `FLOWS`, `STATS`), `prog-xdp`,
+//! Layout: one file per map (`PORTS`, `LOCAL_ADDRS`, `FLOWS`, `STATS`, `MAP_STATS`), `prog-xdp`,
 //! `prog-tc`, and `link-<interface>-<mode>` per attached interface.
 
 use std::{
@@ -16,7 +16,7 @@ use aya::{
 };
 use aya_obj::programs::XdpAttachType;
 use log::{info, warn};
-use reflector_common::maps::{FLOWS, LOCAL_ADDRS, PORTS, STATS};
+use reflector_common::maps::{FLOWS, LOCAL_ADDRS, MAP_STATS, PORTS, STATS};
 use thiserror::Error;
 
 use crate::mode::Attach;
@@ -26,7 +26,7 @@ pub const PROG_XDP: &str = "prog-xdp";
 /// The pinned TC program.
 pub const PROG_TC: &str = "prog-tc";
 /// The pinned maps; [`PORTS`] is pinned last and marks a complete directory.
-pub const MAPS: [&str; 4] = [FLOWS, LOCAL_ADDRS, STATS, PORTS];
+pub const MAPS: [&str; 5] = [FLOWS, LOCAL_ADDRS, STATS, MAP_STATS, PORTS];
 const LINK_PREFIX: &str = "link-";
 /// `statfs(2)` type of a bpffs.
 const BPF_FS_MAGIC: u64 = 0xcafe_4a11;
@@ -98,6 +98,8 @@ pub struct PinnedState {
     pub flows: MapData,
     /// The counters.
     pub stats: MapData,
+    /// The per-map counters.
+    pub map_stats: MapData,
     /// The XDP program.
     pub xdp: Xdp,
     /// The TC program.
@@ -190,6 +192,7 @@ pub fn open(dir: &Path) -> Result<Option<PinnedState>, PinDirError> {
         local_addrs: map(LOCAL_ADDRS)?,
         flows: map(FLOWS)?,
         stats: map(STATS)?,
+        map_stats: map(MAP_STATS)?,
         xdp: Xdp::from_pin(dir.join(PROG_XDP), XdpAttachType::Interface)
             .map_err(program_error(PROG_XDP))?,
         tc: SchedClassifier::from_pin(dir.join(PROG_TC)).map_err(program_error(PROG_TC))?,

@@ -2,7 +2,9 @@
 //! `BPF_PROG_TEST_RUN` on both `reflector_xdp` and `reflector_tc`, each in a freshly loaded
 //! program with the host of `kernel/fixture.rs`, and must give the case's verdict, exactly
 //! the case's output bytes, correct checksums (by etherparse's own computation), exactly one
-//! increment of the case's STATS counter, and (forward frames) exactly the case's new flow.
+//! increment of the case's STATS counter, exactly one increment of the case's port-map
+//! counter in `MAP_STATS` (reflected frames; none for passed ones), and (forward frames)
+//! exactly the case's new flow.
 //!
 //! They need root (`CAP_BPF` and `CAP_NET_ADMIN`) and the kernel object embedded in the
 //! `reflector` crate; without it every test fails and says so.
@@ -16,10 +18,13 @@ mod harness;
 #[path = "kernel/packets.rs"]
 mod packets;
 
-use std::{fmt::Write as _, io::ErrorKind};
+use std::{collections::HashMap as StdHashMap, fmt::Write as _, io::ErrorKind};
 
 use aya::{programs::ProgramError, sys::SyscallError};
-use reflector_common::{Counter, Direction, Family, PassReason, Protocol, StatIndex};
+use reflector_common::{
+    Counter, Direction, Family, FlowKey, FlowValue, MapStatIndex, PassReason, Protocol, StatIndex,
+    stats::COUNTERS_PER_MAP,
+};
 
 use crate::{
     cases::{Case, Expect},
@@ -67,6 +72,7 @@ fn run_at(hook: Hook, case: &Case) -> Vec<String> {
         }
     }
     let stats_before = kernel.stats();
+    let map_stats_before = kernel.map_stats();
     let flows_before = kernel.flows();
     let run = match kernel.try_run(&case.input) {
         Ok(run) => run,
@@ -86,25 +92,29 @@ fn run_at(hook: Hook, case: &Case) -> Vec<String> {
         Err(error) => return vec![format!("BPF_PROG_TEST_RUN failed: {error:?}")],
     };
     let stats_after = kernel.stats();
+    let map_stats_after = kernel.map_stats();
     let flows_after = kernel.flows();
 
     let mut problems = Vec::new();
-    let (verdict, output, counted, new_flow) = match &case.expect {
+    let (verdict, output, counted, map_counted, new_flow) = match &case.expect {
         Expect::Reflect {
             output,
             direction,
             family,
+            map_slot,
             new_flow,
         } => (
             hook.reflect_verdict(),
             output,
             StatIndex::reflected(*direction, *family),
+            Some(MapStatIndex::new(*map_slot, *direction, *family)),
             *new_flow,
         ),
         Expect::Pass(reason) => (
             hook.pass_verdict(),
             &case.input,
             StatIndex::passed(*reason),
+            None,
             None,
         ),
     };
@@ -137,17 +147,37 @@ fn run_at(hook: Hook, case: &Case) -> Vec<String> {
         case.input.len() as u64,
         new_flow.is_some(),
     ));
-    let mut expected_flows = flows_before.clone();
-    if let Some((key, value)) = new_flow {
-        expected_flows.insert(key, value);
-    }
-    if flows_after != expected_flows {
-        problems.push(format!(
-            "FLOWS holds {flows_after:?}, expected {expected_flows:?} (before the frame: \
-             {flows_before:?})"
-        ));
-    }
+    problems.extend(check_map_stats(
+        &map_stats_before,
+        &map_stats_after,
+        map_counted,
+        case.input.len() as u64,
+    ));
+    problems.extend(check_flows(&flows_before, &flows_after, new_flow));
     problems
+}
+
+/// Checks that the flow table holds exactly what it held before plus `new_flow`.
+fn check_flows(
+    before: &StdHashMap<FlowKey, FlowValue>,
+    after: &StdHashMap<FlowKey, FlowValue>,
+    new_flow: Option<(FlowKey, FlowValue)>,
+) -> Option<String> {
+    let mut expected = before.clone();
+    if let Some((key, value)) = new_flow {
+        expected.insert(key, value);
+    }
+    (*after != expected).then(|| {
+        format!("FLOWS holds {after:?}, expected {expected:?} (before the frame: {before:?})")
+    })
+}
+
+/// How much a counter went up between two reads.
+fn delta(before: &Counter, after: &Counter) -> Counter {
+    Counter {
+        packets: after.packets.wrapping_sub(before.packets),
+        bytes: after.bytes.wrapping_sub(before.bytes),
+    }
 }
 
 /// Checks that exactly the counter `counted` went up by one packet of `bytes` bytes, and
@@ -161,10 +191,7 @@ fn check_stats(
 ) -> Vec<String> {
     let mut problems = Vec::new();
     for (index, (before, after)) in (0u32..).zip(before.iter().zip(after)) {
-        let delta = Counter {
-            packets: after.packets.wrapping_sub(before.packets),
-            bytes: after.bytes.wrapping_sub(before.bytes),
-        };
+        let delta = delta(before, after);
         let name = stat_name(index);
         if index == StatIndex::FLOWS_CREATED.get() {
             // Its packet counter counts flows; its byte counter is not specified.
@@ -190,6 +217,49 @@ fn check_stats(
         }
     }
     problems
+}
+
+/// Checks that exactly the per-map counter `counted` went up by one packet of `bytes`
+/// bytes (none at all when `None`), and no other counter of `MAP_STATS`.
+fn check_map_stats(
+    before: &[Counter],
+    after: &[Counter],
+    counted: Option<MapStatIndex>,
+    bytes: u64,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (index, (before, after)) in (0u32..).zip(before.iter().zip(after)) {
+        let delta = delta(before, after);
+        let expected = if counted.is_some_and(|counted| counted.get() == index) {
+            Counter { packets: 1, bytes }
+        } else {
+            Counter::default()
+        };
+        if delta != expected {
+            problems.push(format!(
+                "MAP_STATS[{}] went up by {} packets / {} bytes, expected {} / {}",
+                map_stat_name(index),
+                delta.packets,
+                delta.bytes,
+                expected.packets,
+                expected.bytes
+            ));
+        }
+    }
+    problems
+}
+
+/// A readable name for a `MAP_STATS` index: slot, direction, family.
+fn map_stat_name(index: u32) -> String {
+    let slot = u16::try_from(index / COUNTERS_PER_MAP).unwrap_or(u16::MAX);
+    for direction in [Direction::Forward, Direction::Reverse] {
+        for family in [Family::V4, Family::V6] {
+            if MapStatIndex::new(slot, direction, family).get() == index {
+                return format!("slot {slot}/{direction:?}/{family:?}");
+            }
+        }
+    }
+    format!("#{index}")
 }
 
 /// A readable name for a STATS index.

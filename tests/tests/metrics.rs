@@ -50,7 +50,11 @@ fn metrics_addr(topology: &Topology) -> String {
     format!("127.0.0.1:{}", metrics_port(topology))
 }
 
-/// Starts the daemon in R on R's veth in `mode`, mapping [`TCP_MAP`] and serving metrics.
+/// A second map no traffic uses: its per-map counters stay at zero.
+const UNUSED_MAP: &str = "10024:24";
+
+/// Starts the daemon in R on R's veth in `mode`, mapping [`TCP_MAP`] and [`UNUSED_MAP`] and
+/// serving metrics.
 fn start(topology: &Topology, mode: Mode) -> Reflector {
     let map = format!("{}:{}", TCP_MAP.0, TCP_MAP.1);
     let metrics = metrics_addr(topology);
@@ -59,6 +63,8 @@ fn start(topology: &Topology, mode: Mode) -> Reflector {
         &[
             "--map",
             &map,
+            "--map",
+            UNUSED_MAP,
             "--iface",
             topology.r_iface(),
             "--mode",
@@ -199,6 +205,14 @@ fn tc_mode_exports_kernel_counters() {
         0.0,
     );
     assert_value_above(&text, "reflector_kernel_flows_created_total", 0.0);
+    let per_map = |listen: u16, target: u16| {
+        format!(
+            "reflector_map_reflected_packets_total{{listen=\"{listen}\",target=\"{target}\",\
+             protocol=\"tcp\",direction=\"forward\",family=\"ipv4\"}}"
+        )
+    };
+    assert_value_above(&text, &per_map(TCP_MAP.0, TCP_MAP.1), 0.0);
+    assert_eq!(value(&text, &per_map(10_024, 24)), Some(0.0), "{text}");
     let mode = format!(
         "reflector_interface_mode{{interface=\"{}\",mode=\"tc\"}}",
         topology.r_iface()

@@ -6,7 +6,10 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::ControlArgs;
-use crate::{control::Request, telemetry::Snapshot};
+use crate::{
+    control::Request,
+    telemetry::{Snapshot, snapshot::KernelSnapshot},
+};
 
 /// `reflector stats`.
 #[derive(Debug, Args)]
@@ -98,6 +101,7 @@ pub fn render(stats: &Snapshot, all: bool) -> String {
                 ],
             ];
             table(&mut out, &["FLOWS", "COUNT"], &rows);
+            map_table(&mut out, kernel);
         }
     }
 
@@ -142,6 +146,34 @@ pub fn render(stats: &Snapshot, all: bool) -> String {
     out
 }
 
+/// Appends the per-map table: packets and bytes reflected per port map, direction and
+/// family.
+fn map_table(out: &mut String, kernel: &KernelSnapshot) {
+    out.push('\n');
+    let rows: Vec<Vec<String>> = kernel
+        .maps
+        .iter()
+        .map(|count| {
+            vec![
+                format!("{}:{}/{}", count.listen, count.target, count.protocol),
+                count.direction.clone(),
+                count.family.clone(),
+                count.packets.to_string(),
+                count.bytes.to_string(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        out.push_str("MAP: none\n");
+    } else {
+        table(
+            out,
+            &["MAP", "DIRECTION", "FAMILY", "PACKETS", "BYTES"],
+            &rows,
+        );
+    }
+}
+
 /// Appends `rows` under `headers`, columns padded; the first column left-aligned, numbers
 /// (every other column) right-aligned.
 fn table(out: &mut String, headers: &[&str], rows: &[Vec<String>]) {
@@ -175,7 +207,7 @@ mod tests {
     use super::*;
     use crate::telemetry::{
         InterfaceMode,
-        snapshot::{ConnectFailureCount, KernelSnapshot, PassedCount, ReflectedCount},
+        snapshot::{ConnectFailureCount, KernelSnapshot, MapCount, PassedCount, ReflectedCount},
     };
 
     fn snapshot() -> Snapshot {
@@ -207,6 +239,15 @@ mod tests {
                 ],
                 flows_created: 2,
                 flow_insert_failures: 0,
+                maps: vec![MapCount {
+                    listen: 10080,
+                    target: 80,
+                    protocol: "tcp".to_owned(),
+                    direction: "reverse".to_owned(),
+                    family: "ipv6".to_owned(),
+                    packets: 5,
+                    bytes: 500,
+                }],
             }),
             splice: crate::telemetry::snapshot::SpliceSnapshot {
                 connect_failures: vec![ConnectFailureCount {
@@ -225,6 +266,12 @@ mod tests {
         assert!(text.contains("INTERFACE  MODE\neth0       tc\n"), "{text}");
         assert!(
             text.contains("REFLECTED  FAMILY  PACKETS  BYTES\nforward    ipv4         12   1234\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "MAP           DIRECTION  FAMILY  PACKETS  BYTES\n10080:80/tcp  reverse    ipv6          5    500\n"
+            ),
             "{text}"
         );
         assert!(text.contains("not_ip"), "{text}");

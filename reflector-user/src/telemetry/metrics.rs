@@ -24,6 +24,12 @@ pub const READY: &str = "reflector_ready";
 pub const REFLECTED_PACKETS: &str = "reflector_reflected_packets";
 /// `reflector_reflected_bytes_total{direction,family}`: bytes the kernel reflected.
 pub const REFLECTED_BYTES: &str = "reflector_reflected_bytes";
+/// `reflector_map_reflected_packets_total{listen,target,protocol,direction,family}`:
+/// packets the kernel reflected per port map.
+pub const MAP_REFLECTED_PACKETS: &str = "reflector_map_reflected_packets";
+/// `reflector_map_reflected_bytes_total{listen,target,protocol,direction,family}`: bytes
+/// the kernel reflected per port map.
+pub const MAP_REFLECTED_BYTES: &str = "reflector_map_reflected_bytes";
 /// `reflector_passed_packets_total{reason}`: packets the kernel passed to the stack.
 pub const PASSED_PACKETS: &str = "reflector_passed_packets";
 /// `reflector_passed_bytes_total{reason}`: bytes the kernel passed to the stack.
@@ -68,6 +74,15 @@ struct InterfaceLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DirectionFamilyLabels {
+    direction: String,
+    family: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MapLabels {
+    listen: String,
+    target: String,
+    protocol: String,
     direction: String,
     family: String,
 }
@@ -186,6 +201,42 @@ fn reflected_bytes(registry: &mut Registry, kernel: &KernelSnapshot) {
         "Bytes (whole frames) the kernel program reflected, by direction and IP family",
         values,
     );
+}
+
+fn map_reflected_packets(registry: &mut Registry, kernel: &KernelSnapshot) {
+    let values = kernel
+        .maps
+        .iter()
+        .map(|entry| (map_labels(entry), entry.packets));
+    counter_family(
+        registry,
+        MAP_REFLECTED_PACKETS,
+        "Packets the kernel program reflected, by port map (listen port, target port, protocol), direction and IP family",
+        values,
+    );
+}
+
+fn map_reflected_bytes(registry: &mut Registry, kernel: &KernelSnapshot) {
+    let values = kernel
+        .maps
+        .iter()
+        .map(|entry| (map_labels(entry), entry.bytes));
+    counter_family(
+        registry,
+        MAP_REFLECTED_BYTES,
+        "Bytes (whole frames) the kernel program reflected, by port map, direction and IP family",
+        values,
+    );
+}
+
+fn map_labels(entry: &super::snapshot::MapCount) -> MapLabels {
+    MapLabels {
+        listen: entry.listen.to_string(),
+        target: entry.target.to_string(),
+        protocol: entry.protocol.clone(),
+        direction: entry.direction.clone(),
+        family: entry.family.clone(),
+    }
 }
 
 fn direction_family(entry: &super::snapshot::ReflectedCount) -> DirectionFamilyLabels {
@@ -334,6 +385,8 @@ fn registry(snapshot: &Snapshot) -> Registry {
     if let Some(kernel) = &snapshot.kernel {
         reflected_packets(&mut registry, kernel);
         reflected_bytes(&mut registry, kernel);
+        map_reflected_packets(&mut registry, kernel);
+        map_reflected_bytes(&mut registry, kernel);
         passed_packets(&mut registry, kernel);
         passed_bytes(&mut registry, kernel);
         kernel_flows_created(&mut registry, kernel);
@@ -418,7 +471,7 @@ pub fn render_text(snapshot: &Snapshot) -> String {
 mod tests {
     use super::*;
     use crate::telemetry::snapshot::{
-        ConnectFailureCount, InterfaceMode, PassedCount, ReflectedCount,
+        ConnectFailureCount, InterfaceMode, MapCount, PassedCount, ReflectedCount,
     };
 
     fn snapshot(kernel: bool) -> Snapshot {
@@ -443,6 +496,15 @@ mod tests {
                 }],
                 flows_created: 2,
                 flow_insert_failures: 1,
+                maps: vec![MapCount {
+                    listen: 10053,
+                    target: 53,
+                    protocol: "udp".to_owned(),
+                    direction: "reverse".to_owned(),
+                    family: "ipv6".to_owned(),
+                    packets: 4,
+                    bytes: 400,
+                }],
             }),
             splice: SpliceSnapshot {
                 tcp_accepted: 5,
@@ -476,6 +538,8 @@ mod tests {
             "reflector_ready 1",
             "reflector_reflected_packets_total{direction=\"forward\",family=\"ipv4\"} 7",
             "reflector_reflected_bytes_total{direction=\"forward\",family=\"ipv4\"} 700",
+            "reflector_map_reflected_packets_total{listen=\"10053\",target=\"53\",protocol=\"udp\",direction=\"reverse\",family=\"ipv6\"} 4",
+            "reflector_map_reflected_bytes_total{listen=\"10053\",target=\"53\",protocol=\"udp\",direction=\"reverse\",family=\"ipv6\"} 400",
             "reflector_passed_packets_total{reason=\"no_flow\"} 3",
             "reflector_passed_bytes_total{reason=\"no_flow\"} 300",
             "reflector_kernel_flows_created_total 2",

@@ -6,7 +6,7 @@ pub mod metrics;
 pub mod snapshot;
 
 use std::sync::{
-    Arc,
+    Arc, Mutex, PoisonError,
     atomic::{AtomicBool, Ordering::Relaxed},
 };
 
@@ -16,14 +16,19 @@ use reflector_common::Counter;
 
 pub use snapshot::{InterfaceMode, Snapshot};
 
-use crate::splice::SpliceCounters;
+use crate::{map_slots::MapSlots, splice::SpliceCounters};
 use snapshot::{KernelSnapshot, SpliceSnapshot};
+
+/// The kernel program's per-map counters and the slot table that says which map each
+/// belongs to.
+pub type MapCounters = (PerCpuArray<MapData, Counter>, Arc<Mutex<MapSlots>>);
 
 /// What the daemon shares with everything that reports on it: the counters of both paths,
 /// how each interface is reflected, and whether the daemon is ready.
 pub struct Telemetry {
     splice: Arc<SpliceCounters>,
     kernel: Option<PerCpuArray<MapData, Counter>>,
+    maps: Option<MapCounters>,
     interfaces: Vec<InterfaceMode>,
     ready: AtomicBool,
     /// Whether a failed read of the kernel counters was already logged.
@@ -32,17 +37,19 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// Telemetry over the userspace path's `splice` counters, the kernel program's
-    /// statistics map `kernel` (when the program is loaded), and the mode of each interface.
-    /// Not ready until [`Telemetry::set_ready`].
+    /// statistics map `kernel` and its per-map counters `maps` (when the program is loaded),
+    /// and the mode of each interface. Not ready until [`Telemetry::set_ready`].
     #[must_use]
     pub fn new(
         splice: Arc<SpliceCounters>,
         kernel: Option<PerCpuArray<MapData, Counter>>,
+        maps: Option<MapCounters>,
         interfaces: Vec<InterfaceMode>,
     ) -> Self {
         Self {
             splice,
             kernel,
+            maps,
             interfaces,
             ready: AtomicBool::new(false),
             read_failed: AtomicBool::new(false),
@@ -65,7 +72,18 @@ impl Telemetry {
     #[must_use]
     pub fn snapshot(&self) -> Snapshot {
         let kernel = self.kernel.as_ref().and_then(|stats| {
-            match KernelSnapshot::read(|index| read_counter(stats, index.get())) {
+            let kernel = KernelSnapshot::read(|index| read_counter(stats, index.get())).and_then(
+                |mut kernel| {
+                    if let Some((counters, slots)) = &self.maps {
+                        let slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
+                        kernel.maps = KernelSnapshot::read_maps(&slots, |index| {
+                            read_counter(counters, index.get())
+                        })?;
+                    }
+                    Ok(kernel)
+                },
+            );
+            match kernel {
                 Ok(kernel) => Some(kernel),
                 Err(error) => {
                     if !self.read_failed.swap(true, Relaxed) {

@@ -4,10 +4,13 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use reflector_common::{Counter, Direction, Family, PassReason};
+use reflector_common::{Counter, Direction, Family, MapStatIndex, PassReason};
 use serde::{Deserialize, Serialize};
 
-use crate::splice::{ConnectFailure, SpliceCounters};
+use crate::{
+    map_slots::MapSlots,
+    splice::{ConnectFailure, SpliceCounters},
+};
 
 /// Every counter the daemon keeps, read at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +47,29 @@ pub struct KernelSnapshot {
     pub flows_created: u64,
     /// Forward packets reflected although their flow could not be recorded.
     pub flow_insert_failures: u64,
+    /// Packets and bytes reflected per port map, one entry per map, direction and IP
+    /// family.
+    #[serde(default)]
+    pub maps: Vec<MapCount>,
+}
+
+/// Packets and bytes reflected for one port map, one way, for one IP family.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapCount {
+    /// The listen port `L`.
+    pub listen: u16,
+    /// The target port `P`.
+    pub target: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// `forward` (client to service) or `reverse` (service to client).
+    pub direction: String,
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+    /// Packets.
+    pub packets: u64,
+    /// Bytes (whole frames).
+    pub bytes: u64,
 }
 
 /// Packets and bytes reflected one way, for one IP family.
@@ -157,7 +183,38 @@ impl KernelSnapshot {
             passed,
             flows_created: read(reflector_common::StatIndex::FLOWS_CREATED)?.packets,
             flow_insert_failures: read(reflector_common::StatIndex::FLOW_INSERT_FAILED)?.packets,
+            maps: Vec::new(),
         })
+    }
+
+    /// The per-map section: for every map of `slots`, by protocol and listen port, its
+    /// counters per direction and family from `read`, which gives the summed counter at a
+    /// per-map statistics index.
+    ///
+    /// # Errors
+    /// The first error `read` returns.
+    pub fn read_maps<E>(
+        slots: &MapSlots,
+        mut read: impl FnMut(MapStatIndex) -> Result<Counter, E>,
+    ) -> Result<Vec<MapCount>, E> {
+        let mut maps = Vec::new();
+        for map in slots.iter() {
+            for direction in [Direction::Forward, Direction::Reverse] {
+                for family in [Family::V4, Family::V6] {
+                    let counter = read(MapStatIndex::new(map.slot, direction, family))?;
+                    maps.push(MapCount {
+                        listen: map.listen,
+                        target: map.target,
+                        protocol: map.protocol.name().to_owned(),
+                        direction: direction_name(direction).to_owned(),
+                        family: family_name(family).to_owned(),
+                        packets: counter.packets,
+                        bytes: counter.bytes,
+                    });
+                }
+            }
+        }
+        Ok(maps)
     }
 }
 
@@ -213,5 +270,36 @@ mod tests {
             kernel.flows_created,
             u64::from(reflector_common::StatIndex::FLOWS_CREATED.get())
         );
+    }
+
+    #[test]
+    fn map_section_labels_every_map_direction_and_family() {
+        let mut slots = MapSlots::default();
+        let maps: Vec<crate::portmap::PortMap> = ["10022:22", "10053:53/udp"]
+            .iter()
+            .map(|text| text.parse().unwrap())
+            .collect();
+        slots.update(&maps).unwrap();
+        let entries = KernelSnapshot::read_maps(&slots, |index| {
+            Ok::<_, Infallible>(Counter {
+                packets: u64::from(index.get()),
+                bytes: 0,
+            })
+        })
+        .unwrap();
+        assert_eq!(entries.len(), 8);
+        let dns_reverse_v6 = entries
+            .iter()
+            .find(|entry| {
+                entry.listen == 10053 && entry.direction == "reverse" && entry.family == "ipv6"
+            })
+            .unwrap();
+        assert_eq!(
+            (dns_reverse_v6.target, dns_reverse_v6.protocol.as_str()),
+            (53, "udp")
+        );
+        let slot = slots.slot(reflector_common::Protocol::Udp, 10053).unwrap();
+        let index = MapStatIndex::new(slot, Direction::Reverse, Family::V6).get();
+        assert_eq!(dns_reverse_v6.packets, u64::from(index));
     }
 }

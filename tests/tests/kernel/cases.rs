@@ -47,6 +47,8 @@ pub enum Expect {
         direction: Direction,
         /// The family counted.
         family: Family,
+        /// The counter slot of the port map counted in `MAP_STATS`.
+        map_slot: u16,
         /// The flow entry the frame records (forward frames), beyond those already there.
         new_flow: Option<(FlowKey, FlowValue)>,
     },
@@ -67,6 +69,7 @@ impl Case {
                 output,
                 direction: Direction::Forward,
                 family: input.family(),
+                map_slot: fixture::map_slot(input.protocol()),
                 new_flow: Some(fixture::forward_flow(input)),
             },
             skb_test_run_may_refuse: false,
@@ -85,6 +88,7 @@ impl Case {
                 output,
                 direction: Direction::Reverse,
                 family: reply.family(),
+                map_slot: fixture::map_slot(reply.protocol()),
                 new_flow: None,
             },
             skb_test_run_may_refuse: false,

@@ -40,16 +40,21 @@ pub const TCP_TARGET: u16 = 80;
 pub const UDP_LISTEN: u16 = 10053;
 /// UDP target port `P`.
 pub const UDP_TARGET: u16 = 53;
+/// The counter slot of the TCP map in `MAP_STATS` (not 0, so a slot the program fails to
+/// carry shows).
+pub const TCP_MAP_SLOT: u16 = 3;
+/// The counter slot of the UDP map in `MAP_STATS`.
+pub const UDP_MAP_SLOT: u16 = 6;
 /// The client's source port `s`.
 pub const CLIENT_PORT: u16 = 40_000;
 /// A port mapped for neither protocol.
 pub const UNMAPPED_PORT: u16 = 9_999;
 
-/// Fills the maps of `kernel` with this host: `8080:80/tcp`, `10053:53/udp`, and the
-/// addresses above.
+/// Fills the maps of `kernel` with this host: `8080:80/tcp` (counter slot
+/// [`TCP_MAP_SLOT`]), `10053:53/udp` ([`UDP_MAP_SLOT`]), and the addresses above.
 pub fn configure(kernel: &mut Kernel) {
-    kernel.map_port(Protocol::Tcp, TCP_LISTEN, TCP_TARGET);
-    kernel.map_port(Protocol::Udp, UDP_LISTEN, UDP_TARGET);
+    kernel.map_port(Protocol::Tcp, TCP_LISTEN, TCP_TARGET, TCP_MAP_SLOT);
+    kernel.map_port(Protocol::Udp, UDP_LISTEN, UDP_TARGET, UDP_MAP_SLOT);
     for local in [
         IpAddr::V4(HOST_V4),
         IpAddr::V4(HOST_V4_OTHER),
@@ -67,6 +72,15 @@ pub const fn listen_port(protocol: Protocol) -> u16 {
     match protocol {
         Protocol::Tcp => TCP_LISTEN,
         Protocol::Udp => UDP_LISTEN,
+    }
+}
+
+/// The counter slot of the map of `protocol`.
+#[must_use]
+pub const fn map_slot(protocol: Protocol) -> u16 {
+    match protocol {
+        Protocol::Tcp => TCP_MAP_SLOT,
+        Protocol::Udp => UDP_MAP_SLOT,
     }
 }
 
@@ -118,7 +132,7 @@ pub fn forward_reflected(input: &Frame) -> Frame {
 }
 
 /// The flow entry a forward `input` from `S:s` to `A:L` records:
-/// `(S, A, P, s, protocol) -> L`.
+/// `(S, A, P, s, protocol) -> (L, slot)`.
 #[must_use]
 pub fn forward_flow(input: &Frame) -> (FlowKey, FlowValue) {
     let (client_port, listen) = input.ports();
@@ -131,7 +145,7 @@ pub fn forward_flow(input: &Frame) -> (FlowKey, FlowValue) {
             client_port,
             protocol as u8,
         ),
-        FlowValue::new(listen),
+        FlowValue::new(listen, map_slot(protocol)),
     )
 }
 

@@ -13,7 +13,7 @@ use aya::{
 };
 use reflector_common::{
     Counter, FlowKey, FlowValue, PORT_FLAG_TARGET, PortEntry, Protocol, STATS_LEN, maps,
-    port_index, v4_mapped,
+    maps::MAP_STATS_LEN, port_index, v4_mapped,
 };
 
 /// `XDP_PASS`.
@@ -168,9 +168,10 @@ impl Kernel {
         self.hook
     }
 
-    /// Maps listen port `listen` of `protocol` to target port `target`, as the control plane
-    /// does: the listen entry gets the target, the target entry gets [`PORT_FLAG_TARGET`].
-    pub fn map_port(&mut self, protocol: Protocol, listen: u16, target: u16) {
+    /// Maps listen port `listen` of `protocol` to target port `target`, counted in counter
+    /// slot `slot`, as the control plane does: the listen entry gets the target and the
+    /// slot, the target entry gets [`PORT_FLAG_TARGET`].
+    pub fn map_port(&mut self, protocol: Protocol, listen: u16, target: u16, slot: u16) {
         let mut ports: Array<&mut MapData, PortEntry> = Array::try_from(
             self.ebpf
                 .map_mut(maps::PORTS)
@@ -181,6 +182,7 @@ impl Kernel {
         let target_index = port_index(protocol, target);
         let mut entry = ports.get(&listen_index, 0).expect("reading PORTS");
         entry.target_port = target;
+        entry.map_slot = slot;
         ports
             .set(listen_index, entry, 0)
             .expect("writing the listen entry of PORTS");
@@ -270,15 +272,28 @@ impl Kernel {
     /// Every counter of `STATS`, summed over CPUs, by index.
     #[must_use]
     pub fn stats(&self) -> Vec<Counter> {
+        self.counters(maps::STATS, STATS_LEN)
+    }
+
+    /// Every counter of `MAP_STATS`, summed over CPUs, by index.
+    #[must_use]
+    pub fn map_stats(&self) -> Vec<Counter> {
+        self.counters(maps::MAP_STATS, MAP_STATS_LEN)
+    }
+
+    /// The first `len` counters of the per-CPU array `name`, summed over CPUs.
+    fn counters(&self, name: &str, len: u32) -> Vec<Counter> {
         let stats: PerCpuArray<&MapData, Counter> = PerCpuArray::try_from(
             self.ebpf
-                .map(maps::STATS)
-                .unwrap_or_else(|| panic!("the kernel object has no map {}", maps::STATS)),
+                .map(name)
+                .unwrap_or_else(|| panic!("the kernel object has no map {name}")),
         )
-        .unwrap_or_else(|e| panic!("{} is not a per-CPU array of Counter: {e:?}", maps::STATS));
-        (0..STATS_LEN)
+        .unwrap_or_else(|e| panic!("{name} is not a per-CPU array of Counter: {e:?}"));
+        (0..len)
             .map(|index| {
-                let per_cpu = stats.get(&index, 0).expect("reading STATS");
+                let per_cpu = stats
+                    .get(&index, 0)
+                    .unwrap_or_else(|e| panic!("reading {name}[{index}]: {e:?}"));
                 per_cpu.iter().fold(Counter::default(), |sum, cpu| Counter {
                     packets: sum.packets + cpu.packets,
                     bytes: sum.bytes + cpu.bytes,
