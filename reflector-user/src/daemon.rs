@@ -146,14 +146,7 @@ pub async fn run(
         placed.push("every interface (splice)".to_owned());
     }
 
-    let stats = kernel.as_mut().map(KernelPath::take_stats).transpose()?;
-    let map_counters = kernel.as_ref().map(KernelPath::map_counters).transpose()?;
-    let telemetry = Arc::new(Telemetry::new(
-        userspace.shared_counters(),
-        stats,
-        map_counters,
-        modes,
-    ));
+    let telemetry = Arc::new(telemetry(kernel.as_mut(), &userspace, modes)?);
     let metrics_server =
         metrics_listener.map(|listener| MetricsServer::start(listener, Arc::clone(&telemetry)));
     // The main loop keeps a sender, so `changes` stays open without a control socket.
@@ -230,6 +223,30 @@ fn stop_kernel(mut kernel: KernelPath) {
         kernel.detach_all();
         info!("detached from every interface");
     }
+}
+
+/// What reports on the daemon reads: the userspace counters, and the kernel program's
+/// counters and flow table when it is loaded.
+fn telemetry(
+    kernel: Option<&mut KernelPath>,
+    userspace: &Userspace,
+    modes: Vec<InterfaceMode>,
+) -> Result<Telemetry, DaemonError> {
+    let (stats, map_counters, flow_table) = match kernel {
+        Some(kernel) => (
+            Some(kernel.take_stats()?),
+            Some(kernel.map_counters()?),
+            Some(kernel.flow_table()?),
+        ),
+        None => (None, None, None),
+    };
+    Ok(Telemetry::new(
+        userspace.shared_counters(),
+        stats,
+        map_counters,
+        flow_table,
+        modes,
+    ))
 }
 
 /// How each interface is reflected: the kernel mode attached to it, else splice.

@@ -21,7 +21,7 @@ use aya::{
 };
 use log::{debug, info, warn};
 use reflector_common::{
-    Counter, Direction, Family, MapStatIndex, PortEntry, Protocol,
+    Counter, Direction, Family, FlowKey, FlowValue, MapStatIndex, PortEntry, Protocol,
     maps::{FLOWS, LOCAL_ADDRS, MAP_STATS, PORTS, PORTS_LEN, STATS, programs},
     stats::COUNTERS_PER_MAP,
 };
@@ -157,6 +157,9 @@ pub struct KernelPath {
     /// Whether the state was adopted from pins rather than loaded anew.
     adopted: bool,
 }
+
+/// The flow table, as telemetry reads it.
+pub type FlowTable = HashMap<MapData, FlowKey, FlowValue>;
 
 /// Options for loading the kernel program.
 #[derive(Clone, Copy, Debug)]
@@ -424,6 +427,23 @@ impl KernelPath {
         let data = MapData::from_id(id).map_err(map_error)?;
         let counters = PerCpuArray::try_from(Map::PerCpuArray(data)).map_err(map_error)?;
         Ok((counters, Arc::clone(&self.slots)))
+    }
+
+    /// A second handle on the flow table, for counting its entries (telemetry).
+    ///
+    /// # Errors
+    /// [`KernelError::Map`] when the flow table cannot be opened a second time.
+    pub fn flow_table(&self) -> Result<FlowTable, KernelError> {
+        let map_error = |source| KernelError::Map {
+            name: FLOWS,
+            source,
+        };
+        let Map::LruHashMap(data) = &self.flows else {
+            return Err(KernelError::Missing(FLOWS));
+        };
+        let id = data.info().map_err(map_error)?.id();
+        let data = MapData::from_id(id).map_err(map_error)?;
+        HashMap::try_from(Map::LruHashMap(data)).map_err(map_error)
     }
 
     /// Takes the local-address map out, for the task that keeps it current.

@@ -205,6 +205,7 @@ fn tc_mode_exports_kernel_counters() {
         0.0,
     );
     assert_value_above(&text, "reflector_kernel_flows_created_total", 0.0);
+    assert_value_above(&text, "reflector_kernel_flows_active", 0.0);
     let per_map = |listen: u16, target: u16| {
         format!(
             "reflector_map_reflected_packets_total{{listen=\"{listen}\",target=\"{target}\",\

@@ -95,6 +95,7 @@ pub fn render(stats: &Snapshot, all: bool) -> String {
             out.push('\n');
             let rows = [
                 vec!["flows created".to_owned(), kernel.flows_created.to_string()],
+                vec!["flows active".to_owned(), kernel.flows_active.to_string()],
                 vec![
                     "flow insert failures".to_owned(),
                     kernel.flow_insert_failures.to_string(),
@@ -239,6 +240,7 @@ mod tests {
                 ],
                 flows_created: 2,
                 flow_insert_failures: 0,
+                flows_active: 2,
                 maps: vec![MapCount {
                     listen: 10080,
                     target: 80,

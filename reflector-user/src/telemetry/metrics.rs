@@ -36,6 +36,8 @@ pub const PASSED_PACKETS: &str = "reflector_passed_packets";
 pub const PASSED_BYTES: &str = "reflector_passed_bytes";
 /// `reflector_kernel_flows_created_total`: flow-table entries the kernel created.
 pub const KERNEL_FLOWS_CREATED: &str = "reflector_kernel_flows_created";
+/// `reflector_kernel_flows_active`: entries in the kernel flow table now.
+pub const KERNEL_FLOWS_ACTIVE: &str = "reflector_kernel_flows_active";
 /// `reflector_kernel_flow_insert_failures_total`: flows the kernel could not record.
 pub const KERNEL_FLOW_INSERT_FAILURES: &str = "reflector_kernel_flow_insert_failures";
 /// `reflector_splice_connections_total{protocol}`: TCP connections accepted, UDP flows
@@ -285,6 +287,16 @@ fn kernel_flows_created(registry: &mut Registry, kernel: &KernelSnapshot) {
     );
 }
 
+fn kernel_flows_active(registry: &mut Registry, kernel: &KernelSnapshot) {
+    let gauge = Gauge::<i64>::default();
+    gauge.set(i64::try_from(kernel.flows_active).unwrap_or(i64::MAX));
+    registry.register(
+        KERNEL_FLOWS_ACTIVE,
+        "Entries in the kernel flow table now (flows not yet forgotten)",
+        gauge,
+    );
+}
+
 fn kernel_flow_insert_failures(registry: &mut Registry, kernel: &KernelSnapshot) {
     counter(
         registry,
@@ -390,6 +402,7 @@ fn registry(snapshot: &Snapshot) -> Registry {
         passed_packets(&mut registry, kernel);
         passed_bytes(&mut registry, kernel);
         kernel_flows_created(&mut registry, kernel);
+        kernel_flows_active(&mut registry, kernel);
         kernel_flow_insert_failures(&mut registry, kernel);
     }
     let splice = &snapshot.splice;
@@ -496,6 +509,7 @@ mod tests {
                 }],
                 flows_created: 2,
                 flow_insert_failures: 1,
+                flows_active: 5,
                 maps: vec![MapCount {
                     listen: 10053,
                     target: 53,
@@ -543,6 +557,7 @@ mod tests {
             "reflector_passed_packets_total{reason=\"no_flow\"} 3",
             "reflector_passed_bytes_total{reason=\"no_flow\"} 300",
             "reflector_kernel_flows_created_total 2",
+            "reflector_kernel_flows_active 5",
             "reflector_kernel_flow_insert_failures_total 1",
             "reflector_splice_connections_total{protocol=\"tcp\"} 5",
             "reflector_splice_connections_total{protocol=\"udp\"} 6",

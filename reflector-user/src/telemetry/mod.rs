@@ -16,7 +16,7 @@ use reflector_common::Counter;
 
 pub use snapshot::{InterfaceMode, Snapshot};
 
-use crate::{map_slots::MapSlots, splice::SpliceCounters};
+use crate::{kernel::FlowTable, map_slots::MapSlots, splice::SpliceCounters};
 use snapshot::{KernelSnapshot, SpliceSnapshot};
 
 /// The kernel program's per-map counters and the slot table that says which map each
@@ -29,6 +29,7 @@ pub struct Telemetry {
     splice: Arc<SpliceCounters>,
     kernel: Option<PerCpuArray<MapData, Counter>>,
     maps: Option<MapCounters>,
+    flows: Option<FlowTable>,
     interfaces: Vec<InterfaceMode>,
     ready: AtomicBool,
     /// Whether a failed read of the kernel counters was already logged.
@@ -37,19 +38,22 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// Telemetry over the userspace path's `splice` counters, the kernel program's
-    /// statistics map `kernel` and its per-map counters `maps` (when the program is loaded),
-    /// and the mode of each interface. Not ready until [`Telemetry::set_ready`].
+    /// statistics map `kernel`, its per-map counters `maps` and its flow table `flows` (when
+    /// the program is loaded), and the mode of each interface. Not ready until
+    /// [`Telemetry::set_ready`].
     #[must_use]
     pub fn new(
         splice: Arc<SpliceCounters>,
         kernel: Option<PerCpuArray<MapData, Counter>>,
         maps: Option<MapCounters>,
+        flows: Option<FlowTable>,
         interfaces: Vec<InterfaceMode>,
     ) -> Self {
         Self {
             splice,
             kernel,
             maps,
+            flows,
             interfaces,
             ready: AtomicBool::new(false),
             read_failed: AtomicBool::new(false),
@@ -79,6 +83,11 @@ impl Telemetry {
                         kernel.maps = KernelSnapshot::read_maps(&slots, |index| {
                             read_counter(counters, index.get())
                         })?;
+                    }
+                    if let Some(flows) = &self.flows {
+                        // One system call per entry: the kernel keeps no count of an LRU
+                        // table's entries. Bounded by --flow-table-size.
+                        kernel.flows_active = flows.keys().flatten().count() as u64;
                     }
                     Ok(kernel)
                 },

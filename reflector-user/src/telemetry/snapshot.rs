@@ -47,6 +47,10 @@ pub struct KernelSnapshot {
     pub flows_created: u64,
     /// Forward packets reflected although their flow could not be recorded.
     pub flow_insert_failures: u64,
+    /// Entries in the flow table now: flows not yet forgotten (the table forgets the least
+    /// recently used when full; nothing else removes them).
+    #[serde(default)]
+    pub flows_active: u64,
     /// Packets and bytes reflected per port map, one entry per map, direction and IP
     /// family.
     #[serde(default)]
@@ -183,6 +187,7 @@ impl KernelSnapshot {
             passed,
             flows_created: read(reflector_common::StatIndex::FLOWS_CREATED)?.packets,
             flow_insert_failures: read(reflector_common::StatIndex::FLOW_INSERT_FAILED)?.packets,
+            flows_active: 0,
             maps: Vec::new(),
         })
     }
