@@ -211,6 +211,44 @@ pub fn check_service(service: &mut Process) -> Result<()> {
 }
 
 /// The errors of a load report as notes (`connect: ECONNREFUSED x3`).
+/// The measurement of a load run: its rate (`rate_key`, column `rate_label`) and its p50
+/// and p99 latency with `latency_decimals` decimals, the errors it saw, and the raw report.
+///
+/// # Errors
+/// When the report cannot be turned into JSON.
+pub fn rate_and_latency(
+    report: &LoadReport,
+    rate_key: &'static str,
+    rate_label: &'static str,
+    latency_decimals: usize,
+) -> Result<Measurement> {
+    Ok(Measurement {
+        figures: vec![
+            Figure {
+                key: rate_key,
+                label: rate_label,
+                value: report.per_second,
+                decimals: 0,
+            },
+            Figure {
+                key: "p50_us",
+                label: "p50 µs",
+                value: report.latency.p50_us,
+                decimals: latency_decimals,
+            },
+            Figure {
+                key: "p99_us",
+                label: "p99 µs",
+                value: report.latency.p99_us,
+                decimals: latency_decimals,
+            },
+        ],
+        notes: error_notes(report),
+        raw: serde_json::to_value(report)?,
+    })
+}
+
+/// The errors a load run saw, as notes.
 pub fn error_notes(report: &LoadReport) -> Vec<String> {
     report
         .errors

@@ -5,6 +5,7 @@
 //! live on in a bpffs directory until `reflector detach`, and the next start adopts them.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, PoisonError},
 };
@@ -319,24 +320,34 @@ impl KernelPath {
         let mut next = slots.clone();
         let fresh = next.update(new)?;
         self.zero_slots(&fresh)?;
+        let stale = crate::portmap::port_table(old, &next).into_keys();
+        self.write_port_table(stale, &crate::portmap::port_table(new, &next))?;
+        *slots = next;
+        Ok(())
+    }
+
+    /// Clears the entries at `stale` indices that `table` does not set, then writes `table`.
+    fn write_port_table(
+        &mut self,
+        stale: impl IntoIterator<Item = u32>,
+        table: &BTreeMap<u32, PortEntry>,
+    ) -> Result<(), KernelError> {
         let map_error = |source| KernelError::Map {
             name: PORTS,
             source,
         };
         let mut ports: Array<&mut MapData, PortEntry> =
             Array::try_from(&mut self.ports).map_err(map_error)?;
-        let table = crate::portmap::port_table(new, &next);
-        for index in crate::portmap::port_table(old, &next).keys() {
-            if !table.contains_key(index) {
+        for index in stale {
+            if !table.contains_key(&index) {
                 ports
-                    .set(*index, PortEntry::default(), 0)
+                    .set(index, PortEntry::default(), 0)
                     .map_err(map_error)?;
             }
         }
-        for (index, entry) in &table {
+        for (index, entry) in table {
             ports.set(*index, entry, 0).map_err(map_error)?;
         }
-        *slots = next;
         Ok(())
     }
 
@@ -369,19 +380,8 @@ impl KernelPath {
         }));
         let fresh = slots.update(maps)?;
         self.zero_slots(&fresh)?;
-        let mut ports: Array<&mut MapData, PortEntry> =
-            Array::try_from(&mut self.ports).map_err(map_error)?;
-        let table = crate::portmap::port_table(maps, &slots);
-        for (index, _) in &pinned {
-            if !table.contains_key(index) {
-                ports
-                    .set(*index, PortEntry::default(), 0)
-                    .map_err(map_error)?;
-            }
-        }
-        for (index, entry) in &table {
-            ports.set(*index, entry, 0).map_err(map_error)?;
-        }
+        let stale = pinned.iter().map(|&(index, _)| index);
+        self.write_port_table(stale, &crate::portmap::port_table(maps, &slots))?;
         *self.slots.lock().unwrap_or_else(PoisonError::into_inner) = slots;
         Ok(())
     }
