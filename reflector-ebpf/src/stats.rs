@@ -1,7 +1,7 @@
 //! Counting, done once per packet at the program's entry point.
 
 use aya_ebpf::maps::PerCpuArray;
-use reflector_common::{Counter, MapStatIndex, StatIndex};
+use reflector_common::{Counter, MapStatIndex, PassReason, StatIndex};
 
 use crate::{
     maps::{MAP_STATS, STATS},
@@ -14,9 +14,29 @@ pub fn count(index: StatIndex, bytes: u64) {
     add(&STATS, index.get(), bytes);
 }
 
+/// Counts a packet's verdict, once: a reflected packet under its direction and family and
+/// under its port map, a passed one under its reason. Returns whether it was reflected.
+#[inline(always)]
+pub fn count_verdict(verdict: Result<Reflected, PassReason>, bytes: u64) -> bool {
+    match verdict {
+        Ok(reflected) => {
+            count_map(&reflected, bytes);
+            count(
+                StatIndex::reflected(reflected.direction, reflected.family),
+                bytes,
+            );
+            true
+        }
+        Err(reason) => {
+            count(StatIndex::passed(reason), bytes);
+            false
+        }
+    }
+}
+
 /// Adds one reflected packet of `bytes` bytes to its port map's counter.
 #[inline(always)]
-pub fn count_map(reflected: &Reflected, bytes: u64) {
+fn count_map(reflected: &Reflected, bytes: u64) {
     let index = MapStatIndex::new(reflected.map_slot, reflected.direction, reflected.family);
     add(&MAP_STATS, index.get(), bytes);
 }

@@ -7,7 +7,7 @@ use aya_ebpf::{
     macros::classifier,
     programs::TcContext,
 };
-use reflector_common::{PassReason, Protocol, StatIndex};
+use reflector_common::{PassReason, Protocol};
 
 use crate::{
     consts::TC_LINEAR_HEADROOM,
@@ -40,18 +40,11 @@ pub fn reflector_tc(ctx: TcContext) -> i32 {
         // A failed pull leaves the skb as it was; the parser then says how far it got.
         let _ = ctx.pull_data(wanted);
     }
-    let (index, action) = match pipeline::reflect(&ctx, ctx.data(), ctx.data_end()) {
-        Ok(reflected) => {
-            stats::count_map(&reflected, bytes);
-            (
-                StatIndex::reflected(reflected.direction, reflected.family),
-                TC_ACT_REDIRECT,
-            )
-        }
-        Err(reason) => (StatIndex::passed(reason), TC_ACT_OK),
-    };
-    stats::count(index, bytes);
-    action
+    if stats::count_verdict(pipeline::reflect(&ctx, ctx.data(), ctx.data_end()), bytes) {
+        TC_ACT_REDIRECT
+    } else {
+        TC_ACT_OK
+    }
 }
 
 impl Hook for TcContext {

@@ -1,7 +1,7 @@
 //! The XDP entry point: reflects with `XDP_TX`, patching checksums in place.
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use reflector_common::{PassReason, Protocol, StatIndex};
+use reflector_common::{PassReason, Protocol};
 
 use crate::{
     csum,
@@ -25,18 +25,11 @@ use crate::{
 pub fn reflector_xdp(ctx: XdpContext) -> u32 {
     let (data, data_end) = (ctx.data(), ctx.data_end());
     let bytes = (data_end - data) as u64;
-    let (index, action) = match pipeline::reflect(&ctx, data, data_end) {
-        Ok(reflected) => {
-            stats::count_map(&reflected, bytes);
-            (
-                StatIndex::reflected(reflected.direction, reflected.family),
-                xdp_action::XDP_TX,
-            )
-        }
-        Err(reason) => (StatIndex::passed(reason), xdp_action::XDP_PASS),
-    };
-    stats::count(index, bytes);
-    action
+    if stats::count_verdict(pipeline::reflect(&ctx, data, data_end), bytes) {
+        xdp_action::XDP_TX
+    } else {
+        xdp_action::XDP_PASS
+    }
 }
 
 impl Hook for XdpContext {

@@ -32,6 +32,14 @@ fn write_config(dir: &TempDir, text: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// The daemon in R on R's veth with `--config config` and nothing else.
+fn start_with_config(topology: &Topology, config: &str) -> Reflector {
+    Reflector::start_with_args(
+        topology.r(),
+        &["--config", config, "--iface", topology.r_iface()],
+    )
+}
+
 /// Sends SIGHUP and waits until the log has one more line containing `expected` than before.
 fn reload(reflector: &Reflector, expected: &str) {
     let before = reflector.log().matches(expected).count();
@@ -61,10 +69,7 @@ fn sighup_applies_map_changes() {
     let dir = TempDir::new("cfg");
     let config = write_config(&dir, "maps = [\"10022:22\"]\nmode = \"tc\"\n");
     let _service = peer_service(topology.x(), Proto::Tcp, Family::V4, 22);
-    let reflector = Reflector::start_with_args(
-        topology.r(),
-        &["--config", &config, "--iface", topology.r_iface()],
-    );
+    let reflector = start_with_config(&topology, &config);
     assert!(
         reflector.log().contains("reflecting with tc"),
         "the mode comes from the file:\n{}",
@@ -114,10 +119,7 @@ fn bad_file_on_reload_keeps_running_state() {
     let dir = TempDir::new("cfg");
     let config = write_config(&dir, "maps = [\"10022:22\"]\nmode = \"splice\"\n");
     let _service = peer_service(topology.x(), Proto::Tcp, Family::V4, 22);
-    let reflector = Reflector::start_with_args(
-        topology.r(),
-        &["--config", &config, "--iface", topology.r_iface()],
-    );
+    let reflector = start_with_config(&topology, &config);
     assert_reflected(
         &topology,
         Path::Splice,

@@ -794,19 +794,17 @@ fn auto_falls_back_to_splice_when_bpf_is_denied() {
          its log:\n{log}"
     );
     assert_nothing_attached(topology.r(), topology.r_iface());
-    for family in [Family::V4, Family::V6] {
-        assert_reflected(
-            &topology,
-            Path::Splice,
-            Proto::Tcp,
-            family,
-            listen,
-            "seccomp",
-        );
-    }
+    assert_splice_reflects_tcp(&topology, listen, "seccomp");
     let (status, log) = reflector.stop();
     assert_eq!(status.code(), Some(0), "exit on SIGTERM; log:\n{log}");
     assert_nothing_attached(topology.r(), topology.r_iface());
+}
+
+/// TCP over both families from X to `R:listen` takes the splice path.
+fn assert_splice_reflects_tcp(topology: &Topology, listen: u16, tag: &str) {
+    for family in [Family::V4, Family::V6] {
+        assert_reflected(topology, Path::Splice, Proto::Tcp, family, listen, tag);
+    }
 }
 
 /// Run as nobody (no capabilities at all), `--mode auto --map 10022:22` falls back to
@@ -850,16 +848,7 @@ fn unprivileged_auto_falls_back_to_splice() {
     );
     assert_splice_on(&topology, &reflector.log());
     assert_nothing_attached(topology.r(), topology.r_iface());
-    for family in [Family::V4, Family::V6] {
-        assert_reflected(
-            &topology,
-            Path::Splice,
-            Proto::Tcp,
-            family,
-            listen,
-            "nobody",
-        );
-    }
+    assert_splice_reflects_tcp(&topology, listen, "nobody");
     let (status, log) = reflector.stop();
     assert_eq!(status.code(), Some(0), "exit on SIGTERM; log:\n{log}");
 }
