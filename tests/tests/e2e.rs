@@ -317,6 +317,12 @@ fn nginx_splice() {
     nginx_through_reflector(Mode::Splice);
 }
 
+/// `auto` on a veth picks TC: nginx through the daemon's own choice.
+#[test]
+fn nginx_auto() {
+    nginx_through_reflector(Mode::Auto);
+}
+
 /// While running, the daemon's program is attached the way `mode` says; on `signal` it
 /// exits 0 and leaves nothing attached.
 fn clean_exit(mode: Mode, signal: nix::sys::signal::Signal) {
