@@ -15,6 +15,8 @@
 //!   [`bulk`], [`rr`], [`udp`]). They run a service ([`server`], or iperf3) where the bed
 //!   says and a client in X: [`loadgen`], this same binary, whose workers loop bounded in
 //!   time and count and record latencies ([`latency`], HDR histograms).
+//! - [`kernel`] is workload 5, the kernel program alone through `BPF_PROG_TEST_RUN`, next
+//!   to a program that only swaps MACs; it needs no bed and runs once per round.
 //! - [`report`] writes the JSON (every raw number) and the markdown tables (each figure
 //!   with its ratio to the direct path under the same NIC setting; medians over rounds).
 //!
@@ -28,6 +30,7 @@ mod cli;
 mod connect;
 mod contender;
 mod interrupt;
+mod kernel;
 mod latency;
 mod loadgen;
 mod nft;

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::contender::{Contender, Nic};
-use crate::targets;
 use crate::workload::{Figure, Measurement, Workload};
+use crate::{kernel, targets};
 
 /// One contender on one workload.
 #[derive(Debug, Serialize)]
@@ -197,8 +197,91 @@ pub struct Results {
     pub rr_cpus: Option<String>,
     /// The machine.
     pub host: Host,
+    /// The kernel workload, when it was chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelOutcome>,
     /// The measurements, in the order taken.
     pub entries: Vec<Entry>,
+}
+
+/// How the kernel workload went.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelOutcome {
+    /// Measured.
+    Measured(kernel::Report),
+    /// Something went wrong; why.
+    Failed(String),
+}
+
+impl KernelOutcome {
+    /// One line for the progress log.
+    pub fn summary(&self) -> String {
+        match self {
+            Self::Measured(report) => report
+                .rows
+                .iter()
+                .map(|row| {
+                    format!(
+                        "{} {} {}: {:.1} ns",
+                        row.program, row.path, row.family, row.ns_per_packet
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            Self::Failed(reason) => format!("Failed: {reason}"),
+        }
+    }
+
+    /// Its table.
+    fn markdown(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "## kernel: the program alone, ns/packet through BPF_PROG_TEST_RUN
+"
+        );
+        let report = match self {
+            Self::Measured(report) => report,
+            Self::Failed(reason) => {
+                let _ = writeln!(md, "FAILED: {}\n", first_line(reason));
+                return;
+            }
+        };
+        let sizes = report
+            .frame_bytes
+            .iter()
+            .map(|(family, bytes)| format!("{family} {bytes} bytes"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            md,
+            "TCP frames ({sizes}). `repeat`: {} calls per round of {} repetitions each, on \
+             a host set up so that each repetition takes the path named (every repetition \
+             checked in the counters); the median over calls of the kernel's mean per \
+             repetition. `single`: single calls, each a new flow, less the baseline's \
+             single-call overhead (mean). Ratios (×) are to `baseline_mac_swap` (swap MACs, \
+             `XDP_TX`) on the same family.\n",
+            report.calls, report.repeat
+        );
+        let _ = writeln!(
+            md,
+            "| program | path | family | ns/packet | × minimal | method |"
+        );
+        let _ = writeln!(md, "| --- | --- | --- | ---: | ---: | --- |");
+        for row in &report.rows {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.1} | {:.2}× | {} |",
+                row.program,
+                row.path,
+                row.family,
+                row.ns_per_packet,
+                row.ratio_to_baseline,
+                row.method
+            );
+        }
+        md.push('\n');
+    }
 }
 
 impl Results {
@@ -236,6 +319,9 @@ impl Results {
             if self.entries.iter().any(|entry| entry.workload == workload) {
                 self.table(&mut md, workload);
             }
+        }
+        if let Some(kernel) = &self.kernel {
+            kernel.markdown(&mut md);
         }
         md.push_str(&targets::markdown(self));
         let _ = writeln!(md, "Contenders:\n");
@@ -422,6 +508,7 @@ fn title(workload: Workload, workers: usize, rr_cpus: Option<&str>) -> String {
             "udp: UDP datagrams/s ({workers} concurrent workers, each: send 64 bytes, wait up \
              to 200 ms for the echo)"
         ),
+        Workload::Kernel => "kernel: the program alone".to_owned(),
         Workload::Rr => format!(
             "rr: request/response on one long TCP connection (64-byte echo, one at a time{})",
             rr_cpus.map_or_else(String::new, |cpus| format!(

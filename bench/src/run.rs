@@ -16,9 +16,9 @@ use reflector_tests::command::output_within;
 use crate::bed::{Bed, Programs};
 use crate::cli::RunArgs;
 use crate::contender::{Contender, Nic};
-use crate::report::{Entry, Host, Results, Status};
+use crate::report::{Entry, Host, KernelOutcome, Results, Status};
 use crate::workload::{Params, Workload};
-use crate::{interrupt, seed};
+use crate::{interrupt, kernel, seed};
 
 /// Pause after a bed is removed: the kernel tears a namespace down (and its `TIME_WAIT`
 /// sockets) in the background, which should not overlap the next measurement.
@@ -37,6 +37,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
     let setup = Setup::new(args)?;
+    let kernel = measure_kernel(args);
     let entries = measure_all(&setup, args);
     let results = Results {
         command: args
@@ -52,6 +53,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         rounds: args.rounds,
         rr_cpus: setup.params.rr_cpus.clone(),
         host,
+        kernel,
         entries,
     };
     let markdown = results.markdown();
@@ -68,7 +70,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .entries
         .iter()
         .filter(|entry| entry.status == Status::Failed)
-        .count();
+        .count()
+        + usize::from(matches!(results.kernel, Some(KernelOutcome::Failed(_))));
     if interrupt::stopping() {
         bail!("interrupted: the results hold the measurements taken before");
     }
@@ -152,9 +155,34 @@ impl Setup {
     }
 }
 
+/// The kernel workload, when chosen: every round of it at once, before the network
+/// workloads (it takes seconds and needs no bed).
+fn measure_kernel(args: &RunArgs) -> Option<KernelOutcome> {
+    if !chosen(&args.workloads, &Workload::ALL).contains(&Workload::Kernel) {
+        return None;
+    }
+    eprintln!(
+        "reflector-bench: kernel: ns/packet through BPF_PROG_TEST_RUN, {} round(s)",
+        args.rounds
+    );
+    let outcome = match panic::catch_unwind(|| kernel::measure(args.rounds)) {
+        Ok(Ok(report)) => KernelOutcome::Measured(report),
+        Ok(Err(e)) => KernelOutcome::Failed(format!("{e:#}")),
+        Err(payload) => KernelOutcome::Failed(panic_message(&*payload)),
+    };
+    eprintln!("reflector-bench:     {}", outcome.summary());
+    Some(outcome)
+}
+
 /// Every chosen workload on every planned contender, in order, with progress on stderr.
 fn measure_all(setup: &Setup, args: &RunArgs) -> Vec<Entry> {
-    let workloads = chosen(&args.workloads, &Workload::ALL);
+    let workloads: Vec<Workload> = chosen(&args.workloads, &Workload::ALL)
+        .into_iter()
+        .filter(|workload| workload.per_contender())
+        .collect();
+    if workloads.is_empty() {
+        return Vec::new();
+    }
     let plan = plan(&chosen(&args.contenders, &Contender::ALL));
     let total = plan.len() * workloads.len() * args.rounds as usize;
     let mut entries = Vec::new();

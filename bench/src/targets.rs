@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::contender::Contender;
-use crate::report::Results;
+use crate::report::{KernelOutcome, Results};
 use crate::workload::Workload;
 
 /// The kernel modes.
@@ -142,10 +142,43 @@ pub fn markdown(results: &Results) -> String {
             );
         }
     }
+    kernel_rows(results, &mut rows);
     if rows.is_empty() {
         return String::new();
     }
     format!(
         "## Targets (issue 5)\n\n| target | measured | verdict |\n| --- | ---: | --- |\n{rows}\n"
     )
+}
+
+/// The kernel program's target: each reflected path at most this many times the minimal
+/// program's ns/packet.
+const KERNEL_PROGRAM_BOUND: f64 = 1.5;
+
+/// A row per reflector program, family and reflected path of the kernel workload.
+fn kernel_rows(results: &Results, rows: &mut String) {
+    let Some(KernelOutcome::Measured(report)) = &results.kernel else {
+        return;
+    };
+    for row in report
+        .rows
+        .iter()
+        .filter(|row| row.program != "baseline_mac_swap" && !row.path.starts_with("pass"))
+    {
+        let ratio = row.ratio_to_baseline;
+        let verdict = if ratio <= KERNEL_PROGRAM_BOUND {
+            "met".to_owned()
+        } else {
+            format!(
+                "missed by {:.0}%",
+                (ratio / KERNEL_PROGRAM_BOUND - 1.0) * 100.0
+            )
+        };
+        let _ = writeln!(
+            rows,
+            "| `{}` {} {} ns/packet ≤ {KERNEL_PROGRAM_BOUND}× `baseline_mac_swap` (kernel) \
+             | {ratio:.2}× | {verdict} |",
+            row.program, row.path, row.family
+        );
+    }
 }

@@ -32,17 +32,27 @@ pub enum Workload {
     /// UDP datagrams per second: concurrent workers, each a 64-byte datagram and its echo
     /// at a time.
     Udp,
+    /// The kernel program alone: ns/packet of each path through `BPF_PROG_TEST_RUN`, next
+    /// to a program that only swaps MACs. Measured once per round, not per contender.
+    Kernel,
 }
 
 impl Workload {
     /// Every workload, in report order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Connect,
         Self::Bulk,
         Self::BulkReverse,
         Self::Rr,
         Self::Udp,
+        Self::Kernel,
     ];
+
+    /// Whether every contender is measured on it (all but [`Self::Kernel`], which
+    /// measures the kernel program without a network).
+    pub const fn per_contender(self) -> bool {
+        !matches!(self, Self::Kernel)
+    }
 
     /// Its name, as on the command line and in the results.
     pub const fn name(self) -> &'static str {
@@ -52,6 +62,7 @@ impl Workload {
             Self::BulkReverse => "bulk-reverse",
             Self::Rr => "rr",
             Self::Udp => "udp",
+            Self::Kernel => "kernel",
         }
     }
 
@@ -62,7 +73,7 @@ impl Workload {
     pub fn cpus(self, params: &Params) -> Option<String> {
         match self {
             Self::Rr => params.rr_cpus.clone(),
-            Self::Connect | Self::Bulk | Self::BulkReverse | Self::Udp => None,
+            Self::Connect | Self::Bulk | Self::BulkReverse | Self::Udp | Self::Kernel => None,
         }
     }
 
@@ -74,6 +85,7 @@ impl Workload {
             Self::BulkReverse => bulk::measure(bed, params, true),
             Self::Rr => rr::measure(bed, params),
             Self::Udp => udp::measure(bed, params),
+            Self::Kernel => bail!("the kernel workload is measured once, not on a bed"),
         }
     }
 }

@@ -18,8 +18,12 @@ pub struct FlowKey {
     pub local_port: u16,
     /// IP protocol number.
     pub protocol: u8,
-    /// Always zero: keeps the key free of padding so lookups hash the same bytes.
-    pad: [u8; 3],
+    /// Always zero, as is `pad_word`: keeps the key free of padding so lookups hash the
+    /// same bytes. A byte and a word, not `[u8; 3]`: LLVM zeroes a 3-byte array with a
+    /// call to a byte-wise `memset` on the BPF target, on every packet.
+    pad_byte: u8,
+    /// Always zero (see `pad_byte`).
+    pad_word: u16,
 }
 
 impl FlowKey {
@@ -38,7 +42,8 @@ impl FlowKey {
             remote_port,
             local_port,
             protocol,
-            pad: [0; 3],
+            pad_byte: 0,
+            pad_word: 0,
         }
     }
 }

@@ -29,9 +29,9 @@ pub mod addr_kind {
 /// address key, so one map serves both families.
 #[must_use]
 pub const fn v4_mapped(octets: [u8; 4]) -> [u8; 16] {
-    [
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, octets[0], octets[1], octets[2], octets[3],
-    ]
+    // One 128-bit value, not an array literal: LLVM zeroes the literal's ten leading bytes
+    // with a call to a byte-wise `memset` on the BPF target, on every packet.
+    ((0xffff_u128 << 32) | u32::from_be_bytes(octets) as u128).to_be_bytes()
 }
 
 #[cfg(feature = "user")]
@@ -42,4 +42,19 @@ mod pod {
     unsafe impl aya::Pod for super::FlowValue {}
     unsafe impl aya::Pod for super::PortEntry {}
     unsafe impl aya::Pod for super::Counter {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::v4_mapped;
+
+    #[test]
+    fn v4_mapped_is_the_rfc_4291_form() {
+        assert_eq!(
+            v4_mapped([192, 0, 2, 1]),
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1]
+        );
+        let mapped = core::net::Ipv4Addr::new(198, 51, 100, 7).to_ipv6_mapped();
+        assert_eq!(v4_mapped([198, 51, 100, 7]), mapped.octets());
+    }
 }

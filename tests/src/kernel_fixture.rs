@@ -1,16 +1,13 @@
-//! The host every kernel test runs against: its addresses, its port map, and the client that
-//! talks to it. Documentation ranges only (RFC 5737, RFC 3849).
+//! The host every kernel test and the benchmark's kernel workload run against: its
+//! addresses, its port map, and the client that talks to it. Documentation ranges only
+//! (RFC 5737, RFC 3849).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use reflector_common::{Family, FlowKey, FlowValue, Protocol, addr_kind};
 
-use crate::{harness::Kernel, packets::Frame};
-
-/// The client's Ethernet address.
-pub const CLIENT_MAC: [u8; 6] = [0x02, 0xc1, 0x1e, 0x00, 0x00, 0x01];
-/// This host's Ethernet address.
-pub const HOST_MAC: [u8; 6] = [0x02, 0x40, 0x57, 0x00, 0x00, 0x02];
+pub use crate::packets::{CLIENT_MAC, HOST_MAC};
+use crate::{packets::Frame, test_run::Kernel};
 
 /// This host's IPv4 address `A` (kind LOCAL).
 pub const HOST_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);

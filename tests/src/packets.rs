@@ -11,7 +11,12 @@ use etherparse::{
 };
 use reflector_common::{Family, Protocol};
 
-use crate::harness::address_key;
+use crate::test_run::address_key;
+
+/// The client's Ethernet address: the source of every frame built here.
+pub const CLIENT_MAC: [u8; 6] = [0x02, 0xc1, 0x1e, 0x00, 0x00, 0x01];
+/// The host's Ethernet address: the destination of every frame built here.
+pub const HOST_MAC: [u8; 6] = [0x02, 0x40, 0x57, 0x00, 0x00, 0x02];
 
 /// Length of an Ethernet II header.
 pub const ETH_LEN: usize = 14;
@@ -180,8 +185,8 @@ impl Frame {
             _ => panic!("test frame with mixed address families: {src} -> {dst}"),
         };
         Self {
-            mac_src: crate::fixture::CLIENT_MAC,
-            mac_dst: crate::fixture::HOST_MAC,
+            mac_src: CLIENT_MAC,
+            mac_dst: HOST_MAC,
             vlan: Vlan::Untagged,
             net,
             transport,
@@ -430,13 +435,13 @@ pub fn arp_request(vlan: Vlan, sender: [u8; 4], target: [u8; 4]) -> Vec<u8> {
         ArpHardwareId::ETHERNET,
         EtherType::IPV4,
         ArpOperation::REQUEST,
-        &crate::fixture::CLIENT_MAC,
+        &CLIENT_MAC,
         &sender,
         &[0; 6],
         &target,
     )
     .expect("a valid ARP request");
-    let builder = PacketBuilder::ethernet2(crate::fixture::CLIENT_MAC, [0xff; 6]);
+    let builder = PacketBuilder::ethernet2(CLIENT_MAC, [0xff; 6]);
     let mut out = Vec::new();
     let written = match vlan {
         Vlan::Untagged => builder.arp(arp).write(&mut out),

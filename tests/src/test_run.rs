@@ -1,15 +1,17 @@
 //! Loads reflector's kernel object and runs one of its programs through
-//! `BPF_PROG_TEST_RUN`, with typed access to the maps the tests fill and read.
+//! `BPF_PROG_TEST_RUN`, with typed access to the maps the kernel tests and the benchmark
+//! fill and read.
 //!
 //! Every [`Kernel`] is its own `Ebpf` instance with its own (unpinned) maps, so tests never
 //! see each other's state.
 
 use std::{collections::HashMap as StdHashMap, net::IpAddr, time::Duration};
 
+use crate::topology::kernel_object;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray},
-    programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, Xdp},
+    programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, Xdp, XdpMode},
 };
 use reflector_common::{
     Counter, FlowKey, FlowValue, PORT_FLAG_TARGET, PortEntry, Protocol, STATS_LEN, maps,
@@ -28,20 +30,6 @@ const TC_ACT_REDIRECT: u32 = 7;
 /// Room for the program's output frame beyond the input's length (a program never grows a
 /// reflected frame, but a too-small buffer would turn a bug into `ENOSPC`).
 const OUTPUT_SLACK: usize = 256;
-
-/// The embedded kernel object. Panics (fails the test) when the build did not embed it:
-/// a missing object must never look like a passing test.
-#[must_use]
-pub fn kernel_object() -> &'static [u8] {
-    reflector::ebpf_object::kernel_object().unwrap_or_else(|| {
-        panic!(
-            "reflector's kernel object is not embedded in this build \
-             (reflector::ebpf_object::kernel_object() returned None): build reflector-user \
-             with the eBPF toolchain (nightly rustc, rust-src, bpf-linker) so its build script \
-             compiles reflector-ebpf (and without REFLECTOR_SKIP_EBPF=1), then rerun the kernel tests"
-        )
-    })
-}
 
 /// The hook a program runs at; decides the verdict numbers and how the program is loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,7 +121,10 @@ impl Kernel {
     }
 
     fn load(program: &'static str, hook: Hook) -> Self {
+        // As the daemon loads it without debug logging: aya-log's level 0 keeps the
+        // program from writing an event per new flow.
         let mut ebpf = EbpfLoader::new()
+            .override_global("AYA_LOG_LEVEL", &0_u8, false)
             .load(kernel_object())
             .unwrap_or_else(|e| panic!("loading reflector's kernel object: {e:?}"));
         let prog = ebpf
@@ -205,6 +196,36 @@ impl Kernel {
         addrs
             .insert(address_key(addr), kind, 0)
             .expect("writing LOCAL_ADDRS");
+    }
+
+    /// Attaches the (XDP) program to `iface` in `ns` in generic mode until this is
+    /// dropped. An attached program stays in the kernel's XDP dispatcher, so a
+    /// `BPF_PROG_TEST_RUN` with `repeat > 1` need not patch it in and out (about 15 ms
+    /// per call here); the benchmark attaches to an interface that is down, so no
+    /// traffic reaches it.
+    pub fn attach_xdp(&mut self, ns: &crate::Netns, iface: &str) {
+        let _in_ns = crate::EnteredNetns::enter(ns);
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut(self.program)
+            .unwrap_or_else(|| panic!("the kernel object has no program named {}", self.program))
+            .try_into()
+            .unwrap_or_else(|e| panic!("{} is not an XDP program: {e:?}", self.program));
+        program
+            .attach(iface, XdpMode::Skb)
+            .unwrap_or_else(|e| panic!("cannot attach {} to {iface}: {e:?}", self.program));
+    }
+
+    /// Records the flow `key -> value` in `FLOWS`, as a forward packet of that flow
+    /// would.
+    pub fn insert_flow(&mut self, key: FlowKey, value: FlowValue) {
+        let mut flows: HashMap<&mut MapData, FlowKey, FlowValue> = HashMap::try_from(
+            self.ebpf
+                .map_mut(maps::FLOWS)
+                .unwrap_or_else(|| panic!("the kernel object has no map {}", maps::FLOWS)),
+        )
+        .unwrap_or_else(|e| panic!("{} is not a hash map of flows: {e:?}", maps::FLOWS));
+        flows.insert(key, value, 0).expect("writing FLOWS");
     }
 
     /// Runs the program once on `frame`.

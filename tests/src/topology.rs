@@ -171,13 +171,18 @@ impl Topology {
     }
 }
 
-/// The kernel object built into the `reflector` crate; panics when it was built without.
+/// The kernel object built into the `reflector` crate. Panics when the build did not embed
+/// it: a missing object must never look like a passing test.
 #[must_use]
 pub fn kernel_object() -> &'static [u8] {
-    reflector::ebpf_object::kernel_object().expect(
-        "the reflector crate was built without its kernel object (needs the eBPF toolchain: \
-         see reflector-user/build.rs)",
-    )
+    reflector::ebpf_object::kernel_object().unwrap_or_else(|| {
+        panic!(
+            "reflector's kernel object is not embedded in this build \
+             (reflector::ebpf_object::kernel_object() returned None): build reflector-user \
+             with the eBPF toolchain (nightly rustc, rust-src, bpf-linker) so its build script \
+             compiles reflector-ebpf (and without REFLECTOR_SKIP_EBPF=1)"
+        )
+    })
 }
 
 /// Loads `xdp_pass` and attaches it to `iface` in `ns` (attaching resolves the interface

@@ -1,6 +1,6 @@
 //! Kernel tests: every case of the table in `kernel/cases.rs` runs through
 //! `BPF_PROG_TEST_RUN` on both `reflector_xdp` and `reflector_tc`, each in a freshly loaded
-//! program with the host of `kernel/fixture.rs`, and must give the case's verdict, exactly
+//! program with the host of `reflector_tests::kernel_fixture`, and must give the case's verdict, exactly
 //! the case's output bytes, correct checksums (by etherparse's own computation), exactly one
 //! increment of the case's STATS counter, exactly one increment of the case's port-map
 //! counter in `MAP_STATS` (reflected frames; none for passed ones), and (forward frames)
@@ -11,12 +11,6 @@
 
 #[path = "kernel/cases.rs"]
 mod cases;
-#[path = "kernel/fixture.rs"]
-mod fixture;
-#[path = "kernel/harness.rs"]
-mod harness;
-#[path = "kernel/packets.rs"]
-mod packets;
 
 use std::{collections::HashMap as StdHashMap, fmt::Write as _, io::ErrorKind};
 
@@ -26,11 +20,13 @@ use reflector_common::{
     stats::COUNTERS_PER_MAP,
 };
 
-use crate::{
-    cases::{Case, Expect},
-    harness::{Hook, Kernel},
+use reflector_tests::{
+    kernel_fixture as fixture,
     packets::{Frame, Vlan, arp_request, verify_checksums},
+    test_run::{Hook, Kernel},
 };
+
+use crate::cases::{Case, Expect};
 
 /// Runs `case` at both hooks and fails with every problem found at either.
 fn run_case(case: &Case) {

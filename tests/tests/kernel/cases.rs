@@ -2,17 +2,17 @@
 //! exact frame that must leave (or "unchanged" for a frame passed to the stack).
 //!
 //! Expected frames are written from the expected field values by etherparse (its checksums,
-//! not the program's); see [`crate::packets::Frame::reflected`].
+//! not the program's); see [`reflector_tests::packets::Frame::reflected`].
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use etherparse::Ipv6Extensions;
 use reflector_common::{Direction, Family, FlowKey, FlowValue, PassReason, Protocol};
 
-use crate::{
-    fixture::{
-        self, CLIENT_PORT, CLIENT_V4, CLIENT_V6, HOST_V4, HOST_V4_OTHER, HOST_V6, HOST_V6_OTHER,
-        NOT_LOCAL_V4, NOT_LOCAL_V6, SUBNET_BROADCAST_V4, TCP_LISTEN, UNMAPPED_PORT,
+use reflector_tests::{
+    kernel_fixture::{
+        self as fixture, CLIENT_PORT, CLIENT_V4, CLIENT_V6, HOST_V4, HOST_V4_OTHER, HOST_V6,
+        HOST_V6_OTHER, NOT_LOCAL_V4, NOT_LOCAL_V6, SUBNET_BROADCAST_V4, TCP_LISTEN, UNMAPPED_PORT,
     },
     packets::{
         ETH_LEN, Frame, IPV4_LEN, IPV6_LEN, TCP_LEN, UDP_LEN, VLAN_TAG_LEN, Vlan, arp_request,

@@ -1,0 +1,522 @@
+//! Workload 5, the kernel program alone: nanoseconds per packet of `reflector_xdp` and
+//! `reflector_tc` on each path, next to `baseline_mac_swap` (swap MACs, `XDP_TX`: the least
+//! any XDP reflector does), measured by the kernel through `BPF_PROG_TEST_RUN`.
+//!
+//! `BPF_PROG_TEST_RUN` with `repeat = N` runs the program N times on one buffer without
+//! restoring it, and times the whole loop: exact for the baseline (swapping swapped MACs is
+//! the same work), but a reflected frame fed back to the reflector is normally passed, not
+//! reflected. So the host is set up so that each path's output is again an input of the
+//! same path, and every repetition does the work it is named for:
+//!
+//! - **forward**: the map `L:L`, and both flows of the pair known (`S:s -> A:L` and its
+//!   reflection `A:s -> S:L`): each repetition is a packet of a known flow to a listen
+//!   port, as every TCP segment after the SYN is.
+//! - **reverse**: `L` is also a target port, and both flows are known (`S:P -> A:s` and its
+//!   reflection `A:L -> S:s`): each repetition is a reply of a known flow.
+//! - **pass**: a frame to an unmapped port, which every other packet of the host is.
+//!
+//! Each reflection takes one from the TTL, so a call runs [`REPEAT`] repetitions of a frame
+//! with TTL 255, and the counters are checked afterwards: every repetition of every call
+//! must have been counted on the path measured. The first packet of a flow (address checks
+//! and an LRU insert) cannot be repeated on one buffer; it is timed with single runs and
+//! the kernel's per-call overhead taken out (see [`first_packet`]).
+//!
+//! Calls of all rows are interleaved, so a slow spell of the machine hits every row alike;
+//! a row's figure is the median over calls of the kernel's mean per repetition.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::{Result, bail, ensure};
+use reflector_common::{
+    Counter, Direction, Family, FlowKey, FlowValue, PassReason, Protocol, StatIndex,
+};
+use reflector_tests::Netns;
+use reflector_tests::kernel_fixture::{UNMAPPED_PORT, client, host};
+use reflector_tests::packets::{Frame, verify_checksums};
+use reflector_tests::test_run::{Hook, Kernel};
+use serde::Serialize;
+
+/// Repetitions per call: reflecting takes one from the TTL, which starts at 255 and must
+/// stay above 1.
+const REPEAT: u32 = 250;
+/// Calls per row and round.
+const CALLS: usize = 2_000;
+/// Single runs per first-packet row and round.
+const SINGLE_RUNS: usize = 4_000;
+/// The TTL of every frame.
+const TTL: u8 = 255;
+/// The listen port `L`, mapped to itself (the forward path) and a target port (the
+/// reverse path).
+const LISTEN: u16 = 10_022;
+/// The target port `P` of the reverse path.
+const TARGET: u16 = 22;
+/// A listen port whose target is [`TARGET`], so that it is a target port.
+const OTHER_LISTEN: u16 = 10_023;
+/// The client port `s` of the forward path's flows.
+const FORWARD_PORT: u16 = 40_000;
+/// The client port `s` of the reverse path's flows (another than the forward path's, or
+/// the two pairs of flows would share a key).
+const REVERSE_PORT: u16 = 40_001;
+/// The first client port of the first-packet runs, each from a port of its own.
+const FIRST_PACKET_PORTS: u16 = 20_000;
+/// The counter slot of the maps.
+const SLOT: u16 = 1;
+
+/// One program on one path, over one family.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    /// The program.
+    pub program: &'static str,
+    /// The path (`forward`, `reverse`, `pass (port not mapped)`, `forward, first packet`,
+    /// `mac swap`).
+    pub path: &'static str,
+    /// IP version.
+    pub family: &'static str,
+    /// ns per packet: the median over calls of the kernel's mean per repetition
+    /// (`repeat`), or the mean single call less the baseline's single-call overhead
+    /// (`single`).
+    pub ns_per_packet: f64,
+    /// The figure over the baseline's (same family).
+    pub ratio_to_baseline: f64,
+    /// How it was timed: `repeat` or `single`.
+    pub method: &'static str,
+    /// Every call's ns per repetition, in order (all rounds).
+    pub samples: Vec<f64>,
+}
+
+/// The kernel workload's results.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Repetitions per call.
+    pub repeat: u32,
+    /// Calls per row and round.
+    pub calls: usize,
+    /// Rounds.
+    pub rounds: u32,
+    /// Frame length (bytes) per family: TCP segments with a 20-byte payload.
+    pub frame_bytes: Vec<(&'static str, usize)>,
+    /// The rows, per family: the baseline, then each hook's paths.
+    pub rows: Vec<Row>,
+}
+
+/// Which loaded program a row runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Program {
+    /// `baseline_mac_swap`.
+    Baseline,
+    /// A reflector program.
+    Reflector(Hook),
+}
+
+/// What a row measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// `baseline_mac_swap` on a forward frame.
+    MacSwap,
+    /// A packet of a known flow to a listen port.
+    Forward,
+    /// A reply of a known flow.
+    Reverse,
+    /// A packet to an unmapped port.
+    Pass,
+}
+
+impl Path {
+    const fn name(self) -> &'static str {
+        match self {
+            Self::MacSwap => "mac swap",
+            Self::Forward => "forward",
+            Self::Reverse => "reverse",
+            Self::Pass => "pass (port not mapped)",
+        }
+    }
+
+    /// The counter every repetition of this path adds to, if any.
+    const fn counter(self, family: Family) -> Option<StatIndex> {
+        match self {
+            Self::MacSwap => None,
+            Self::Forward => Some(StatIndex::reflected(Direction::Forward, family)),
+            Self::Reverse => Some(StatIndex::reflected(Direction::Reverse, family)),
+            Self::Pass => Some(StatIndex::passed(PassReason::PortNotMapped)),
+        }
+    }
+}
+
+/// The programs measured. Field order is drop order: the programs (and their XDP links)
+/// before the namespace of the interfaces they are attached to.
+struct Programs {
+    baseline: Kernel,
+    xdp: Kernel,
+    tc: Kernel,
+    _ns: Netns,
+}
+
+impl Programs {
+    /// Loads and sets up the programs; attaches the XDP ones to interfaces that are down,
+    /// in a namespace of their own, see [`Kernel::attach_xdp`].
+    fn load() -> Self {
+        let ns = Netns::new(reflector_tests::names::next_id(), "kb");
+        let mut baseline = Kernel::baseline();
+        let mut xdp = Kernel::reflector(Hook::Xdp);
+        let mut tc = Kernel::reflector(Hook::Tc);
+        // A veth pair left down: two interfaces no packet reaches (this kernel has no
+        // dummy driver).
+        ns.ip(&[
+            "link", "add", "idle0", "type", "veth", "peer", "name", "idle1",
+        ]);
+        for (kernel, iface) in [(&mut baseline, "idle0"), (&mut xdp, "idle1")] {
+            kernel.attach_xdp(&ns, iface);
+        }
+        for kernel in [&mut xdp, &mut tc] {
+            set_up_paths(kernel);
+        }
+        Self {
+            baseline,
+            xdp,
+            tc,
+            _ns: ns,
+        }
+    }
+
+    const fn get(&self, program: Program) -> &Kernel {
+        match program {
+            Program::Baseline => &self.baseline,
+            Program::Reflector(Hook::Xdp) => &self.xdp,
+            Program::Reflector(Hook::Tc) => &self.tc,
+        }
+    }
+}
+
+/// The host of the repeated paths, on a reflector program: `L:L` and both flows of a
+/// forward pair; `L` and `P` target ports and both flows of a reverse pair; over both
+/// families. See the module's documentation.
+fn set_up_paths(kernel: &mut Kernel) {
+    kernel.map_port(Protocol::Tcp, LISTEN, LISTEN, SLOT);
+    kernel.map_port(Protocol::Tcp, OTHER_LISTEN, TARGET, SLOT);
+    for family in [Family::V4, Family::V6] {
+        let (client, host) = (client(family), host(family));
+        let forward = FlowValue::new(LISTEN, SLOT);
+        kernel.insert_flow(flow_key(client, host, LISTEN, FORWARD_PORT), forward);
+        kernel.insert_flow(flow_key(host, client, LISTEN, FORWARD_PORT), forward);
+        kernel.insert_flow(
+            flow_key(client, host, TARGET, REVERSE_PORT),
+            FlowValue::new(LISTEN, SLOT),
+        );
+        kernel.insert_flow(
+            flow_key(host, client, LISTEN, REVERSE_PORT),
+            FlowValue::new(TARGET, SLOT),
+        );
+    }
+}
+
+/// A repeated row: its program, path and frame, and its samples so far.
+struct Repeated {
+    program: Program,
+    path: Path,
+    family: Family,
+    frame: Vec<u8>,
+    samples: Vec<f64>,
+}
+
+impl Repeated {
+    fn new(program: Program, path: Path, family: Family) -> Self {
+        let (client, host) = (client(family), host(family));
+        let frame = match path {
+            Path::MacSwap | Path::Forward => tcp(client, FORWARD_PORT, host, LISTEN),
+            Path::Reverse => tcp(client, TARGET, host, REVERSE_PORT),
+            Path::Pass => tcp(client, FORWARD_PORT, host, UNMAPPED_PORT),
+        };
+        Self {
+            program,
+            path,
+            family,
+            frame,
+            samples: Vec::new(),
+        }
+    }
+
+    fn what(&self) -> String {
+        format!(
+            "{} {} {}",
+            program_name(self.program),
+            self.path.name(),
+            family_name(self.family)
+        )
+    }
+
+    /// One call of [`REPEAT`] repetitions; checks the verdict and the frame's checksums.
+    fn call(&mut self, programs: &Programs) -> Result<()> {
+        let kernel = programs.get(self.program);
+        let (run, mean) = kernel.run_repeated(&self.frame, REPEAT);
+        let hook = kernel.hook();
+        let expected = match self.path {
+            Path::Pass => hook.pass_verdict(),
+            Path::MacSwap | Path::Forward | Path::Reverse => hook.reflect_verdict(),
+        };
+        ensure!(
+            run.verdict == expected,
+            "{}: verdict {}, expected {}",
+            self.what(),
+            hook.verdict_name(run.verdict),
+            hook.verdict_name(expected)
+        );
+        if let Err(e) = verify_checksums(&run.output) {
+            bail!(
+                "{}: the frame left after {REPEAT} repetitions has a bad checksum: {e}",
+                self.what()
+            );
+        }
+        self.samples.push(nanos(mean));
+        Ok(())
+    }
+}
+
+/// Checks that every repetition of every call was counted on its path: each counter of
+/// each reflector program went up by exactly the repetitions of the rows that count
+/// there, and no other counter moved.
+fn check_counted(programs: &Programs, rows: &[Repeated]) -> Result<()> {
+    for hook in Hook::BOTH {
+        let stats = programs.get(Program::Reflector(hook)).stats();
+        let mut expected = vec![0_u64; stats.len()];
+        for row in rows
+            .iter()
+            .filter(|row| row.program == Program::Reflector(hook))
+        {
+            if let Some(index) = row.path.counter(row.family) {
+                expected[index.get() as usize] += row.samples.len() as u64 * u64::from(REPEAT);
+            }
+        }
+        let counted: Vec<u64> = stats
+            .iter()
+            .map(|counter: &Counter| counter.packets)
+            .collect();
+        ensure!(
+            counted == expected,
+            "{}: the STATS counters are {counted:?}, expected {expected:?}: some \
+             repetitions took another path than the one measured",
+            hook.reflector_program()
+        );
+    }
+    Ok(())
+}
+
+/// Measures every row, `rounds` times.
+///
+/// # Errors
+/// When a repetition takes another path than the one named, or a frame leaves with a bad
+/// checksum. (A program that does not load panics in the test harness.)
+pub fn measure(rounds: u32) -> Result<Report> {
+    let programs = Programs::load();
+    let mut repeated = Vec::new();
+    let mut firsts = Vec::new();
+    for family in [Family::V4, Family::V6] {
+        repeated.push(Repeated::new(Program::Baseline, Path::MacSwap, family));
+        for hook in Hook::BOTH {
+            for path in [Path::Forward, Path::Reverse, Path::Pass] {
+                repeated.push(Repeated::new(Program::Reflector(hook), path, family));
+            }
+            firsts.push(FirstPacket::new(hook, family));
+        }
+    }
+    // The single-call overhead, per family: single calls of the baseline, interleaved
+    // with the first packets.
+    let mut baseline_singles = [Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for _ in 0..CALLS {
+            for row in &mut repeated {
+                row.call(&programs)?;
+            }
+        }
+        for first in &mut firsts {
+            let baseline = repeated
+                .iter()
+                .find(|row| row.program == Program::Baseline && row.family == first.family)
+                .expect("a baseline per family");
+            let singles = &mut baseline_singles[family_index(first.family)];
+            first.run(&programs.baseline, &baseline.frame, singles)?;
+        }
+    }
+    check_counted(&programs, &repeated)?;
+    let mut rows = Vec::new();
+    for family in [Family::V4, Family::V6] {
+        let baseline = median(
+            &repeated
+                .iter()
+                .find(|row| row.program == Program::Baseline && row.family == family)
+                .expect("a baseline per family")
+                .samples,
+        );
+        for row in repeated.iter().filter(|row| row.family == family) {
+            let ns = median(&row.samples);
+            rows.push(Row {
+                program: program_name(row.program),
+                path: row.path.name(),
+                family: family_name(family),
+                ns_per_packet: ns,
+                ratio_to_baseline: ns / baseline,
+                method: "repeat",
+                samples: row.samples.clone(),
+            });
+        }
+        let singles = &baseline_singles[family_index(family)];
+        for first in firsts.iter().filter(|first| first.family == family) {
+            let ns = first.estimate(baseline, singles);
+            rows.push(Row {
+                program: first.kernel.hook().reflector_program(),
+                path: "forward, first packet",
+                family: family_name(family),
+                ns_per_packet: ns,
+                ratio_to_baseline: ns / baseline,
+                method: "single",
+                samples: first.samples.clone(),
+            });
+        }
+    }
+    Ok(Report {
+        repeat: REPEAT,
+        calls: CALLS,
+        rounds,
+        frame_bytes: [Family::V4, Family::V6]
+            .into_iter()
+            .map(|family| {
+                (
+                    family_name(family),
+                    tcp(client(family), FORWARD_PORT, host(family), LISTEN).len(),
+                )
+            })
+            .collect(),
+        rows,
+    })
+}
+
+/// The first packet of a flow: the address checks and the insert into the LRU flow table,
+/// which happen once per flow and so cannot be repeated on one buffer. Timed with single
+/// calls, each from a new client port; what a single call costs beyond the program is the
+/// baseline's single-call time over its repeated one, taken out (see [`Self::estimate`]).
+struct FirstPacket {
+    kernel: Kernel,
+    family: Family,
+    next_port: u16,
+    samples: Vec<f64>,
+}
+
+impl FirstPacket {
+    fn new(hook: Hook, family: Family) -> Self {
+        let mut kernel = Kernel::reflector(hook);
+        reflector_tests::kernel_fixture::configure(&mut kernel);
+        kernel.map_port(Protocol::Tcp, LISTEN, TARGET, SLOT);
+        Self {
+            kernel,
+            family,
+            next_port: FIRST_PACKET_PORTS,
+            samples: Vec::new(),
+        }
+    }
+
+    /// [`SINGLE_RUNS`] first packets, each followed by a single run of `baseline` on
+    /// `baseline_frame`, whose times go to `baseline_singles`.
+    fn run(
+        &mut self,
+        baseline: &Kernel,
+        baseline_frame: &[u8],
+        baseline_singles: &mut Vec<f64>,
+    ) -> Result<()> {
+        let hook = self.kernel.hook();
+        for _ in 0..SINGLE_RUNS {
+            let port = self.next_port;
+            self.next_port = self.next_port.checked_add(1).unwrap_or(FIRST_PACKET_PORTS);
+            let frame = tcp(client(self.family), port, host(self.family), LISTEN);
+            let (run, duration) = self.kernel.run_repeated(&frame, 1);
+            ensure!(
+                run.verdict == hook.reflect_verdict(),
+                "{} first packet {}: verdict {}",
+                hook.reflector_program(),
+                family_name(self.family),
+                hook.verdict_name(run.verdict)
+            );
+            self.samples.push(nanos(duration));
+            let (_, duration) = baseline.run_repeated(baseline_frame, 1);
+            baseline_singles.push(nanos(duration));
+        }
+        let created = self.kernel.stats()[StatIndex::FLOWS_CREATED.get() as usize].packets;
+        ensure!(
+            created == self.samples.len() as u64,
+            "{} first packet {}: {created} flows created in {} runs: some runs were not a \
+             first packet",
+            hook.reflector_program(),
+            family_name(self.family),
+            self.samples.len()
+        );
+        Ok(())
+    }
+
+    /// The first packet's cost: its mean single-call time, less what a single call of the
+    /// baseline costs beyond the baseline's repeated time. Means, not medians: the kernel
+    /// reports single calls in clock ticks too coarse for a median to resolve.
+    fn estimate(&self, baseline_repeated: f64, baseline_singles: &[f64]) -> f64 {
+        mean(&self.samples) - (mean(baseline_singles) - baseline_repeated)
+    }
+}
+
+const fn program_name(program: Program) -> &'static str {
+    match program {
+        Program::Baseline => "baseline_mac_swap",
+        Program::Reflector(hook) => hook.reflector_program(),
+    }
+}
+
+const fn family_index(family: Family) -> usize {
+    match family {
+        Family::V4 => 0,
+        Family::V6 => 1,
+    }
+}
+
+/// A TCP segment with TTL [`TTL`].
+fn tcp(src: IpAddr, source_port: u16, dst: IpAddr, destination_port: u16) -> Vec<u8> {
+    Frame::tcp(src, source_port, dst, destination_port)
+        .with_ttl(TTL)
+        .bytes()
+}
+
+/// The flow key a forward packet from `remote:remote_port` to `local` records for target
+/// port `target`.
+fn flow_key(remote: IpAddr, local: IpAddr, target: u16, remote_port: u16) -> FlowKey {
+    FlowKey::new(
+        reflector_tests::test_run::address_key(remote),
+        reflector_tests::test_run::address_key(local),
+        target,
+        remote_port,
+        Protocol::Tcp as u8,
+    )
+}
+
+const fn family_name(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "IPv4",
+        Family::V6 => "IPv6",
+    }
+}
+
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "a per-packet duration is far below 2^52 ns"
+)]
+fn nanos(duration: Duration) -> f64 {
+    duration.as_nanos() as f64
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "sample counts are far below 2^52"
+)]
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
