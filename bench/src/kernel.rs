@@ -15,6 +15,9 @@
 //!   reflection `A:L -> S:s`): each repetition is a reply of a known flow.
 //! - **pass**: a frame to an unmapped port, which every other packet of the host is.
 //!
+//! A second reference, `baseline_flow_lookup` (IPv4), adds one lookup of a known flow to
+//! the MAC swap: the least a reflector with a flow table does per packet.
+//!
 //! Each reflection takes one from the TTL, so a call runs [`REPEAT`] repetitions of a frame
 //! with TTL 255, and the counters are checked afterwards: every repetition of every call
 //! must have been counted on the path measured. The first packet of a flow (address checks
@@ -34,7 +37,7 @@ use reflector_common::{
 use reflector_tests::Netns;
 use reflector_tests::kernel_fixture::{UNMAPPED_PORT, client, host};
 use reflector_tests::packets::{Frame, verify_checksums};
-use reflector_tests::test_run::{Hook, Kernel};
+use reflector_tests::test_run::{Hook, Kernel, address_key};
 use serde::Serialize;
 
 /// Repetitions per call: reflecting takes one from the TTL, which starts at 255 and must
@@ -105,6 +108,8 @@ pub struct Report {
 enum Program {
     /// `baseline_mac_swap`.
     Baseline,
+    /// `baseline_flow_lookup`.
+    FlowLookup,
     /// A reflector program.
     Reflector(Hook),
 }
@@ -114,6 +119,8 @@ enum Program {
 enum Path {
     /// `baseline_mac_swap` on a forward frame.
     MacSwap,
+    /// `baseline_flow_lookup` on a forward frame whose flow it knows.
+    FlowLookup,
     /// A packet of a known flow to a listen port.
     Forward,
     /// A reply of a known flow.
@@ -126,6 +133,7 @@ impl Path {
     const fn name(self) -> &'static str {
         match self {
             Self::MacSwap => "mac swap",
+            Self::FlowLookup => "flow lookup + mac swap",
             Self::Forward => "forward",
             Self::Reverse => "reverse",
             Self::Pass => "pass (port not mapped)",
@@ -135,7 +143,7 @@ impl Path {
     /// The counter every repetition of this path adds to, if any.
     const fn counter(self, family: Family) -> Option<StatIndex> {
         match self {
-            Self::MacSwap => None,
+            Self::MacSwap | Self::FlowLookup => None,
             Self::Forward => Some(StatIndex::reflected(Direction::Forward, family)),
             Self::Reverse => Some(StatIndex::reflected(Direction::Reverse, family)),
             Self::Pass => Some(StatIndex::passed(PassReason::PortNotMapped)),
@@ -147,6 +155,7 @@ impl Path {
 /// before the namespace of the interfaces they are attached to.
 struct Programs {
     baseline: Kernel,
+    flow_lookup: Kernel,
     xdp: Kernel,
     tc: Kernel,
     _ns: Netns,
@@ -158,21 +167,39 @@ impl Programs {
     fn load() -> Self {
         let ns = Netns::new(reflector_tests::names::next_id(), "kb");
         let mut baseline = Kernel::baseline();
+        let mut flow_lookup = Kernel::baseline_flow_lookup();
         let mut xdp = Kernel::reflector(Hook::Xdp);
         let mut tc = Kernel::reflector(Hook::Tc);
-        // A veth pair left down: two interfaces no packet reaches (this kernel has no
-        // dummy driver).
-        ns.ip(&[
-            "link", "add", "idle0", "type", "veth", "peer", "name", "idle1",
-        ]);
-        for (kernel, iface) in [(&mut baseline, "idle0"), (&mut xdp, "idle1")] {
+        // Veth pairs left down: interfaces no packet reaches (this kernel has no dummy
+        // driver).
+        for (a, b) in [("idle0", "idle1"), ("idle2", "idle3")] {
+            ns.ip(&["link", "add", a, "type", "veth", "peer", "name", b]);
+        }
+        for (kernel, iface) in [
+            (&mut baseline, "idle0"),
+            (&mut flow_lookup, "idle1"),
+            (&mut xdp, "idle2"),
+        ] {
             kernel.attach_xdp(&ns, iface);
         }
+        // The flow of the forward frame, keyed as the program reads it.
+        let (client, host) = (client(Family::V4), host(Family::V4));
+        flow_lookup.insert_flow(
+            FlowKey::new(
+                address_key(client),
+                address_key(host),
+                FORWARD_PORT,
+                LISTEN,
+                Protocol::Tcp as u8,
+            ),
+            FlowValue::new(LISTEN, SLOT),
+        );
         for kernel in [&mut xdp, &mut tc] {
             set_up_paths(kernel);
         }
         Self {
             baseline,
+            flow_lookup,
             xdp,
             tc,
             _ns: ns,
@@ -182,6 +209,7 @@ impl Programs {
     const fn get(&self, program: Program) -> &Kernel {
         match program {
             Program::Baseline => &self.baseline,
+            Program::FlowLookup => &self.flow_lookup,
             Program::Reflector(Hook::Xdp) => &self.xdp,
             Program::Reflector(Hook::Tc) => &self.tc,
         }
@@ -223,7 +251,9 @@ impl Repeated {
     fn new(program: Program, path: Path, family: Family) -> Self {
         let (client, host) = (client(family), host(family));
         let frame = match path {
-            Path::MacSwap | Path::Forward => tcp(client, FORWARD_PORT, host, LISTEN),
+            Path::MacSwap | Path::FlowLookup | Path::Forward => {
+                tcp(client, FORWARD_PORT, host, LISTEN)
+            }
             Path::Reverse => tcp(client, TARGET, host, REVERSE_PORT),
             Path::Pass => tcp(client, FORWARD_PORT, host, UNMAPPED_PORT),
         };
@@ -252,7 +282,9 @@ impl Repeated {
         let hook = kernel.hook();
         let expected = match self.path {
             Path::Pass => hook.pass_verdict(),
-            Path::MacSwap | Path::Forward | Path::Reverse => hook.reflect_verdict(),
+            Path::MacSwap | Path::FlowLookup | Path::Forward | Path::Reverse => {
+                hook.reflect_verdict()
+            }
         };
         ensure!(
             run.verdict == expected,
@@ -312,6 +344,10 @@ pub fn measure(rounds: u32) -> Result<Report> {
     let mut firsts = Vec::new();
     for family in [Family::V4, Family::V6] {
         repeated.push(Repeated::new(Program::Baseline, Path::MacSwap, family));
+        // IPv4 only: it reads IPv4 at fixed offsets.
+        if family == Family::V4 {
+            repeated.push(Repeated::new(Program::FlowLookup, Path::FlowLookup, family));
+        }
         for hook in Hook::BOTH {
             for path in [Path::Forward, Path::Reverse, Path::Pass] {
                 repeated.push(Repeated::new(Program::Reflector(hook), path, family));
@@ -462,6 +498,7 @@ impl FirstPacket {
 const fn program_name(program: Program) -> &'static str {
     match program {
         Program::Baseline => "baseline_mac_swap",
+        Program::FlowLookup => "baseline_flow_lookup",
         Program::Reflector(hook) => hook.reflector_program(),
     }
 }
@@ -484,8 +521,8 @@ fn tcp(src: IpAddr, source_port: u16, dst: IpAddr, destination_port: u16) -> Vec
 /// port `target`.
 fn flow_key(remote: IpAddr, local: IpAddr, target: u16, remote_port: u16) -> FlowKey {
     FlowKey::new(
-        reflector_tests::test_run::address_key(remote),
-        reflector_tests::test_run::address_key(local),
+        address_key(remote),
+        address_key(local),
         target,
         remote_port,
         Protocol::Tcp as u8,

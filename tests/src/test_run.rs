@@ -120,6 +120,12 @@ impl Kernel {
         Self::load(maps::programs::BASELINE_MAC_SWAP, Hook::Xdp)
     }
 
+    /// Loads `baseline_flow_lookup` (XDP), with an empty flow table.
+    #[must_use]
+    pub fn baseline_flow_lookup() -> Self {
+        Self::load(maps::programs::BASELINE_FLOW_LOOKUP, Hook::Xdp)
+    }
+
     fn load(program: &'static str, hook: Hook) -> Self {
         // As the daemon loads it without debug logging: aya-log's level 0 keeps the
         // program from writing an event per new flow.
