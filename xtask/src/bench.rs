@@ -35,12 +35,9 @@ pub struct Options {
 /// Installs what is missing, builds both binaries (release), runs the benchmark as root.
 pub fn run(options: &Options) -> Result<()> {
     apt::install(&apt::missing(TOOLS)?)?;
-    // The release build of reflector, checked to carry its kernel program.
-    let reflector = build::run(true)?;
-
-    let mut cargo = process::cargo();
-    cargo.args(["build", "--release", "--package", "reflector-bench"]);
-    process::run(&mut cargo)?;
+    // The release build of reflector, checked to carry its kernel program, and of the
+    // benchmark in the same cargo call (which compiles reflector's library once for both).
+    let reflector = build::run_with(true, &["reflector-bench"])?;
     let bench = process::target_dir()
         .join("release")
         .join("reflector-bench");

@@ -20,15 +20,22 @@ const BUILT_CFG: &str = "reflector_ebpf";
 
 /// Installs the build toolchain if missing, then builds; returns the `reflector` binary.
 pub fn run(release: bool) -> Result<PathBuf> {
+    run_with(release, &[])
+}
+
+/// [`run`], building the packages `also` in the same cargo call: one feature resolution,
+/// so a package they share with reflector is compiled once, not once per call.
+pub fn run_with(release: bool, also: &[&str]) -> Result<PathBuf> {
     toolchain::ensure(Scope::Build)?;
-    let binary = build_reflector(release)?;
+    let binary = build_reflector(release, also)?;
     process::say(&format!("built {}", binary.display()));
     Ok(binary)
 }
 
-/// `cargo build -p reflector` (its build.rs builds and embeds the kernel program); returns
-/// the binary, and fails if the kernel program did not get built in.
-pub fn build_reflector(release: bool) -> Result<PathBuf> {
+/// `cargo build -p reflector` (its build.rs builds and embeds the kernel program), and
+/// the packages `also`; returns reflector's binary, and fails if the kernel program did
+/// not get built in.
+pub fn build_reflector(release: bool, also: &[&str]) -> Result<PathBuf> {
     let mut cmd = process::cargo();
     // JSON on stdout says where the binary is and what the build script decided; the
     // diagnostics still reach the terminal as usual.
@@ -38,6 +45,9 @@ pub fn build_reflector(release: bool) -> Result<PathBuf> {
         "reflector",
         "--message-format=json-render-diagnostics",
     ]);
+    for package in also {
+        cmd.args(["--package", package]);
+    }
     if release {
         cmd.arg("--release");
     }

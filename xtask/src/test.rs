@@ -10,7 +10,7 @@ use crate::{build, lint, process, setup};
 pub fn run(extra: &[OsString]) -> Result<()> {
     setup::run()?;
     lint::run()?;
-    let binary = build::build_reflector(false)?;
+    let binary = build::build_reflector(false, &[])?;
 
     let mut cmd = process::cargo();
     cmd.args(["test", "--workspace", "--exclude", "reflector-ebpf"])
