@@ -10,6 +10,7 @@ use crate::enter::EnteredNetns;
 use crate::kind::Family;
 use crate::names;
 use crate::netns::Netns;
+use crate::reflector::Mode;
 
 /// How to set up a [`Topology`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -39,6 +40,26 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// A topology for a daemon in `mode` (as root): X's NIC made physical-like for the XDP
+    /// modes, left with its default offloads otherwise (checked: TC mode must cope with
+    /// partial checksums and GSO).
+    #[must_use]
+    pub fn for_mode(mode: Mode) -> Self {
+        crate::require_root();
+        let topology = Self::new(TopologyOptions {
+            xdp_client_nic_like: mode.is_xdp(),
+        });
+        if !mode.is_xdp() {
+            let features = topology.x().exec(&["ethtool", "-k", topology.x_iface()]);
+            assert!(
+                features.lines().any(|l| l.trim() == "tx-checksumming: on"),
+                "in {} mode X's TX checksum offload must stay on:\n{features}",
+                mode.as_arg()
+            );
+        }
+        topology
+    }
+
     /// Builds it: namespaces, veth pair, addresses (IPv6 with `nodad`, usable at once),
     /// links up.
     #[must_use]

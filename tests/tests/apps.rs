@@ -20,9 +20,7 @@ use reflector_tests::iperf::{self, IperfServer, Traffic};
 use reflector_tests::reflection::map_arg;
 use reflector_tests::sshd::Sshd;
 use reflector_tests::unbound::{Unbound, dig};
-use reflector_tests::{
-    Family, Mode, Proto, Reflector, Topology, TopologyOptions, require_root, require_tool,
-};
+use reflector_tests::{Family, Mode, Proto, Reflector, Topology, require_tool};
 
 /// `L` and `P` of the SSH tests (TCP).
 const SSH_MAP: (u16, u16) = (10_022, 22);
@@ -50,15 +48,6 @@ const MAX_UDP_LOSS_PERCENT: f64 = 50.0;
 /// How long a server may take to log a client after the client is done.
 const LOG_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A topology for `mode`: X's NIC made physical-like for the XDP modes (see
-/// `TopologyOptions::xdp_client_nic_like`).
-fn topology_for(mode: Mode) -> Topology {
-    require_root();
-    Topology::new(TopologyOptions {
-        xdp_client_nic_like: mode.is_xdp(),
-    })
-}
-
 fn family_name(family: Family) -> &'static str {
     match family {
         Family::V4 => "v4",
@@ -74,7 +63,7 @@ fn ssh_through_reflector(mode: Mode) {
     require_tool("sshd", "openssh-server");
     require_tool("ssh", "openssh-client");
     require_tool("ssh-keygen", "openssh-client");
-    let topology = topology_for(mode);
+    let topology = Topology::for_mode(mode);
     let (listen, target) = SSH_MAP;
     let sshd = Sshd::start(topology.x(), target);
     let _reflector = Reflector::start(
@@ -158,7 +147,7 @@ fn dns_through_reflector(mode: Mode) {
     require_tool("unbound", "unbound");
     require_tool("unbound-checkconf", "unbound");
     require_tool("dig", "dnsutils");
-    let topology = topology_for(mode);
+    let topology = Topology::for_mode(mode);
     let (listen, target) = DNS_MAP;
     let unbound = Unbound::start(
         topology.x(),
@@ -226,7 +215,7 @@ fn dns_auto() {
 /// server must log R's address as its client.
 fn iperf3_through_reflector(mode: Mode) {
     require_tool("iperf3", "iperf3");
-    let topology = topology_for(mode);
+    let topology = Topology::for_mode(mode);
     let (listen, target) = IPERF_MAP;
     let _reflector = Reflector::start(
         topology.r(),

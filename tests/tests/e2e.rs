@@ -31,26 +31,9 @@ const ROUNDS: usize = 3;
 /// Size of the large file served by nginx.
 const LARGE_FILE_LEN: usize = 8 << 20;
 
-/// A topology for `mode`: X's NIC made physical-like for the XDP modes, left with its
-/// default offloads for TC (checked: TC mode must cope with partial checksums and GSO).
-fn topology_for(mode: Mode) -> Topology {
-    require_root();
-    let topology = Topology::new(TopologyOptions {
-        xdp_client_nic_like: mode.is_xdp(),
-    });
-    if !mode.is_xdp() {
-        let features = topology.x().exec(&["ethtool", "-k", topology.x_iface()]);
-        assert!(
-            features.lines().any(|l| l.trim() == "tx-checksumming: on"),
-            "TC tests run with X's TX checksum offload on:\n{features}"
-        );
-    }
-    topology
-}
-
 /// X's service on `P` is reached through `R:L`, `ROUNDS` times.
 fn reflects_to_own_service(mode: Mode, proto: Proto, family: Family) {
-    let topology = topology_for(mode);
+    let topology = Topology::for_mode(mode);
     let (listen, target) = match proto {
         Proto::Tcp => TCP_MAP,
         Proto::Udp => UDP_MAP,
@@ -149,7 +132,7 @@ fn udp_v6_auto() {
 #[test]
 fn several_maps_xdp() {
     let mode = Mode::Xdp;
-    let topology = topology_for(mode);
+    let topology = Topology::for_mode(mode);
     let (x, (l1, p1), (l2, p2)) = (topology.x(), TCP_MAP, HTTP_MAP);
     let _services = [
         peer_service(x, Proto::Tcp, Family::V4, p1),
@@ -171,7 +154,7 @@ fn several_maps_xdp() {
 /// Traffic the maps do not cover (another port; a mapped port with the other protocol)
 /// still reaches R's own services, which see X's address.
 fn unmapped_traffic_reaches_r(mode: Mode) {
-    let topology = topology_for(mode);
+    let topology = Topology::for_mode(mode);
     let (r, (listen, target)) = (topology.r(), TCP_MAP);
     let _services = [
         peer_service(r, Proto::Tcp, Family::V4, 9000),
@@ -243,7 +226,7 @@ fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 /// (compared byte for byte) and a large file (compared by SHA-256); nginx logs R's address
 /// as the client.
 fn nginx_through_reflector(mode: Mode) {
-    let topology = topology_for(mode);
+    let topology = Topology::for_mode(mode);
     let (listen, target) = HTTP_MAP;
     let page = format!(
         "nginx in X, reached through the reflector ({})\n",
@@ -326,7 +309,7 @@ fn nginx_auto() {
 /// While running, the daemon's program is attached the way `mode` says; on `signal` it
 /// exits 0 and leaves nothing attached.
 fn clean_exit(mode: Mode, signal: nix::sys::signal::Signal) {
-    let topology = topology_for(mode);
+    let topology = Topology::for_mode(mode);
     let (r, iface) = (topology.r(), topology.r_iface());
     let reflector = Reflector::start(r, iface, mode, &[&map_arg(TCP_MAP, "tcp,udp")]);
     let attached = Attachments::of(r, iface);
@@ -354,7 +337,7 @@ fn clean_exit(mode: Mode, signal: nix::sys::signal::Signal) {
 /// SIGKILL gives the daemon no chance to clean up, and still nothing stays attached: every
 /// attachment is a link owned by a file descriptor, which the kernel closes with the process.
 fn nothing_left_after_sigkill(mode: Mode) {
-    let topology = topology_for(mode);
+    let topology = Topology::for_mode(mode);
     let (r, iface) = (topology.r(), topology.r_iface());
     let reflector = Reflector::start(r, iface, mode, &[&map_arg(TCP_MAP, "tcp")]);
     let attached = Attachments::of(r, iface);
@@ -573,7 +556,7 @@ fn harness_works_without_reflector() {
 fn follows_addresses_added_at_runtime(mode: Mode) {
     use reflector_tests::{names, wait::wait_until};
 
-    let topology = topology_for(mode);
+    let topology = Topology::for_mode(mode);
     let (listen, target) = TCP_MAP;
     let _services = [
         peer_service(topology.x(), Proto::Tcp, Family::V4, target),

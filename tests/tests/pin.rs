@@ -18,8 +18,7 @@ use reflector_tests::reflector::{self as daemon, run_to_exit};
 use reflector_tests::servers::{Session, session_service};
 use reflector_tests::wait::wait_until;
 use reflector_tests::{
-    Attachments, Family, Mode, Reflector, TempDir, Topology, TopologyOptions,
-    assert_nothing_attached,
+    Attachments, Family, Mode, Reflector, TempDir, Topology, assert_nothing_attached,
 };
 
 /// R's listen port and X's service port.
@@ -29,13 +28,6 @@ const SERVICE: u16 = 22;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the kernel may take to let go of an unpinned link.
 const DETACH_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn topology_for(mode: Mode) -> Topology {
-    reflector_tests::require_root();
-    Topology::new(TopologyOptions {
-        xdp_client_nic_like: mode.is_xdp(),
-    })
-}
 
 /// A bpffs mounted on a temporary directory, and the pin directory in it. On drop:
 /// `reflector detach --pin DIR`, then unmount; the temporary directory goes last.
@@ -171,7 +163,7 @@ fn pinned_args<'a>(topology: &'a Topology, mode: Mode, pin: &'a PinDir) -> Vec<&
 /// A long TCP session through the reflector survives a restart with `--pin`: it goes on
 /// while no daemon runs, and the next daemon adopts the pinned state.
 fn session_survives_restart(mode: Mode) {
-    let topology = topology_for(mode);
+    let topology = Topology::for_mode(mode);
     let (r, iface) = (topology.r(), topology.r_iface());
     let pin = PinDir::new();
     let _service = session_service(topology.x(), Session::Lines, Family::V4, SERVICE);
@@ -238,7 +230,7 @@ fn pin_session_survives_restart_xdp_skb() {
 /// says there is nothing.
 #[test]
 fn pin_detach_leaves_nothing() {
-    let topology = topology_for(Mode::Tc);
+    let topology = Topology::for_mode(Mode::Tc);
     let (r, iface) = (topology.r(), topology.r_iface());
     let pin = PinDir::new();
     let reflector = Reflector::start_with_args(r, &pinned_args(&topology, Mode::Tc, &pin));
@@ -267,7 +259,7 @@ fn pin_detach_leaves_nothing() {
 /// `--pin` with a warning.
 #[test]
 fn pin_needs_bpffs_and_a_kernel_mode() {
-    let topology = topology_for(Mode::Tc);
+    let topology = Topology::for_mode(Mode::Tc);
     let (r, iface) = (topology.r(), topology.r_iface());
     let tmp = TempDir::new("nopin");
     let dir = tmp.join("reflector");

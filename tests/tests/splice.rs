@@ -30,8 +30,8 @@ use reflector_tests::reflector::{self as daemon, has_count, has_ready_line, spli
 use reflector_tests::servers::{Session, parse_peer_reply, peer_service, session_service};
 use reflector_tests::wait::{poll_until, wait_until};
 use reflector_tests::{
-    Family, Mode, Netns, Proto, Reflector, TempDir, Topology, TopologyOptions,
-    assert_nothing_attached, command, require_root, require_tool, seccomp,
+    Family, Mode, Netns, Proto, Reflector, TempDir, Topology, assert_nothing_attached, command,
+    require_tool, seccomp,
 };
 
 /// `L` and `P` of the TCP tests: like `--map 10022:22`.
@@ -42,14 +42,6 @@ const UDP_MAP: (u16, u16) = (10_053, 53);
 const ROUNDS: usize = 3;
 /// What the refused-connection tests allow between connecting and being reset.
 const RESET_WITHIN: Duration = Duration::from_secs(1);
-
-/// A topology for `mode`: X's NIC made physical-like for the XDP modes.
-fn topology_for(mode: Mode) -> Topology {
-    require_root();
-    Topology::new(TopologyOptions {
-        xdp_client_nic_like: mode.is_xdp(),
-    })
-}
 
 /// `--map <map>... --iface <R's veth> --mode <mode> <extra>...`.
 fn daemon_args(topology: &Topology, mode: Mode, maps: &[String], extra: &[&str]) -> Vec<String> {
@@ -136,7 +128,7 @@ fn payload(len: usize) -> Vec<u8> {
 /// service in X sees R's address, UDP replies come from `R:L`, and nothing is attached.
 #[test]
 fn splice_reflects_tcp_and_udp_v4_v6() {
-    let topology = topology_for(Mode::Splice);
+    let topology = Topology::for_mode(Mode::Splice);
     let x = topology.x();
     let _services = [
         peer_service(x, Proto::Tcp, Family::V4, TCP_MAP.1),
@@ -178,7 +170,7 @@ fn splice_reflects_tcp_and_udp_v4_v6() {
 /// its reply on the still-open other direction, and the client gets all of it.
 #[test]
 fn half_close_propagates() {
-    let topology = topology_for(Mode::Splice);
+    let topology = Topology::for_mode(Mode::Splice);
     let (x, (listen, target)) = (topology.x(), TCP_MAP);
     let _services = [Family::V4, Family::V6].map(|f| session_service(x, Session::Eof, f, target));
     let _reflector = start(&topology, Mode::Splice, &[map_arg(TCP_MAP, "tcp")], &[]);
@@ -223,7 +215,7 @@ fn half_close_propagates() {
 /// pending, and A is reset once the connect timeout is over.
 #[test]
 fn filtered_return_port_does_not_delay_other_clients() {
-    let topology = topology_for(Mode::Splice);
+    let topology = Topology::for_mode(Mode::Splice);
     let (x, (listen, target)) = (topology.x(), TCP_MAP);
     let r = topology.r_addr(Family::V4);
     let a = topology.add_x_addr(Family::V4, 3);
@@ -283,7 +275,7 @@ fn filtered_return_port_does_not_delay_other_clients() {
 /// client's connection to `R:L` is reset within a second.
 #[test]
 fn refused_return_port_resets_the_client() {
-    let topology = topology_for(Mode::Splice);
+    let topology = Topology::for_mode(Mode::Splice);
     let reflector = start(&topology, Mode::Splice, &[map_arg(TCP_MAP, "tcp")], &[]);
     for family in [Family::V4, Family::V6] {
         let to = SocketAddr::new(topology.r_addr(family), TCP_MAP.0);
@@ -304,7 +296,7 @@ const FD_CLIENTS: usize = 2;
 /// file descriptor behind in the daemon once they are all closed.
 #[test]
 fn no_fd_left_after_a_thousand_connections() {
-    let topology = topology_for(Mode::Splice);
+    let topology = Topology::for_mode(Mode::Splice);
     let (x, r) = (topology.x(), topology.r_addr(Family::V4));
     let refused_map = (10_023, 23);
     let _service = peer_service(x, Proto::Tcp, Family::V4, TCP_MAP.1);
@@ -376,7 +368,7 @@ fn no_fd_left_after_a_thousand_connections() {
 /// the two keep working, and once one of them closes a new client gets through.
 #[test]
 fn max_conns_resets_extra_clients() {
-    let topology = topology_for(Mode::Splice);
+    let topology = Topology::for_mode(Mode::Splice);
     let (x, (listen, target)) = (topology.x(), TCP_MAP);
     let r = topology.r_addr(Family::V4);
     let _service = session_service(x, Session::Lines, Family::V4, target);
@@ -445,7 +437,7 @@ const IDLE_CLOSED_WITHIN: Duration = Duration::from_secs(5);
 /// open at half the timeout, closed within a few seconds.
 #[test]
 fn idle_tcp_connection_is_closed() {
-    let topology = topology_for(Mode::Splice);
+    let topology = Topology::for_mode(Mode::Splice);
     let (x, (listen, target)) = (topology.x(), TCP_MAP);
     let _services = [Family::V4, Family::V6].map(|f| session_service(x, Session::Lines, f, target));
     let reflector = start(
@@ -500,7 +492,7 @@ fn assert_udp_reply(received: &(SocketAddr, String), to: SocketAddr, r: IpAddr, 
 /// has been silent past the idle timeout its flow is forgotten, and B gets through.
 #[test]
 fn udp_flow_limit_and_idle_expiry() {
-    let topology = topology_for(Mode::Splice);
+    let topology = Topology::for_mode(Mode::Splice);
     let (x, (listen, target)) = (topology.x(), UDP_MAP);
     let r = topology.r_addr(Family::V4);
     let _service = peer_service(x, Proto::Udp, Family::V4, target);
@@ -663,7 +655,7 @@ fn reflected_again(x: &Netns, to: SocketAddr, r: IpAddr, reflector: &Reflector) 
 #[test]
 fn daemon_survives_running_out_of_file_descriptors() {
     require_tool("prlimit", "util-linux");
-    let topology = topology_for(Mode::Splice);
+    let topology = Topology::for_mode(Mode::Splice);
     let (x, (listen, target)) = (topology.x(), TCP_MAP);
     let r = topology.r_addr(Family::V4);
     let to = SocketAddr::new(r, listen);
@@ -753,7 +745,7 @@ fn daemon_survives_running_out_of_file_descriptors() {
 /// tell a health check that the service answered and finished).
 #[test]
 fn service_reset_reaches_the_client() {
-    let topology = topology_for(Mode::Splice);
+    let topology = Topology::for_mode(Mode::Splice);
     let (x, (listen, target)) = (topology.x(), TCP_MAP);
     let _services = [Family::V4, Family::V6].map(|f| session_service(x, Session::Reset, f, target));
     let reflector = start(&topology, Mode::Splice, &[map_arg(TCP_MAP, "tcp")], &[]);
@@ -778,7 +770,7 @@ fn service_reset_reaches_the_client() {
 /// and attaches nothing.
 #[test]
 fn auto_falls_back_to_splice_when_bpf_is_denied() {
-    let topology = topology_for(Mode::Auto);
+    let topology = Topology::for_mode(Mode::Auto);
     let (x, (listen, target)) = (topology.x(), TCP_MAP);
     let _services = [Family::V4, Family::V6].map(|f| peer_service(x, Proto::Tcp, f, target));
     let args = daemon_args(&topology, Mode::Auto, &[map_arg(TCP_MAP, "tcp")], &[]);
@@ -812,7 +804,7 @@ fn assert_splice_reflects_tcp(topology: &Topology, listen: u16, tag: &str) {
 #[test]
 fn unprivileged_auto_falls_back_to_splice() {
     require_tool("setpriv", "util-linux");
-    let topology = topology_for(Mode::Auto);
+    let topology = Topology::for_mode(Mode::Auto);
     let (x, (listen, target)) = (topology.x(), TCP_MAP);
     let _services = [Family::V4, Family::V6].map(|f| peer_service(x, Proto::Tcp, f, target));
     // nobody may not be able to reach the build tree: a copy it can run.
@@ -857,7 +849,7 @@ fn unprivileged_auto_falls_back_to_splice() {
 /// `[::1]:L` (TCP and UDP) reach R's own service on `P`, which sees the loopback address as
 /// its peer; X's traffic still takes `mode`'s path.
 fn loopback_reaches_own_service(mode: Mode) {
-    let topology = topology_for(mode);
+    let topology = Topology::for_mode(mode);
     let (r, (listen, target)) = (topology.r(), TCP_MAP);
     let mut services = Vec::new();
     for family in [Family::V4, Family::V6] {
@@ -920,7 +912,7 @@ fn loopback_reaches_own_service_splice() {
 /// The daemon given `flag value` exits 2 (a usage error) with a message naming the flag,
 /// without starting.
 fn rejects_flag_value(flag: &str, value: &str) {
-    let topology = topology_for(Mode::Splice);
+    let topology = Topology::for_mode(Mode::Splice);
     let args = daemon_args(
         &topology,
         Mode::Splice,
