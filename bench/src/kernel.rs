@@ -40,6 +40,8 @@ use reflector_tests::packets::{Frame, verify_checksums};
 use reflector_tests::test_run::{Hook, Kernel, address_key};
 use serde::Serialize;
 
+use crate::report;
+
 /// Repetitions per call: reflecting takes one from the TTL, which starts at 255 and must
 /// stay above 1.
 const REPEAT: u32 = 250;
@@ -545,9 +547,7 @@ fn nanos(duration: Duration) -> f64 {
 }
 
 fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+    report::median(values.to_vec())
 }
 
 #[expect(
