@@ -159,22 +159,10 @@ pub fn half_close_exchange(ns: &Netns, to: SocketAddr, request: &[u8]) -> (Socke
 /// Waits up to `within` for `stream` to be reset by its peer (a read failing with
 /// `ECONNRESET`); panics when it gets data, end of file, another error or nothing in time.
 pub fn expect_reset(stream: &TcpStream, within: Duration) {
-    let (local, to) = ends(stream);
-    stream
-        .set_read_timeout(Some(within))
-        .expect("set read timeout");
-    let mut buffer = [0_u8; 4096];
-    match (&*stream).read(&mut buffer) {
-        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
-        Ok(0) => panic!("TCP {local} <- {to}: end of file, where a reset was expected"),
-        Ok(n) => panic!(
-            "TCP {local} <- {to}: {n} bytes ({:?}), where a reset was expected",
-            String::from_utf8_lossy(&buffer[..n])
-        ),
-        Err(e) => panic!(
-            "TCP {local} <- {to}: no reset within {within:?}: {}",
-            describe(&e)
-        ),
+    let closed = expect_closed(stream, within);
+    if closed != "reset" {
+        let (local, to) = ends(stream);
+        panic!("TCP {local} <- {to}: {closed}, where a reset was expected");
     }
 }
 

@@ -50,6 +50,12 @@ else:
 /// waits until it listens.
 #[must_use]
 pub fn peer_service(ns: &Netns, proto: Proto, family: Family, port: u16) -> Process {
+    python_service(ns, PEER_SERVICE, proto.as_str(), family, port)
+}
+
+/// Starts the Python service `script` in `ns` with its arguments `<first> <4|6> <port>`,
+/// and waits until it announces that it listens.
+fn python_service(ns: &Netns, script: &str, first: &str, family: Family, port: u16) -> Process {
     let family = match family {
         Family::V4 => "4",
         Family::V6 => "6",
@@ -58,8 +64,8 @@ pub fn peer_service(ns: &Netns, proto: Proto, family: Family, port: u16) -> Proc
         "/usr/bin/python3",
         "-u",
         "-c",
-        PEER_SERVICE,
-        proto.as_str(),
+        script,
+        first,
         family,
         &port.to_string(),
     ]);
@@ -174,21 +180,7 @@ pub fn session_service(ns: &Netns, session: Session, family: Family, port: u16) 
         Session::Eof => "eof",
         Session::Reset => "reset",
     };
-    let family = match family {
-        Family::V4 => "4",
-        Family::V6 => "6",
-    };
-    let process = ns.spawn(&[
-        "/usr/bin/python3",
-        "-u",
-        "-c",
-        SESSION_SERVICE,
-        mode,
-        family,
-        &port.to_string(),
-    ]);
-    wait_announced(&process, port);
-    process
+    python_service(ns, SESSION_SERVICE, mode, family, port)
 }
 
 /// nginx serving files from a temporary directory on one port, IPv4 and IPv6, with an
