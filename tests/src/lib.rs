@@ -24,6 +24,7 @@ pub mod kind;
 pub mod names;
 pub mod netns;
 pub mod packets;
+pub mod pinning;
 pub mod process;
 pub mod reflection;
 pub mod reflector;

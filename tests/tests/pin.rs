@@ -6,15 +6,12 @@
 //! mounts a fresh sysfs on /sys and so hides the host's /sys/fs/bpf. A guard runs
 //! `reflector detach --pin DIR` and unmounts it, also when the test panics.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::Command;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use reflector_tests::client::{tcp_connect, tcp_line};
-use reflector_tests::command::{output_within, run};
-use reflector_tests::reflector::{self as daemon, run_to_exit};
+use reflector_tests::client::tcp_line;
+use reflector_tests::pinning::{LongSession, PinDir};
+use reflector_tests::reflector::run_to_exit;
 use reflector_tests::servers::{Session, session_service};
 use reflector_tests::wait::wait_until;
 use reflector_tests::{
@@ -24,128 +21,8 @@ use reflector_tests::{
 /// R's listen port and X's service port.
 const LISTEN: u16 = 10_022;
 const SERVICE: u16 = 22;
-/// How long a command may take.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the kernel may take to let go of an unpinned link.
 const DETACH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A bpffs mounted on a temporary directory, and the pin directory in it. On drop:
-/// `reflector detach --pin DIR`, then unmount; the temporary directory goes last.
-struct PinDir {
-    mount: PathBuf,
-    dir: PathBuf,
-    _tmp: TempDir,
-}
-
-impl PinDir {
-    fn new() -> Self {
-        let tmp = TempDir::new("pin");
-        let mount = tmp.join("bpf");
-        std::fs::create_dir(&mount)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", mount.display()));
-        run(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&mount));
-        let dir = mount.join("reflector");
-        Self {
-            mount,
-            dir,
-            _tmp: tmp,
-        }
-    }
-
-    fn arg(&self) -> &str {
-        self.dir.to_str().expect("a UTF-8 temporary path")
-    }
-
-    /// Runs `reflector detach --pin DIR`; returns its exit status success and stdout.
-    fn detach(&self) -> (bool, String) {
-        let output = output_within(
-            Command::new(daemon::binary()).args(["detach", "--pin", self.arg()]),
-            COMMAND_TIMEOUT,
-        );
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
-    }
-}
-
-impl Drop for PinDir {
-    fn drop(&mut self) {
-        let (ok, text) = self.detach();
-        if !ok {
-            eprintln!("reflector detach --pin {}: {text}", self.dir.display());
-        }
-        let unmounted = Command::new("umount").arg("-l").arg(&self.mount).status();
-        if !unmounted.is_ok_and(|status| status.success()) {
-            eprintln!("cannot unmount {}", self.mount.display());
-        }
-    }
-}
-
-/// One TCP connection held open, line by line; everything received is kept.
-struct LongSession {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-    sent: usize,
-    expected: Vec<u8>,
-    received: Vec<u8>,
-    /// `<peer ip> <peer port>` as the service sees this connection.
-    prefix: Option<String>,
-}
-
-impl LongSession {
-    fn open(topology: &Topology) -> Self {
-        let to = SocketAddr::new(topology.r_addr(Family::V4), LISTEN);
-        let stream = tcp_connect(topology.x(), None, to);
-        let reader = BufReader::new(stream.try_clone().expect("clone the TCP stream"));
-        Self {
-            stream,
-            reader,
-            sent: 0,
-            expected: Vec::new(),
-            received: Vec::new(),
-            prefix: None,
-        }
-    }
-
-    /// Exchanges `count` lines, tagged `phase`.
-    fn exchange(&mut self, phase: &str, count: usize) {
-        for _ in 0..count {
-            self.sent += 1;
-            let line = format!("{phase} line {} {}", self.sent, "x".repeat(self.sent * 7));
-            (&self.stream)
-                .write_all(format!("{line}\n").as_bytes())
-                .unwrap_or_else(|e| panic!("{phase}: sending line {}: {e}", self.sent));
-            let mut reply = String::new();
-            self.reader
-                .read_line(&mut reply)
-                .unwrap_or_else(|e| panic!("{phase}: receiving line {}: {e}", self.sent));
-            assert!(
-                reply.ends_with('\n'),
-                "{phase}: the connection closed before reply {} (got {reply:?})",
-                self.sent
-            );
-            self.received.extend_from_slice(reply.as_bytes());
-            let prefix = self.prefix.get_or_insert_with(|| {
-                let mut words = reply.splitn(3, ' ');
-                format!(
-                    "{} {}",
-                    words.next().unwrap_or_default(),
-                    words.next().unwrap_or_default()
-                )
-            });
-            self.expected
-                .extend_from_slice(format!("{prefix} {line}\n").as_bytes());
-        }
-        assert_eq!(
-            String::from_utf8_lossy(&self.received),
-            String::from_utf8_lossy(&self.expected),
-            "{phase}: every byte must arrive, in order, on the one connection"
-        );
-    }
-}
 
 fn pinned_args<'a>(topology: &'a Topology, mode: Mode, pin: &'a PinDir) -> Vec<&'a str> {
     vec![
@@ -165,7 +42,7 @@ fn pinned_args<'a>(topology: &'a Topology, mode: Mode, pin: &'a PinDir) -> Vec<&
 fn session_survives_restart(mode: Mode) {
     let topology = Topology::for_mode(mode);
     let (r, iface) = (topology.r(), topology.r_iface());
-    let pin = PinDir::new();
+    let pin = PinDir::mount();
     let _service = session_service(topology.x(), Session::Lines, Family::V4, SERVICE);
     let args = pinned_args(&topology, mode, &pin);
 
@@ -175,7 +52,7 @@ fn session_survives_restart(mode: Mode) {
         "a first start pins:\n{}",
         first.log()
     );
-    let mut session = LongSession::open(&topology);
+    let mut session = LongSession::open(&topology, LISTEN);
     session.exchange("before", 5);
 
     let (status, log) = first.stop();
@@ -232,7 +109,7 @@ fn pin_session_survives_restart_xdp_skb() {
 fn pin_detach_leaves_nothing() {
     let topology = Topology::for_mode(Mode::Tc);
     let (r, iface) = (topology.r(), topology.r_iface());
-    let pin = PinDir::new();
+    let pin = PinDir::mount();
     let reflector = Reflector::start_with_args(r, &pinned_args(&topology, Mode::Tc, &pin));
     reflector.stop_cleanly();
     assert!(Attachments::of(r, iface).any(), "pinned: still attached");
@@ -249,7 +126,7 @@ fn pin_detach_leaves_nothing() {
         || !Attachments::of(r, iface).any(),
     );
     assert_nothing_attached(r, iface);
-    assert!(!pin.dir.exists(), "{} must be gone", pin.dir.display());
+    assert!(!pin.dir().exists(), "{} must be gone", pin.dir().display());
 
     let (ok, text) = pin.detach();
     assert!(ok && text.contains("nothing pinned at"), "{text}");
