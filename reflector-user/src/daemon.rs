@@ -17,6 +17,7 @@ use tokio::{
 };
 
 use crate::{
+    config_watch::ConfigWatch,
     control::{
         self, MapChange, Reply,
         server::{ChangeRequest, ControlError, ControlSocket},
@@ -27,7 +28,7 @@ use crate::{
     local_addrs::{self, LocalAddrsError},
     mode::Mode,
     pin::{self, PinDirError},
-    reload,
+    reload::{self, Trigger},
     settings::{Settings, Sources},
     splice::{ListenError, Userspace},
     telemetry::{
@@ -162,6 +163,7 @@ pub async fn run(
     );
 
     let mut hangups = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+    let mut config_watch = watch_config(sources);
     tokio::pin!(shutdown, follow);
     let outcome = loop {
         tokio::select! {
@@ -171,7 +173,10 @@ pub async fn run(
                 break result.map_err(DaemonError::from);
             }
             _ = hangups.recv() => {
-                reload::reload(sources, &mut settings, kernel.as_mut(), &mut userspace);
+                reload::reload(Trigger::Hangup, sources, &mut settings, kernel.as_mut(), &mut userspace);
+            }
+            () = config_changed(config_watch.as_mut()) => {
+                reload::reload(Trigger::FileChanged, sources, &mut settings, kernel.as_mut(), &mut userspace);
             }
             Some((change, reply)) = changes.recv() => {
                 let answer = change_maps(&change, &mut settings, kernel.as_mut(), &mut userspace);
@@ -191,6 +196,36 @@ pub async fn run(
     drop(userspace);
     info!("exiting");
     outcome
+}
+
+/// A watch on the config file, when there is one; a daemon that cannot watch it still
+/// reloads on SIGHUP, and says so.
+fn watch_config(sources: &Sources) -> Option<ConfigWatch> {
+    let path = sources.config.as_deref()?;
+    match ConfigWatch::new(path) {
+        Ok(watch) => {
+            info!(
+                "watching {} for changes (a change reloads, as SIGHUP does)",
+                path.display()
+            );
+            Some(watch)
+        }
+        Err(error) => {
+            warn!(
+                "{:#}; changes to it take effect on SIGHUP only",
+                anyhow::Error::from(error)
+            );
+            None
+        }
+    }
+}
+
+/// Resolves when the watched config file changed; never without a watch.
+async fn config_changed(watch: Option<&mut ConfigWatch>) {
+    match watch {
+        Some(watch) => watch.changed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Checks the pin directory first, so one off bpffs fails before anything is attached; in

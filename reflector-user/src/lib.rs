@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod config_watch;
 pub mod control;
 pub mod daemon;
 pub mod ebpf_object;

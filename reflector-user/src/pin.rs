@@ -133,17 +133,48 @@ pub fn prepare_dir(dir: &Path) -> Result<(), PinDirError> {
         .ancestors()
         .find(|path| path.exists())
         .unwrap_or_else(|| Path::new("/"));
-    let stat = rustix::fs::statfs(existing).map_err(|errno| PinDirError::Io {
-        path: existing.to_owned(),
-        source: errno.into(),
-    })?;
-    let fs_type = u64::try_from(stat.f_type).unwrap_or_default();
-    if fs_type != BPF_FS_MAGIC {
+    if !is_bpffs(existing)? {
         return Err(PinDirError::NotBpffs {
             path: dir.to_owned(),
         });
     }
     fs::create_dir_all(dir).map_err(io_error(dir))
+}
+
+/// Whether `path` is on a bpffs.
+///
+/// # Errors
+/// [`PinDirError::Io`] when `statfs(2)` fails (e.g. `path` does not exist).
+pub fn is_bpffs(path: &Path) -> Result<bool, PinDirError> {
+    let stat = rustix::fs::statfs(path).map_err(|errno| PinDirError::Io {
+        path: path.to_owned(),
+        source: errno.into(),
+    })?;
+    Ok(u64::try_from(stat.f_type).unwrap_or_default() == BPF_FS_MAGIC)
+}
+
+/// Mounts a bpffs on `dir` (created when missing) unless `dir` is one already; returns
+/// whether it mounted. Needs `CAP_SYS_ADMIN`.
+///
+/// # Errors
+/// [`PinDirError::Io`] when `dir` cannot be created or the mount fails.
+pub fn mount_bpffs(dir: &Path) -> Result<bool, PinDirError> {
+    fs::create_dir_all(dir).map_err(io_error(dir))?;
+    if is_bpffs(dir)? {
+        return Ok(false);
+    }
+    rustix::mount::mount(
+        "bpf",
+        dir,
+        "bpf",
+        rustix::mount::MountFlags::empty(),
+        c"mode=0700",
+    )
+    .map_err(|errno| PinDirError::Io {
+        path: dir.to_owned(),
+        source: errno.into(),
+    })?;
+    Ok(true)
 }
 
 /// The pinned links in `dir`.

@@ -1,4 +1,7 @@
-//! SIGHUP: read the settings again and apply only what changed, or nothing at all.
+//! SIGHUP, or a changed config file: read the settings again and apply only what
+//! changed, or nothing at all.
+
+use std::fmt;
 
 use log::{error, info, warn};
 
@@ -9,42 +12,61 @@ use crate::{
     splice::Userspace,
 };
 
+/// What asked for a reload; it starts each line the reload logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// SIGHUP (`systemctl reload`, `kill -HUP`).
+    Hangup,
+    /// The config file changed on disk (an edit, a Kubernetes ConfigMap update).
+    FileChanged,
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Hangup => "SIGHUP",
+            Self::FileChanged => "config file changed",
+        })
+    }
+}
+
 /// Reloads from `sources` and applies the difference to `current`. Port maps change at once,
 /// in the userspace listeners and the kernel program alike; flows of maps that stay are not
 /// touched. A file that fails to parse or check, or maps that cannot be applied (a listen
 /// port another program holds), leave everything as it was, and say why.
 pub fn reload(
+    trigger: Trigger,
     sources: &Sources,
     current: &mut Settings,
     kernel: Option<&mut KernelPath>,
     userspace: &mut Userspace,
 ) {
     let Some(path) = &sources.config else {
-        info!("SIGHUP: no --config file to read again; nothing changed");
+        info!("{trigger}: no --config file to read again; nothing changed");
         return;
     };
     let new = match sources.load() {
         Ok(new) => new,
         Err(error) => {
             error!(
-                "SIGHUP: {error}; kept the running settings (config file {})",
+                "{trigger}: {error}; kept the running settings (config file {})",
                 path.display()
             );
             return;
         }
     };
     if new == *current {
-        info!("SIGHUP: {} unchanged", path.display());
+        info!("{trigger}: {} unchanged", path.display());
         return;
     }
     if same_maps(&new.maps, &current.maps) {
-        info!("SIGHUP: port maps unchanged");
+        info!("{trigger}: port maps unchanged");
     } else if let Err(why) = apply_maps(&current.maps, &new.maps, kernel, userspace) {
-        error!("SIGHUP: {why}; kept the running settings");
+        error!("{trigger}: {why}; kept the running settings");
         return;
     } else {
         info!(
-            "SIGHUP: port maps now {} (added: {}; removed: {})",
+            "{trigger}: port maps now {} (added: {}; removed: {})",
             list(&new.maps),
             list(&difference(&new.maps, &current.maps)),
             list(&difference(&current.maps, &new.maps)),
@@ -72,7 +94,7 @@ pub fn reload(
     for (changed, what) in restart {
         if changed {
             warn!(
-                "SIGHUP: {what} changed in {}; that takes a restart, the running value stays",
+                "{trigger}: {what} changed in {}; that takes a restart, the running value stays",
                 path.display()
             );
         }

@@ -262,3 +262,157 @@ fn flags_beat_environment_beats_file() {
         "stderr must say how to give a map:\n{stderr}"
     );
 }
+
+/// Waits until the log has a line containing `expected` (without any signal sent).
+fn wait_log(reflector: &Reflector, expected: &str, before: usize) {
+    wait_until(
+        &format!("the reflector to log `{expected}`"),
+        RELOAD_TIMEOUT,
+        || reflector.log().matches(expected).count() > before,
+    );
+}
+
+/// A Kubernetes ConfigMap volume: `reflector.toml` is a symlink through `..data` to a
+/// directory of the current version; an update writes a new directory and renames a new
+/// `..data` symlink over the old one (what the kubelet does). Returns the file's path.
+struct ConfigMapVolume {
+    dir: TempDir,
+    version: usize,
+}
+
+impl ConfigMapVolume {
+    fn new(text: &str) -> Self {
+        let mut volume = Self {
+            dir: TempDir::new("cm"),
+            version: 0,
+        };
+        volume.swap_in(text);
+        std::os::unix::fs::symlink("..data/reflector.toml", volume.path())
+            .expect("link reflector.toml through ..data");
+        volume
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.join("reflector.toml")
+    }
+
+    /// Writes `text` as a new version and swaps it in atomically.
+    fn swap_in(&mut self, text: &str) {
+        self.version += 1;
+        let version = format!("..v{}", self.version);
+        fs::create_dir(self.dir.join(&version)).expect("create the version directory");
+        fs::write(self.dir.join(&version).join("reflector.toml"), text).expect("write it");
+        let tmp = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(&version, &tmp).expect("link ..data_tmp");
+        fs::rename(&tmp, self.dir.join("..data")).expect("rename over ..data");
+    }
+}
+
+/// A ConfigMap update reaches the daemon as a file swap, no signal: it reloads through the
+/// same all-or-nothing path as SIGHUP. A bad version is refused and the running maps stay;
+/// a good one after it applies.
+#[test]
+fn config_map_swap_reloads_without_a_signal() {
+    let topology = topology();
+    let mut volume = ConfigMapVolume::new("maps = [\"10022:22\"]\nmode = \"tc\"\n");
+    let config = volume.path().to_string_lossy().into_owned();
+    let _service = peer_service(topology.x(), Proto::Tcp, Family::V4, 22);
+    let reflector = start_with_config(&topology, &config);
+    assert!(
+        reflector.log().contains(&format!("watching {config}")),
+        "the daemon says it watches the file:\n{}",
+        reflector.log()
+    );
+    assert_reflected(
+        &topology,
+        Path::Kernel,
+        Proto::Tcp,
+        Family::V4,
+        10_022,
+        "v1",
+    );
+
+    volume.swap_in("maps = [\"10023:22\"]\nmode = \"tc\"\n");
+    wait_log(
+        &reflector,
+        "config file changed: port maps now 10023:22/tcp",
+        0,
+    );
+    assert_reflected(
+        &topology,
+        Path::Kernel,
+        Proto::Tcp,
+        Family::V4,
+        10_023,
+        "v2",
+    );
+    assert!(not_reflected(&topology, 10_022), "10022 was removed by v2");
+
+    volume.swap_in("maps = [\"10024:22\", \"10024:23\"]\nmode = \"tc\"\n");
+    wait_log(&reflector, "config file changed: ", 1);
+    wait_log(&reflector, "kept the running settings", 0);
+    assert_reflected(
+        &topology,
+        Path::Kernel,
+        Proto::Tcp,
+        Family::V4,
+        10_023,
+        "kept",
+    );
+    assert!(
+        not_reflected(&topology, 10_024),
+        "the bad version applied nothing"
+    );
+
+    volume.swap_in("maps = [\"10024:22\"]\nmode = \"tc\"\n");
+    wait_log(
+        &reflector,
+        "config file changed: port maps now 10024:22/tcp",
+        0,
+    );
+    assert_reflected(
+        &topology,
+        Path::Kernel,
+        Proto::Tcp,
+        Family::V4,
+        10_024,
+        "v4",
+    );
+    reflector.stop_cleanly();
+}
+
+/// `reflector check-config FILE`: exit 0 with what the file sets, or exit 2 with the file,
+/// line and column of the problem; it touches nothing.
+#[test]
+fn check_config_validates_a_file() {
+    let dir = TempDir::new("cfg");
+    let good = write_config(
+        &dir,
+        "maps = [\"10022:22\", \"10053:53/udp\"]\nmode = \"tc\"\n",
+    );
+    let output = reflector_tests::command::output_within(
+        std::process::Command::new(daemon::binary()).args(["check-config", &good]),
+        RELOAD_TIMEOUT,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "a good file: {output:?}");
+    assert_eq!(
+        stdout.trim(),
+        format!(
+            "{good}: ok: maps 10022:22/tcp 10053:53/udp; mode tc; interfaces those with a \
+             default route"
+        )
+    );
+
+    let bad = write_config(&dir, "maps = [\"10022:22\"]\nmode = \"tc\"\nmax-conn = 3\n");
+    let output = reflector_tests::command::output_within(
+        std::process::Command::new(daemon::binary()).args(["check-config", &bad]),
+        RELOAD_TIMEOUT,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "a bad file: {stderr}");
+    assert!(
+        stderr.contains(&format!("{bad}:3:1: unknown field `max-conn`")),
+        "the error names file, line and column:\n{stderr}"
+    );
+}

@@ -1,8 +1,11 @@
 //! The subcommands, one module each: most talk to a running daemon over its control
-//! socket; `detach` removes what a daemon run with `--pin` left behind.
+//! socket; `detach` removes what a daemon run with `--pin` left behind; `check-config` and
+//! `mount-bpffs` prepare a deployment.
 
+pub mod check_config;
 pub mod detach;
 pub mod map;
+pub mod mount_bpffs;
 pub mod stats;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -21,16 +24,23 @@ pub enum Command {
     Map(map::MapCommand),
     /// Detach what a daemon run with `--pin DIR` left running, and remove its pins.
     Detach(detach::DetachArgs),
+    /// Check a config file as the daemon would load it: exit 0 when good, 2 when not.
+    CheckConfig(check_config::CheckConfigArgs),
+    /// Mount a BPF filesystem on DIR (default /sys/fs/bpf) unless one is there.
+    MountBpffs(mount_bpffs::MountBpffsArgs),
 }
 
 impl Command {
-    /// Runs the subcommand: 0 on success, 1 when the daemon cannot be reached or refuses.
+    /// Runs the subcommand: 0 on success, 1 when the daemon cannot be reached or refuses
+    /// (`check-config`: 2 for a file the daemon would refuse).
     #[must_use]
     pub fn run(self) -> ExitCode {
         let result = match self {
             Self::Stats(args) => stats::run(&args),
             Self::Map(command) => map::run(command),
             Self::Detach(args) => detach::run(&args),
+            Self::CheckConfig(args) => return check_config::run(&args),
+            Self::MountBpffs(args) => mount_bpffs::run(&args),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
