@@ -34,6 +34,10 @@ pub const TEST_TOOLS: &[&str] = &[
     "prometheus",
 ];
 
+/// What `cargo xtask image` and the container tests run: podman with runc (crun refuses
+/// the hybrid cgroup layout of the VMs this is tested on) and catatonit for its pods.
+pub const CONTAINERS: &[&str] = &["podman", "runc", "catatonit", "uidmap"];
+
 /// The packages in `wanted` that are not installed, in the order given.
 pub fn missing<'a>(wanted: &[&'a str]) -> Result<Vec<&'a str>> {
     // One call for all: dpkg-query prints a line per known package and complains (exit 1)

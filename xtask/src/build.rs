@@ -36,6 +36,22 @@ pub fn run_with(release: bool, also: &[&str]) -> Result<PathBuf> {
 /// the packages `also`; returns reflector's binary, and fails if the kernel program did
 /// not get built in.
 pub fn build_reflector(release: bool, also: &[&str]) -> Result<PathBuf> {
+    build_reflector_for(None, release, also)
+}
+
+/// The target triple of the static build (`cargo xtask image`): musl links everything in.
+pub const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// A static release `reflector` (the [`STATIC_TARGET`], added to the stable toolchain
+/// when missing) with its kernel program built in.
+pub fn build_static() -> Result<PathBuf> {
+    toolchain::ensure(Scope::Build)?;
+    toolchain::ensure_target(STATIC_TARGET)?;
+    build_reflector_for(Some(STATIC_TARGET), true, &[])
+}
+
+/// [`build_reflector`] for `target` (the host's when `None`).
+fn build_reflector_for(target: Option<&str>, release: bool, also: &[&str]) -> Result<PathBuf> {
     let mut cmd = process::cargo();
     // JSON on stdout says where the binary is and what the build script decided; the
     // diagnostics still reach the terminal as usual.
@@ -50,6 +66,9 @@ pub fn build_reflector(release: bool, also: &[&str]) -> Result<PathBuf> {
     }
     if release {
         cmd.arg("--release");
+    }
+    if let Some(target) = target {
+        cmd.args(["--target", target]);
     }
     let shown = process::describe(&cmd);
     process::say(&format!("running `{shown}`"));

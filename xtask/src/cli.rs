@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::{bench, build, lint, run, setup, test};
+use crate::{bench, build, image, lint, run, setup, test};
 
 /// Build, run, lint, test and benchmark reflector.
 #[derive(Parser)]
@@ -36,6 +36,9 @@ enum Task {
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<OsString>,
     },
+    /// Build the container image (deploy/container/Containerfile) offline with podman, from
+    /// a static reflector; installs podman when missing and prints the image's size.
+    Image,
     /// Check formatting, and run clippy on the control plane and on the kernel program.
     Lint,
     /// Set up, lint, build, then run all tests as root (what CI runs).
@@ -72,6 +75,7 @@ impl Cli {
             Task::Setup => setup::run(),
             Task::Build { release } => build::run(release).map(drop),
             Task::Run { release, args } => run::run(release, &args),
+            Task::Image => image::run(),
             Task::Lint => lint::run(),
             Task::Test { extra } => test::run(&extra),
             Task::Bench {

@@ -4,18 +4,26 @@ use std::{env::consts::ARCH, ffi::OsString};
 
 use anyhow::Result;
 
-use crate::{build, lint, process, setup};
+use crate::{build, image, lint, process, pytools, setup};
 
 /// Everything CI runs. `extra` goes to the test harness (e.g. `--test-threads=1`).
 pub fn run(extra: &[OsString]) -> Result<()> {
     setup::run()?;
     lint::run()?;
     let binary = build::build_reflector(false, &[])?;
+    // The deployment tests run the image; it is built from this checkout every time.
+    image::run()?;
 
+    let path = std::env::join_paths(std::iter::once(pytools::bin_dir()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))?;
     let mut cmd = process::cargo();
     cmd.args(["test", "--workspace", "--exclude", "reflector-ebpf"])
-        // The end-to-end tests start this daemon.
-        .env("REFLECTOR_BIN", &binary);
+        // The end-to-end tests start this daemon, the deployment tests this image.
+        .env("REFLECTOR_BIN", &binary)
+        .env("REFLECTOR_IMAGE", image::TAG)
+        // The manifest validators (PyPI) come first.
+        .env("PATH", path);
     if !extra.is_empty() {
         cmd.arg("--").args(extra);
     }

@@ -7,7 +7,7 @@ use std::{env, path::PathBuf, process::Command};
 
 use anyhow::Result;
 
-use crate::{apt, process};
+use crate::{apt, process, pytools};
 
 /// The toolchain that builds the kernel program; reflector-user's build.rs uses the same.
 pub const NIGHTLY: &str = "nightly";
@@ -35,6 +35,7 @@ pub fn ensure(scope: Scope) -> Result<()> {
     }
     if scope == Scope::All {
         packages.extend_from_slice(apt::TEST_TOOLS);
+        packages.extend_from_slice(apt::CONTAINERS);
     }
     // All packages in one go, so `apt-get update` runs at most once.
     apt::install(&apt::missing(&packages)?)?;
@@ -49,6 +50,9 @@ pub fn ensure(scope: Scope) -> Result<()> {
 
     if scope != Scope::Lint {
         ensure_bpf_linker()?;
+    }
+    if scope == Scope::All {
+        pytools::ensure()?;
     }
     Ok(())
 }
@@ -92,6 +96,20 @@ fn ensure_components(toolchain: Option<&str>, wanted: &[&str]) -> Result<()> {
         add.args(["--toolchain", toolchain]);
     }
     process::run(&mut add)
+}
+
+/// Adds the standard library for `target` to the toolchain running `cargo xtask` when it
+/// is missing (a few seconds, once).
+pub fn ensure_target(target: &str) -> Result<()> {
+    let installed =
+        process::probe(rustup().args(["target", "list", "--installed"])).unwrap_or_default();
+    if installed.lines().any(|line| line.trim() == target) {
+        return Ok(());
+    }
+    process::say(&format!(
+        "adding the {target} target to the active toolchain..."
+    ));
+    process::run(rustup().args(["target", "add", target]))
 }
 
 /// Whether `rustup component list --installed` output lists `component`, which appears
