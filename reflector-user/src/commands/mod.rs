@@ -1,8 +1,10 @@
 //! The subcommands, one module each: most talk to a running daemon over its control
-//! socket; `detach` removes what a daemon run with `--pin` left behind.
+//! socket; `detach` removes what a daemon run with `--pin` left behind; `probe` checks this
+//! node's service through reflectors elsewhere.
 
 pub mod detach;
 pub mod map;
+pub mod probe;
 pub mod stats;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -21,13 +23,19 @@ pub enum Command {
     Map(map::MapCommand),
     /// Detach what a daemon run with `--pin DIR` left running, and remove its pins.
     Detach(detach::DetachArgs),
+    /// Check this node's service through one or more reflectors and say which leg failed
+    /// (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN); see `reflector probe --help`.
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Probe(probe::ProbeCommand),
 }
 
 impl Command {
-    /// Runs the subcommand: 0 on success, 1 when the daemon cannot be reached or refuses.
+    /// Runs the subcommand: 0 on success, 1 when the daemon cannot be reached or refuses;
+    /// `probe` exits with its status.
     #[must_use]
     pub fn run(self) -> ExitCode {
         let result = match self {
+            Self::Probe(command) => return command.run(),
             Self::Stats(args) => stats::run(&args),
             Self::Map(command) => map::run(command),
             Self::Detach(args) => detach::run(&args),

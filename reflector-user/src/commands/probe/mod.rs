@@ -1,0 +1,297 @@
+//! `reflector probe`: the check a node runs on its own service through one or more
+//! reflectors, which says which leg failed.
+//!
+//! One module per concern: [`args`] (the command line and the plan), [`check`] (what is
+//! sent and what must come back), [`self_test`] (the listener and the round trip through a
+//! reflector's self-test map), [`verdict`] (legs, quorum, status, the line), [`report`]
+//! (JSON) and [`textfile`] (Prometheus metrics for `node_exporter`).
+//!
+//! Every reflector is probed at once, its self-test beside its service probes, all within
+//! one deadline (`--timeout`), so the probe's wall time is bounded whatever fails.
+
+pub mod args;
+pub mod check;
+pub mod report;
+pub mod self_test;
+pub mod textfile;
+pub mod verdict;
+
+use std::{
+    ffi::OsString,
+    io,
+    net::{IpAddr, SocketAddr},
+    process::ExitCode,
+    time::SystemTime,
+};
+
+use clap::{Args, Parser as _, error::ErrorKind};
+use futures::future::join_all;
+use tokio::time::{Instant, timeout_at};
+
+use self::{
+    args::{Plan, ProbeArgs, Via},
+    check::{Attempt, Failure},
+    self_test::{Listener, Ticket},
+    verdict::{ReflectorResult, Status, Verdict},
+};
+
+/// `reflector probe ARGS...`. The arguments are parsed here rather than by the top-level
+/// command line, because a bad argument must exit 3 (UNKNOWN) for Nagios-style callers,
+/// where clap exits 2, which they read as CRITICAL.
+#[derive(Debug, Args)]
+pub struct ProbeCommand {
+    /// See `reflector probe --help`.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        num_args = 0..,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<OsString>,
+}
+
+/// Why the probe could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The self-test listener could not be opened.
+    #[error(transparent)]
+    Listen(#[from] self_test::ListenError),
+    /// No random bytes for the self-test tickets.
+    #[error("cannot make a self-test ticket")]
+    Random(#[source] io::Error),
+    /// No async runtime.
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] io::Error),
+}
+
+impl ProbeCommand {
+    /// Parses the arguments, probes, prints the line (or JSON), writes the metrics file and
+    /// returns the status as the exit code.
+    #[must_use]
+    pub fn run(self) -> ExitCode {
+        let argv = std::iter::once(OsString::from("reflector probe")).chain(self.args);
+        let parsed = match ProbeArgs::try_parse_from(argv) {
+            Ok(parsed) => parsed,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+                ) =>
+            {
+                let _ = error.print();
+                return ExitCode::SUCCESS;
+            }
+            Err(error) => {
+                // The message is the error's first paragraph (missing flags are listed on
+                // lines of their own), on one line.
+                let rendered = error.render().to_string();
+                let message: Vec<&str> = rendered
+                    .lines()
+                    .take_while(|line| !line.trim().is_empty())
+                    .map(str::trim)
+                    .collect();
+                let message = message.join(" ");
+                println!(
+                    "UNKNOWN reflector probe: {}",
+                    message.trim_start_matches("error: ")
+                );
+                let _ = error.print();
+                return Status::Unknown.into();
+            }
+        };
+        let plan = match parsed.plan() {
+            Ok(plan) => plan,
+            Err(error) => {
+                println!("UNKNOWN reflector probe: {error}");
+                eprintln!("error: {error}");
+                return Status::Unknown.into();
+            }
+        };
+        run(&plan).into()
+    }
+}
+
+/// Probes per `plan` and prints the result; returns the status.
+fn run(plan: &Plan) -> Status {
+    let started = Instant::now();
+    let results = match block_on(plan) {
+        Ok(results) => results,
+        Err(error) => {
+            let line = format!("UNKNOWN {}: {:#}", plan.name, anyhow::Error::from(error));
+            print_line(plan, &line, Status::Unknown);
+            return Status::Unknown;
+        }
+    };
+    let elapsed = started.elapsed();
+    let verdict = verdict::judge(plan, &results);
+    if plan.json {
+        let report = report::Report::new(plan, &verdict, &results, elapsed);
+        match serde_json::to_string_pretty(&report) {
+            Ok(json) => println!("{json}"),
+            Err(error) => println!("{} (JSON failed: {error})", verdict.line),
+        }
+    } else {
+        println!("{}", verdict.line);
+    }
+    if let Some(path) = &plan.prometheus {
+        let metrics = textfile::render(plan, verdict.status, &results, elapsed, SystemTime::now());
+        if let Err(error) = textfile::write_atomically(path, &metrics) {
+            eprintln!("error: {:#}", anyhow::Error::from(error));
+        }
+    }
+    let Verdict { status, .. } = verdict;
+    status
+}
+
+/// A line for a probe that could not run, as JSON when asked.
+fn print_line(plan: &Plan, line: &str, status: Status) {
+    if plan.json {
+        let json = serde_json::json!({
+            "status": status.word(),
+            "exit_code": status.code(),
+            "line": line,
+        });
+        println!("{json}");
+    } else {
+        println!("{line}");
+    }
+}
+
+fn block_on(plan: &Plan) -> Result<Vec<ReflectorResult>, ProbeError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ProbeError::Runtime)?;
+    let results = runtime.block_on(probe(plan));
+    // A name lookup still running past the deadline must not hold the exit up.
+    runtime.shutdown_background();
+    results
+}
+
+/// Probes every reflector at once, within `--timeout`.
+async fn probe(plan: &Plan) -> Result<Vec<ReflectorResult>, ProbeError> {
+    let deadline = Instant::now() + plan.timeout;
+    let targets = join_all(
+        plan.vias
+            .iter()
+            .map(|(via, port)| resolve(via, *port, deadline)),
+    )
+    .await;
+    let tickets = plan
+        .vias
+        .iter()
+        .map(|_| Ticket::new())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ProbeError::Random)?;
+    // Held open until every reflector is done.
+    let _listener = match plan.self_test {
+        Some(ports) => {
+            let family = |v4: bool| {
+                targets
+                    .iter()
+                    .any(|target| target.as_ref().is_ok_and(|t| t.is_ipv4() == v4))
+            };
+            Some(
+                Listener::open(
+                    ports.target,
+                    family(true),
+                    family(false),
+                    &tickets,
+                    deadline,
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
+    Ok(join_all(
+        plan.vias
+            .iter()
+            .zip(targets)
+            .zip(&tickets)
+            .map(|(((via, _), target), ticket)| through(plan, via, target, ticket, deadline)),
+    )
+    .await)
+}
+
+/// R:L from `--via`: an address as is, a name through the system's resolver (its first
+/// address), within `deadline`.
+async fn resolve(via: &Via, port: u16, deadline: Instant) -> Result<SocketAddr, Failure> {
+    if let Ok(ip) = via.host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let failed = |why: String| Failure::Resolve {
+        host: via.host.clone(),
+        why,
+    };
+    match timeout_at(deadline, tokio::net::lookup_host((via.host.as_str(), port))).await {
+        Err(_) => Err(failed("timed out".to_owned())),
+        Ok(Err(error)) => Err(failed(error.to_string())),
+        Ok(Ok(mut addresses)) => addresses
+            .next()
+            .ok_or_else(|| failed("no address".to_owned())),
+    }
+}
+
+/// The self-test and the service probes through one reflector, side by side.
+async fn through(
+    plan: &Plan,
+    via: &Via,
+    target: Result<SocketAddr, Failure>,
+    ticket: &Ticket,
+    deadline: Instant,
+) -> ReflectorResult {
+    let mut result = ReflectorResult {
+        via: via.text.clone(),
+        target: target.clone(),
+        self_test: None,
+        attempts: Vec::new(),
+    };
+    let Ok(target) = target else {
+        return result;
+    };
+    let self_test = async {
+        match plan.self_test {
+            Some(ports) => {
+                let to = SocketAddr::new(target.ip(), ports.listen);
+                Some(self_test::run(to, ticket, deadline, plan.timeout).await)
+            }
+            None => None,
+        }
+    };
+    let host = default_host(via, target.port());
+    let service = async {
+        let mut attempts: Vec<Attempt> = Vec::new();
+        for _ in 0..plan.count {
+            let attempt = check::attempt(&plan.check, target, &host, deadline, plan.timeout).await;
+            let out_of_time = matches!(
+                attempt.result,
+                Err(Failure::ConnectTimeout { .. } | Failure::NoAnswer { .. })
+            );
+            attempts.push(attempt);
+            if out_of_time || Instant::now() >= deadline {
+                break;
+            }
+        }
+        attempts
+    };
+    let (self_test, attempts) = tokio::join!(self_test, service);
+    result.self_test = self_test;
+    result.attempts = attempts;
+    result
+}
+
+/// The Host header `--http` sends unless `--host` says otherwise: R, with `:L` unless L is
+/// 80.
+fn default_host(via: &Via, port: u16) -> String {
+    let host = if via.host.contains(':') {
+        format!("[{}]", via.host)
+    } else {
+        via.host.clone()
+    };
+    if port == 80 {
+        host
+    } else {
+        format!("{host}:{port}")
+    }
+}
