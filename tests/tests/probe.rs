@@ -415,6 +415,15 @@ fn probe_through(mode: Mode) {
         ),
     );
 
+    // For pass/fail callers (Kubernetes), a reflector outage need not fail the check.
+    run(
+        &ssh(&[&r], &["--timeout", SHORT, "--pass-on-warning"]),
+        0,
+        &format!(
+            "WARNING ssh: not judged, the reflector leg failed: {r} failed: self-test connection refused"
+        ),
+    );
+
     // The reflector host unreachable (its link down): nothing answers, and the probe still
     // ends within its --timeout.
     topology
@@ -470,6 +479,27 @@ fn bad_arguments_are_unknown() {
     ] {
         assert_probe(&topology, Mode::Tc, args, 3, line);
     }
+    // The self-test port held by something else for the whole --timeout: the probe
+    // cannot run, which is no verdict on anything.
+    let _squatter = session_service(topology.x(), Session::Lines, Family::V4, SELF_TEST);
+    assert_probe(
+        &topology,
+        Mode::Tc,
+        &[
+            "--via",
+            "127.0.0.1:10022",
+            "--service",
+            "22",
+            "--name",
+            "ssh",
+            "--self-test",
+            "19999",
+            "--timeout",
+            "300ms",
+        ],
+        3,
+        "UNKNOWN ssh: cannot listen on port 19999 for the self-test (IPv4): Address already in use (os error 98)",
+    );
     let (code, help, _) = probe(&topology, &["--help"]);
     assert_eq!(code, 0);
     assert!(help.contains("inexact in splice mode"), "{help}");

@@ -116,6 +116,11 @@ pub struct ProbeArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub quorum: u32,
 
+    /// Exit 0 on WARNING (the line still says WARNING), for callers that know only pass
+    /// and fail, such as Kubernetes exec probes: a reflector outage then fails no probe.
+    #[arg(long)]
+    pub pass_on_warning: bool,
+
     /// Print the result as JSON instead of the line.
     #[arg(long)]
     pub json: bool,
@@ -349,6 +354,8 @@ pub struct Plan {
     pub timeout: Duration,
     /// Working reflectors needed to judge the service.
     pub quorum: u32,
+    /// Exit 0 on WARNING.
+    pub pass_on_warning: bool,
     /// JSON instead of the line.
     pub json: bool,
     /// The `node_exporter` textfile to write, if any.
@@ -426,6 +433,7 @@ impl ProbeArgs {
             count: self.count,
             timeout: self.timeout,
             quorum: self.quorum,
+            pass_on_warning: self.pass_on_warning,
             json: self.json,
             prometheus: self.prometheus,
         })

@@ -21,7 +21,7 @@ use std::{
     io,
     net::{IpAddr, SocketAddr},
     process::ExitCode,
-    time::SystemTime,
+    time::{Duration, SystemTime},
 };
 
 use clap::{Args, Parser as _, error::ErrorKind};
@@ -107,53 +107,64 @@ impl ProbeCommand {
                 return Status::Unknown.into();
             }
         };
-        run(&plan).into()
+        ExitCode::from(exit_code(&plan, run(&plan)))
     }
 }
 
-/// Probes per `plan` and prints the result; returns the status.
+/// The exit code of `status`: its own, but 0 for WARNING with `--pass-on-warning`.
+fn exit_code(plan: &Plan, status: Status) -> u8 {
+    if status == Status::Warning && plan.pass_on_warning {
+        Status::Ok.code()
+    } else {
+        status.code()
+    }
+}
+
+/// Probes per `plan`, prints the result and writes the metrics; returns the status.
 fn run(plan: &Plan) -> Status {
     let started = Instant::now();
-    let results = match block_on(plan) {
-        Ok(results) => results,
+    let (status, results) = match block_on(plan) {
+        Ok(results) => {
+            let verdict = verdict::judge(plan, &results);
+            print(plan, &verdict, &results, started.elapsed());
+            (verdict.status, results)
+        }
         Err(error) => {
             let line = format!("UNKNOWN {}: {:#}", plan.name, anyhow::Error::from(error));
-            print_line(plan, &line, Status::Unknown);
-            return Status::Unknown;
+            if plan.json {
+                let json = serde_json::json!({
+                    "status": Status::Unknown.word(),
+                    "exit_code": Status::Unknown.code(),
+                    "line": line,
+                });
+                println!("{json}");
+            } else {
+                println!("{line}");
+            }
+            (Status::Unknown, Vec::new())
         }
     };
-    let elapsed = started.elapsed();
-    let verdict = verdict::judge(plan, &results);
+    if let Some(path) = &plan.prometheus {
+        let elapsed = started.elapsed();
+        let metrics = textfile::render(plan, status, &results, elapsed, SystemTime::now());
+        if let Err(error) = textfile::write_atomically(path, &metrics) {
+            eprintln!("error: {:#}", anyhow::Error::from(error));
+        }
+    }
+    status
+}
+
+/// Prints the verdict's line, or the whole report as JSON.
+fn print(plan: &Plan, verdict: &Verdict, results: &[ReflectorResult], elapsed: Duration) {
     if plan.json {
-        let report = report::Report::new(plan, &verdict, &results, elapsed);
+        let exit_code = exit_code(plan, verdict.status);
+        let report = report::Report::new(plan, verdict, results, elapsed, exit_code);
         match serde_json::to_string_pretty(&report) {
             Ok(json) => println!("{json}"),
             Err(error) => println!("{} (JSON failed: {error})", verdict.line),
         }
     } else {
         println!("{}", verdict.line);
-    }
-    if let Some(path) = &plan.prometheus {
-        let metrics = textfile::render(plan, verdict.status, &results, elapsed, SystemTime::now());
-        if let Err(error) = textfile::write_atomically(path, &metrics) {
-            eprintln!("error: {:#}", anyhow::Error::from(error));
-        }
-    }
-    let Verdict { status, .. } = verdict;
-    status
-}
-
-/// A line for a probe that could not run, as JSON when asked.
-fn print_line(plan: &Plan, line: &str, status: Status) {
-    if plan.json {
-        let json = serde_json::json!({
-            "status": status.word(),
-            "exit_code": status.code(),
-            "line": line,
-        });
-        println!("{json}");
-    } else {
-        println!("{line}");
     }
 }
 

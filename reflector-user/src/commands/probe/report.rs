@@ -16,7 +16,7 @@ use super::{
 pub struct Report<'a> {
     /// OK, WARNING, CRITICAL.
     pub status: &'static str,
-    /// 0, 1, 2.
+    /// The exit code: 0, 1, 2 (0 for WARNING with `--pass-on-warning`).
     pub exit_code: u8,
     /// The human line.
     pub line: &'a str,
@@ -120,10 +120,11 @@ impl<'a> Report<'a> {
         verdict: &'a Verdict,
         results: &'a [ReflectorResult],
         elapsed: Duration,
+        exit_code: u8,
     ) -> Self {
         Self {
             status: verdict.status.word(),
-            exit_code: verdict.status.code(),
+            exit_code,
             line: &verdict.line,
             service: Service {
                 name: &plan.name,
