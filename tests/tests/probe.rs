@@ -269,6 +269,22 @@ fn probe_through(mode: Mode) {
         &format!("OK tcp/22 via {r}: connected in * ms"),
     );
 
+    // Probes side by side on one node take turns at the self-test port; all pass.
+    let side_by_side = ssh(&[&r, &r2], &[]);
+    let side_by_side: Vec<&str> = side_by_side.iter().map(String::as_str).collect();
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| probe(&topology, &side_by_side)))
+            .collect();
+        for run in runs {
+            let (code, stdout, _) = run.join().expect("a probe thread");
+            assert!(
+                code == 0 && stdout.starts_with(&format!("OK ssh via {r},{r2}: SSH-2.0-")),
+                "probes side by side: exit {code}: {stdout}"
+            );
+        }
+    });
+
     // --json: both legs fine, every probe from a source port of its own.
     let json_args = ssh(&[&r, &r2], &["--count", "3", "--json"]);
     let json_args: Vec<&str> = json_args.iter().map(String::as_str).collect();

@@ -179,7 +179,8 @@ fn block_on(plan: &Plan) -> Result<Vec<ReflectorResult>, ProbeError> {
     results
 }
 
-/// Probes every reflector at once, within `--timeout`.
+/// Probes every reflector at once, within `--timeout`: the self-tests beside the service
+/// probes.
 async fn probe(plan: &Plan) -> Result<Vec<ReflectorResult>, ProbeError> {
     let deadline = Instant::now() + plan.timeout;
     let targets = join_all(
@@ -188,41 +189,96 @@ async fn probe(plan: &Plan) -> Result<Vec<ReflectorResult>, ProbeError> {
             .map(|(via, port)| resolve(via, *port, deadline)),
     )
     .await;
-    let tickets = plan
+    let services = async {
+        let probes = targets.iter().zip(&plan.vias).map(|(target, (via, _))| {
+            service_probes(plan, via, target.as_ref().ok().copied(), deadline)
+        });
+        Ok(join_all(probes).await)
+    };
+    let (self_tests, attempts) = tokio::try_join!(self_tests(plan, &targets, deadline), services)?;
+    Ok(plan
         .vias
+        .iter()
+        .zip(targets)
+        .zip(self_tests.into_iter().zip(attempts))
+        .map(
+            |(((via, _), target), (self_test, attempts))| ReflectorResult {
+                via: via.text.clone(),
+                target,
+                self_test,
+                attempts,
+            },
+        )
+        .collect())
+}
+
+/// The self-test through each reflector that resolved (`None` for the others, and for
+/// all without `--self-test`). The listener on Q is open only while they run, so other
+/// probes on this node wait for the port no longer than that.
+async fn self_tests(
+    plan: &Plan,
+    targets: &[Result<SocketAddr, Failure>],
+    deadline: Instant,
+) -> Result<Vec<Option<Attempt>>, ProbeError> {
+    let Some(ports) = plan.self_test else {
+        return Ok(vec![None; targets.len()]);
+    };
+    let tickets = targets
         .iter()
         .map(|_| Ticket::new())
         .collect::<Result<Vec<_>, _>>()
         .map_err(ProbeError::Random)?;
-    // Held open until every reflector is done.
-    let _listener = match plan.self_test {
-        Some(ports) => {
-            let family = |v4: bool| {
-                targets
-                    .iter()
-                    .any(|target| target.as_ref().is_ok_and(|t| t.is_ipv4() == v4))
-            };
-            Some(
-                Listener::open(
-                    ports.target,
-                    family(true),
-                    family(false),
-                    &tickets,
-                    deadline,
-                )
-                .await?,
-            )
-        }
-        None => None,
-    };
-    Ok(join_all(
-        plan.vias
+    let family = |v4: bool| {
+        targets
             .iter()
-            .zip(targets)
-            .zip(&tickets)
-            .map(|(((via, _), target), ticket)| through(plan, via, target, ticket, deadline)),
+            .any(|target| target.as_ref().is_ok_and(|t| t.is_ipv4() == v4))
+    };
+    let listener = Listener::open(
+        ports.target,
+        family(true),
+        family(false),
+        &tickets,
+        deadline,
     )
-    .await)
+    .await?;
+    let tests = targets
+        .iter()
+        .zip(&tickets)
+        .map(|(target, ticket)| async move {
+            let to = SocketAddr::new(target.as_ref().ok()?.ip(), ports.listen);
+            Some(self_test::run(to, ticket, deadline, plan.timeout).await)
+        });
+    let results = join_all(tests).await;
+    drop(listener);
+    Ok(results)
+}
+
+/// `--count` probes of the service through one reflector (none when it did not resolve),
+/// one after the other, each from a source port of its own; a probe that ran into the
+/// deadline ends them.
+async fn service_probes(
+    plan: &Plan,
+    via: &Via,
+    target: Option<SocketAddr>,
+    deadline: Instant,
+) -> Vec<Attempt> {
+    let mut attempts = Vec::new();
+    let Some(target) = target else {
+        return attempts;
+    };
+    let host = default_host(via, target.port());
+    for _ in 0..plan.count {
+        let attempt = check::attempt(&plan.check, target, &host, deadline, plan.timeout).await;
+        let out_of_time = matches!(
+            attempt.result,
+            Err(Failure::ConnectTimeout { .. } | Failure::NoAnswer { .. })
+        );
+        attempts.push(attempt);
+        if out_of_time || Instant::now() >= deadline {
+            break;
+        }
+    }
+    attempts
 }
 
 /// R:L from `--via`: an address as is, a name through the system's resolver (its first
@@ -242,54 +298,6 @@ async fn resolve(via: &Via, port: u16, deadline: Instant) -> Result<SocketAddr, 
             .next()
             .ok_or_else(|| failed("no address".to_owned())),
     }
-}
-
-/// The self-test and the service probes through one reflector, side by side.
-async fn through(
-    plan: &Plan,
-    via: &Via,
-    target: Result<SocketAddr, Failure>,
-    ticket: &Ticket,
-    deadline: Instant,
-) -> ReflectorResult {
-    let mut result = ReflectorResult {
-        via: via.text.clone(),
-        target: target.clone(),
-        self_test: None,
-        attempts: Vec::new(),
-    };
-    let Ok(target) = target else {
-        return result;
-    };
-    let self_test = async {
-        match plan.self_test {
-            Some(ports) => {
-                let to = SocketAddr::new(target.ip(), ports.listen);
-                Some(self_test::run(to, ticket, deadline, plan.timeout).await)
-            }
-            None => None,
-        }
-    };
-    let host = default_host(via, target.port());
-    let service = async {
-        let mut attempts: Vec<Attempt> = Vec::new();
-        for _ in 0..plan.count {
-            let attempt = check::attempt(&plan.check, target, &host, deadline, plan.timeout).await;
-            let out_of_time = matches!(
-                attempt.result,
-                Err(Failure::ConnectTimeout { .. } | Failure::NoAnswer { .. })
-            );
-            attempts.push(attempt);
-            if out_of_time || Instant::now() >= deadline {
-                break;
-            }
-        }
-        attempts
-    };
-    let (self_test, attempts) = tokio::join!(self_test, service);
-    result.self_test = self_test;
-    result.attempts = attempts;
-    result
 }
 
 /// The Host header `--http` sends unless `--host` says otherwise: R, with `:L` unless L is
