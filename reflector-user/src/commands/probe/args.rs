@@ -91,7 +91,7 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "PATH", conflicts_with_all = ["send", "send_hex", "expect", "expect_hex", "udp"])]
     pub http: Option<String>,
 
-    /// The Host header of --http [default: R:L as given in --via].
+    /// The Host header of --http [default: R from --via, with :L unless L is 80].
     #[arg(long, value_name = "HOST", requires = "http")]
     pub host: Option<String>,
 

@@ -172,13 +172,13 @@ pub struct Attempt {
     pub result: Result<String, Failure>,
 }
 
-/// Runs `check` once against `target` (a reflector's R:L), within `deadline`; `via` is R:L
-/// as the user wrote it (the default Host header), `timeout` the probe's `--timeout` (for
-/// messages).
+/// Runs `check` once against `target` (a reflector's R:L), within `deadline`; `host` is
+/// the Host header when the check does not name one, `timeout` the probe's `--timeout`
+/// (for messages).
 pub async fn attempt(
     check: &Check,
     target: SocketAddr,
-    via: &str,
+    host: &str,
     deadline: Instant,
     timeout: Duration,
 ) -> Attempt {
@@ -187,7 +187,7 @@ pub async fn attempt(
         Check::Udp { send, expect } => {
             udp(target, send, expect.as_deref(), deadline, timeout).await
         }
-        _ => tcp(check, target, via, deadline, timeout).await,
+        _ => tcp(check, target, host, deadline, timeout).await,
     };
     Attempt {
         source_port,
@@ -232,14 +232,14 @@ pub(super) async fn connect(
 async fn tcp(
     check: &Check,
     target: SocketAddr,
-    via: &str,
+    default_host: &str,
     deadline: Instant,
     timeout: Duration,
 ) -> (u16, Result<String, Failure>) {
     let (port, stream) = connect(target, deadline, timeout).await;
     let result = match stream {
         Err(failure) => Err(failure),
-        Ok(mut stream) => converse(check, &mut stream, via, deadline, timeout).await,
+        Ok(mut stream) => converse(check, &mut stream, default_host, deadline, timeout).await,
     };
     (port, result)
 }
@@ -247,7 +247,7 @@ async fn tcp(
 async fn converse(
     check: &Check,
     stream: &mut TcpStream,
-    via: &str,
+    default_host: &str,
     deadline: Instant,
     timeout: Duration,
 ) -> Result<String, Failure> {
@@ -260,7 +260,7 @@ async fn converse(
             format!(
                 "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: reflector-probe/{}\r\n\
                  Accept: */*\r\nConnection: close\r\n\r\n",
-                host.as_deref().unwrap_or(via),
+                host.as_deref().unwrap_or(default_host),
                 env!("CARGO_PKG_VERSION")
             )
             .into_bytes(),
