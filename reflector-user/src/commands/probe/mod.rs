@@ -314,3 +314,35 @@ fn default_host(via: &Via, port: u16) -> String {
         format!("{host}:{port}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn resolves_addresses_and_names() {
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let via = |text: &str| text.parse::<Via>().unwrap();
+        assert_eq!(
+            resolve(&via("[2001:db8::1]:10022"), 10022, deadline).await,
+            Ok("[2001:db8::1]:10022".parse().unwrap())
+        );
+        // From /etc/hosts: no query leaves the machine.
+        let local = resolve(&via("localhost"), 22, deadline).await.unwrap();
+        assert!(local.ip().is_loopback() && local.port() == 22, "{local}");
+    }
+
+    #[test]
+    fn host_headers() {
+        let via = |text: &str| text.parse::<Via>().unwrap();
+        assert_eq!(default_host(&via("web.example"), 80), "web.example");
+        assert_eq!(
+            default_host(&via("web.example:10080"), 10080),
+            "web.example:10080"
+        );
+        assert_eq!(
+            default_host(&via("[2001:db8::1]:10080"), 10080),
+            "[2001:db8::1]:10080"
+        );
+    }
+}
