@@ -557,3 +557,42 @@ mod tests {
         );
     }
 }
+
+/// The README's Consul and Kubernetes examples must stay valid command lines.
+#[cfg(test)]
+mod readme_examples {
+    use super::ProbeArgs;
+    use clap::Parser as _;
+
+    const README: &str = include_str!("../../../../README.md");
+
+    /// Every `["reflector", "probe", ...]` array in the README (HCL and YAML flow
+    /// sequences of strings are JSON).
+    fn examples() -> Vec<Vec<String>> {
+        let mut found = Vec::new();
+        let mut rest = README;
+        while let Some(start) = rest.find(r#"["reflector", "probe""#) {
+            let tail = &rest[start..];
+            let end = tail.find(']').expect("a closing bracket") + 1;
+            let array: Vec<String> = serde_json::from_str(&tail[..end])
+                .unwrap_or_else(|e| panic!("not a list of strings ({e}): {}", &tail[..end]));
+            found.push(array);
+            rest = &tail[end..];
+        }
+        found
+    }
+
+    #[test]
+    fn parse() {
+        let examples = examples();
+        assert!(examples.len() >= 3, "{examples:?}");
+        for example in examples {
+            let command_line =
+                std::iter::once("reflector probe".to_owned()).chain(example[2..].to_vec());
+            let args = ProbeArgs::try_parse_from(command_line)
+                .unwrap_or_else(|e| panic!("README example {example:?}: {e}"));
+            args.plan()
+                .unwrap_or_else(|e| panic!("README example {example:?}: {e}"));
+        }
+    }
+}
