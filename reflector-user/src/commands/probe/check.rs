@@ -208,11 +208,7 @@ pub(super) async fn connect(
         SocketAddr::V6(_) => TcpSocket::new_v6(),
     };
     let bound = socket.and_then(|socket| {
-        let any: SocketAddr = match target {
-            SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
-            SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
-        };
-        socket.bind(any)?;
+        socket.bind(any_port(target))?;
         let port = socket.local_addr()?.port();
         Ok((socket, port))
     });
@@ -364,11 +360,7 @@ async fn udp(
     deadline: Instant,
     timeout: Duration,
 ) -> (u16, Result<String, Failure>) {
-    let any: SocketAddr = match target {
-        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let socket = match UdpSocket::bind(any).await {
+    let socket = match UdpSocket::bind(any_port(target)).await {
         Ok(socket) => socket,
         Err(error) => return (0, Err(Failure::from_io(&error))),
     };
@@ -402,6 +394,14 @@ async fn udp(
         }
     }
     (port, Err(Failure::NoAnswer { timeout }))
+}
+
+/// Any local address of `target`'s family, and a port of the kernel's choosing.
+fn any_port(target: SocketAddr) -> SocketAddr {
+    match target {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    }
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
