@@ -46,7 +46,7 @@ pub use netns::Netns;
 pub use process::Process;
 pub use reflector::{Mode, Reflector};
 pub use tempdir::TempDir;
-pub use topology::{Topology, TopologyOptions};
+pub use topology::{ReflectorHost, Topology, TopologyOptions};
 
 /// Panics unless running as root: everything here needs it.
 pub fn require_root() {

@@ -143,11 +143,16 @@ def reset(c, peer):
     # Linger on, timeout 0: close() sends a reset, not a FIN.
     c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
+def garbage(c, peer):
+    c.sendall(b"garbage\r\n")
+    while c.recv(65536):
+        pass
+
 def serve(c, peer):
     with c:
         c.settimeout(60)
         try:
-            {"lines": lines, "eof": eof, "reset": reset}[mode](c, peer)
+            {"lines": lines, "eof": eof, "reset": reset, "garbage": garbage}[mode](c, peer)
         except OSError as e:
             print(f"{peer}: {e}", file=sys.stderr, flush=True)
 
@@ -169,6 +174,9 @@ pub enum Session {
     /// Reads one line, then closes the connection with a reset (`SO_LINGER` 0), as a
     /// service that rejects the request or crashes would.
     Reset,
+    /// Sends `garbage\r\n` at once, whatever comes, and reads until the client closes: a
+    /// wrong service (or a broken one) on the port.
+    Garbage,
 }
 
 /// Starts the session service in `ns` on TCP `port` over `family` only, handling each
@@ -179,6 +187,7 @@ pub fn session_service(ns: &Netns, session: Session, family: Family, port: u16) 
         Session::Lines => "lines",
         Session::Eof => "eof",
         Session::Reset => "reset",
+        Session::Garbage => "garbage",
     };
     python_service(ns, SESSION_SERVICE, mode, family, port)
 }

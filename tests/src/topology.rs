@@ -1,4 +1,5 @@
-//! Two namespaces joined by a veth pair: X (client and service) and R (reflector).
+//! Two namespaces joined by a veth pair: X (client and service) and R (reflector); more
+//! reflector hosts can be joined to X.
 
 use std::net::IpAddr;
 
@@ -31,7 +32,7 @@ pub struct TopologyOptions {
 #[derive(Debug)]
 pub struct Topology {
     // Field order is drop order: the program goes before the namespaces.
-    xdp_pass: Option<Ebpf>,
+    _xdp_pass: Option<Ebpf>,
     id: u32,
     x: Netns,
     r: Netns,
@@ -67,50 +68,35 @@ impl Topology {
         let id = names::next_id();
         let x = Netns::new(id, "X");
         let r = Netns::new(id, "R");
-        let x_iface = names::name(id, "x");
-        let r_iface = names::name(id, "r");
-        x.ip(&[
-            "link",
-            "add",
-            &x_iface,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &r_iface,
-            "netns",
-            r.name(),
-        ]);
-        let mut topology = Self {
-            xdp_pass: None,
+        let (x_iface, r_iface, xdp_pass) = link(&x, &r, id, options);
+        Self {
+            _xdp_pass: xdp_pass,
             id,
             x,
             r,
             x_iface,
             r_iface,
+        }
+    }
+
+    /// One more reflector host, R2, joined to X by a veth pair of its own with subnets of
+    /// its own (X is host 1, R2 host 2), set up for a daemon in `mode` as
+    /// [`Topology::for_mode`] sets up R. Removed on drop.
+    #[must_use]
+    pub fn add_reflector_host(&self, mode: Mode) -> ReflectorHost {
+        let id = names::next_id();
+        let r = Netns::new(id, "R");
+        let options = TopologyOptions {
+            xdp_client_nic_like: mode.is_xdp(),
         };
-        for (ns, iface, host) in [
-            (&topology.x, &topology.x_iface, 1),
-            (&topology.r, &topology.r_iface, 2),
-        ] {
-            let v4 = format!("{}/24", names::addr_v4(id, host));
-            let v6 = format!("{}/64", names::addr_v6(id, host));
-            ns.ip(&["addr", "add", &v4, "dev", iface]);
-            ns.ip(&["-6", "addr", "add", &v6, "dev", iface, "nodad"]);
+        let (x_iface, r_iface, xdp_pass) = link(&self.x, &r, id, options);
+        ReflectorHost {
+            _xdp_pass: xdp_pass,
+            id,
+            r,
+            x_iface,
+            r_iface,
         }
-        if options.xdp_client_nic_like {
-            topology
-                .x
-                .exec(&["ethtool", "-K", &topology.x_iface, "tx", "off"]);
-            topology.xdp_pass = Some(attach_xdp_pass(&topology.x, &topology.x_iface));
-        }
-        for (ns, iface) in [
-            (&topology.x, &topology.x_iface),
-            (&topology.r, &topology.r_iface),
-        ] {
-            ns.ip(&["link", "set", iface, "up"]);
-        }
-        topology
     }
 
     /// The number that makes its names and subnets unique.
@@ -185,11 +171,97 @@ impl Topology {
     }
 
     fn addr(&self, family: Family, host: u8) -> IpAddr {
-        match family {
-            Family::V4 => IpAddr::V4(names::addr_v4(self.id, host)),
-            Family::V6 => IpAddr::V6(names::addr_v6(self.id, host)),
-        }
+        addr(self.id, family, host)
     }
+}
+
+/// A second reflector host joined to a [`Topology`]'s X ([`Topology::add_reflector_host`]).
+///
+/// Removed on drop: the `xdp_pass` link on X's end first, then the namespace (which takes
+/// the veth pair with it).
+#[derive(Debug)]
+pub struct ReflectorHost {
+    // Field order is drop order: the program goes before the namespace.
+    _xdp_pass: Option<Ebpf>,
+    id: u32,
+    r: Netns,
+    x_iface: String,
+    r_iface: String,
+}
+
+impl ReflectorHost {
+    /// Its namespace.
+    #[must_use]
+    pub fn r(&self) -> &Netns {
+        &self.r
+    }
+
+    /// Its end of the veth pair: where its reflector attaches.
+    #[must_use]
+    pub fn r_iface(&self) -> &str {
+        &self.r_iface
+    }
+
+    /// X's end of the veth pair to it.
+    #[must_use]
+    pub fn x_iface(&self) -> &str {
+        &self.x_iface
+    }
+
+    /// Its address.
+    #[must_use]
+    pub fn r_addr(&self, family: Family) -> IpAddr {
+        addr(self.id, family, 2)
+    }
+
+    /// X's address on the link to it.
+    #[must_use]
+    pub fn x_addr(&self, family: Family) -> IpAddr {
+        addr(self.id, family, 1)
+    }
+}
+
+/// Host `host` of the subnet of `family` of link `id`.
+fn addr(id: u32, family: Family, host: u8) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4(names::addr_v4(id, host)),
+        Family::V6 => IpAddr::V6(names::addr_v6(id, host)),
+    }
+}
+
+/// Joins `x` and `r` with a veth pair named after `id`, with the IPv4 /24 and IPv6 /64 of
+/// `id` (`x` host 1, `r` host 2; IPv6 with `nodad`, usable at once), X's end made
+/// physical-like when `options` say so, both ends up. Returns X's end, R's end and the
+/// `xdp_pass` program on X's end, if any.
+fn link(x: &Netns, r: &Netns, id: u32, options: TopologyOptions) -> (String, String, Option<Ebpf>) {
+    let x_iface = names::name(id, "x");
+    let r_iface = names::name(id, "r");
+    x.ip(&[
+        "link",
+        "add",
+        &x_iface,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &r_iface,
+        "netns",
+        r.name(),
+    ]);
+    for (ns, iface, host) in [(x, &x_iface, 1), (r, &r_iface, 2)] {
+        let v4 = format!("{}/24", names::addr_v4(id, host));
+        let v6 = format!("{}/64", names::addr_v6(id, host));
+        ns.ip(&["addr", "add", &v4, "dev", iface]);
+        ns.ip(&["-6", "addr", "add", &v6, "dev", iface, "nodad"]);
+    }
+    let xdp_pass = options.xdp_client_nic_like.then(|| {
+        x.exec(&["ethtool", "-K", &x_iface, "tx", "off"]);
+        attach_xdp_pass(x, &x_iface)
+    });
+    for (ns, iface) in [(x, &x_iface), (r, &r_iface)] {
+        ns.ip(&["link", "set", iface, "up"]);
+    }
+    (x_iface, r_iface, xdp_pass)
 }
 
 /// The kernel object built into the `reflector` crate. Panics when the build did not embed

@@ -1,11 +1,13 @@
 //! The subcommands, one module each: most talk to a running daemon over its control
 //! socket; `detach` removes what a daemon run with `--pin` left behind; `check-config` and
-//! `mount-bpffs` prepare a deployment.
+//! `mount-bpffs` prepare a deployment; `probe` checks this node's service through
+//! reflectors elsewhere.
 
 pub mod check_config;
 pub mod detach;
 pub mod map;
 pub mod mount_bpffs;
+pub mod probe;
 pub mod stats;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -28,14 +30,19 @@ pub enum Command {
     CheckConfig(check_config::CheckConfigArgs),
     /// Mount a BPF filesystem on DIR (default /sys/fs/bpf) unless one is there.
     MountBpffs(mount_bpffs::MountBpffsArgs),
+    /// Check this node's service through one or more reflectors and say which leg failed
+    /// (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN); see `reflector probe --help`.
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Probe(probe::ProbeCommand),
 }
 
 impl Command {
-    /// Runs the subcommand: 0 on success, 1 when the daemon cannot be reached or refuses
-    /// (`check-config`: 2 for a file the daemon would refuse).
+    /// Runs the subcommand: 0 on success, 1 when the daemon cannot be reached or refuses;
+    /// `check-config` exits 2 for a file the daemon would refuse, `probe` with its status.
     #[must_use]
     pub fn run(self) -> ExitCode {
         let result = match self {
+            Self::Probe(command) => return command.run(),
             Self::Stats(args) => stats::run(&args),
             Self::Map(command) => map::run(command),
             Self::Detach(args) => detach::run(&args),

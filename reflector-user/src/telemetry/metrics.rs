@@ -451,7 +451,13 @@ pub fn render_openmetrics(snapshot: &Snapshot) -> String {
 /// there is no `# EOF`.
 #[must_use]
 pub fn render_text(snapshot: &Snapshot) -> String {
-    let openmetrics = render_openmetrics(snapshot);
+    openmetrics_to_text(&render_openmetrics(snapshot))
+}
+
+/// `OpenMetrics` text as `prometheus-client` renders it, in the classic Prometheus text
+/// format 0.0.4 (see [`render_text`]; also what `node_exporter`'s textfile collector reads).
+#[must_use]
+pub fn openmetrics_to_text(openmetrics: &str) -> String {
     let counters: Vec<&str> = openmetrics
         .lines()
         .filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
