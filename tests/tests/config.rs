@@ -272,6 +272,11 @@ fn wait_log(reflector: &Reflector, expected: &str, before: usize) {
     );
 }
 
+/// An IPv4 TCP check through R's `listen` reaches X's service by the kernel path.
+fn reflects_tcp_v4(topology: &Topology, listen: u16, tag: &str) {
+    assert_reflected(topology, Path::Kernel, Proto::Tcp, Family::V4, listen, tag);
+}
+
 /// A Kubernetes ConfigMap volume: `reflector.toml` is a symlink through `..data` to a
 /// directory of the current version; an update writes a new directory and renames a new
 /// `..data` symlink over the old one (what the kubelet does). Returns the file's path.
@@ -323,14 +328,7 @@ fn config_map_swap_reloads_without_a_signal() {
         "the daemon says it watches the file:\n{}",
         reflector.log()
     );
-    assert_reflected(
-        &topology,
-        Path::Kernel,
-        Proto::Tcp,
-        Family::V4,
-        10_022,
-        "v1",
-    );
+    reflects_tcp_v4(&topology, 10_022, "v1");
 
     volume.swap_in("maps = [\"10023:22\"]\nmode = \"tc\"\n");
     wait_log(
@@ -338,27 +336,13 @@ fn config_map_swap_reloads_without_a_signal() {
         "config file changed: port maps now 10023:22/tcp",
         0,
     );
-    assert_reflected(
-        &topology,
-        Path::Kernel,
-        Proto::Tcp,
-        Family::V4,
-        10_023,
-        "v2",
-    );
+    reflects_tcp_v4(&topology, 10_023, "v2");
     assert!(not_reflected(&topology, 10_022), "10022 was removed by v2");
 
     volume.swap_in("maps = [\"10024:22\", \"10024:23\"]\nmode = \"tc\"\n");
     wait_log(&reflector, "config file changed: ", 1);
     wait_log(&reflector, "kept the running settings", 0);
-    assert_reflected(
-        &topology,
-        Path::Kernel,
-        Proto::Tcp,
-        Family::V4,
-        10_023,
-        "kept",
-    );
+    reflects_tcp_v4(&topology, 10_023, "kept");
     assert!(
         not_reflected(&topology, 10_024),
         "the bad version applied nothing"
@@ -370,14 +354,7 @@ fn config_map_swap_reloads_without_a_signal() {
         "config file changed: port maps now 10024:22/tcp",
         0,
     );
-    assert_reflected(
-        &topology,
-        Path::Kernel,
-        Proto::Tcp,
-        Family::V4,
-        10_024,
-        "v4",
-    );
+    reflects_tcp_v4(&topology, 10_024, "v4");
     reflector.stop_cleanly();
 }
 
