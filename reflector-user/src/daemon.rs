@@ -26,6 +26,7 @@ use crate::{
     kernel::{KernelError, KernelPath, LoadOptions},
     local_addrs::{self, LocalAddrsError},
     mode::Mode,
+    notify::{Notifier, Watchdog},
     pin::{self, PinDirError},
     reload,
     settings::{Settings, Sources},
@@ -155,11 +156,10 @@ pub async fn run(
         control.serve(Arc::clone(&telemetry), changes_sender.clone());
     }
     telemetry.set_ready();
-    info!(
-        "ready: reflecting {} on {}",
-        maps.join(" "),
-        placed.join(", ")
-    );
+    info!("ready: {}", status(&settings, &placed));
+    let notifier = Notifier::from_env();
+    notifier.ready(&status(&settings, &placed));
+    let mut watchdog = Watchdog::new(&notifier);
 
     let mut hangups = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
     tokio::pin!(shutdown, follow);
@@ -171,14 +171,19 @@ pub async fn run(
                 break result.map_err(DaemonError::from);
             }
             _ = hangups.recv() => {
+                notifier.reloading();
                 reload::reload(sources, &mut settings, kernel.as_mut(), &mut userspace);
+                notifier.ready(&status(&settings, &placed));
             }
             Some((change, reply)) = changes.recv() => {
                 let answer = change_maps(&change, &mut settings, kernel.as_mut(), &mut userspace);
                 let _ = reply.send(answer);
+                notifier.status(&status(&settings, &placed));
             }
+            () = watchdog.tick() => notifier.watchdog(),
         }
     };
+    notifier.stopping();
     drop(control);
     drop(changes_sender);
     if let Some(server) = metrics_server {
@@ -191,6 +196,16 @@ pub async fn run(
     drop(userspace);
     info!("exiting");
     outcome
+}
+
+/// What the daemon does, for the `ready` log line and the service manager's `STATUS=`:
+/// `reflecting 10022:22/tcp on eth0 (tc)`.
+fn status(settings: &Settings, placed: &[String]) -> String {
+    format!(
+        "reflecting {} on {}",
+        reload::list(&settings.maps),
+        placed.join(", ")
+    )
 }
 
 /// Checks the pin directory first, so one off bpffs fails before anything is attached; in

@@ -6,6 +6,7 @@
 
 use std::{
     collections::BTreeMap,
+    os::fd::AsFd as _,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, PoisonError},
 };
@@ -423,8 +424,7 @@ impl KernelPath {
         let Map::PerCpuArray(data) = &self.map_stats else {
             return Err(KernelError::Missing(MAP_STATS));
         };
-        let id = data.info().map_err(map_error)?.id();
-        let data = MapData::from_id(id).map_err(map_error)?;
+        let data = second_handle(data).map_err(map_error)?;
         let counters = PerCpuArray::try_from(Map::PerCpuArray(data)).map_err(map_error)?;
         Ok((counters, Arc::clone(&self.slots)))
     }
@@ -441,8 +441,7 @@ impl KernelPath {
         let Map::LruHashMap(data) = &self.flows else {
             return Err(KernelError::Missing(FLOWS));
         };
-        let id = data.info().map_err(map_error)?.id();
-        let data = MapData::from_id(id).map_err(map_error)?;
+        let data = second_handle(data).map_err(map_error)?;
         HashMap::try_from(Map::LruHashMap(data)).map_err(map_error)
     }
 
@@ -612,6 +611,17 @@ impl KernelPath {
             }
         }
     }
+}
+
+/// A second handle on `data`'s map through a duplicate of its descriptor. Opening it again
+/// by id (`BPF_MAP_GET_FD_BY_ID`) would take `CAP_SYS_ADMIN`, which the daemon does without.
+fn second_handle(data: &MapData) -> Result<MapData, MapError> {
+    let fd = data
+        .fd()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(MapError::IoError)?;
+    MapData::from_fd(fd)
 }
 
 /// The protocol and port of port-table index `index` ([`reflector_common::port_index`]).

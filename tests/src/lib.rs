@@ -23,6 +23,7 @@ pub mod kernel_fixture;
 pub mod kind;
 pub mod names;
 pub mod netns;
+pub mod notify;
 pub mod packets;
 pub mod process;
 pub mod reflection;
