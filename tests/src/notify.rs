@@ -57,7 +57,7 @@ impl NotifySocket {
     /// A socket at a path in a directory of its own (what systemd does).
     #[must_use]
     pub fn at_path() -> Self {
-        let dir = TempDir::new("notify");
+        let dir = TempDir::new("sdn");
         let path = dir.join("notify");
         let socket = UnixDatagram::bind(&path)
             .unwrap_or_else(|e| panic!("cannot bind {}: {e}", path.display()));
@@ -67,7 +67,7 @@ impl NotifySocket {
     /// An abstract socket (`@name`) in `ns`'s network namespace, where abstract names live.
     #[must_use]
     pub fn abstract_in(ns: &Netns) -> Self {
-        let name = names::name(names::next_id(), "notify");
+        let name = names::name(names::next_id(), "sdn");
         let socket = in_netns(ns, || {
             let address = SocketAddr::from_abstract_name(name.as_bytes())
                 .unwrap_or_else(|e| panic!("bad abstract name {name}: {e}"));
