@@ -16,6 +16,7 @@
 pub mod attach;
 pub mod client;
 pub mod command;
+pub mod container;
 pub mod enter;
 pub mod firewall;
 pub mod iperf;
