@@ -55,8 +55,10 @@ fn check(name: &str) -> Value {
     let block = hcl
         .split_once("check {")
         .and_then(|(_, rest)| rest.split_once('}'))
-        .map(|(block, _)| block)
-        .unwrap_or_else(|| panic!("{hcl_path} has no check block"));
+        .map_or_else(
+            || panic!("{hcl_path} has no check block"),
+            |(block, _)| block,
+        );
     let mut seen = 0;
     for line in block.lines().filter(|line| !line.trim().is_empty()) {
         let (key, value) = line
