@@ -31,7 +31,7 @@ const UNIT: &str = concat!(
 /// Its tmpfiles.d entry.
 const TMPFILES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../deploy/systemd/reflector.tmpfiles"
+    "/../deploy/systemd/reflector.tmpfile"
 );
 /// The highest exposure CI accepts, in `--threshold` units (tenths of the rating shown).
 const EXPOSURE_THRESHOLD: u32 = 25;
