@@ -27,6 +27,7 @@ pub mod netns;
 pub mod notify;
 pub mod packets;
 pub mod process;
+pub mod prometheus;
 pub mod reflection;
 pub mod reflector;
 pub mod seccomp;
