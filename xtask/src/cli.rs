@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::{bench, build, lint, run, setup, test};
+use crate::{bench, build, deb, lint, run, setup, test};
 
 /// Build, run, lint, test and benchmark reflector.
 #[derive(Parser)]
@@ -36,6 +36,10 @@ enum Task {
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<OsString>,
     },
+    /// Build the Debian package target/debian/reflector_<version>_amd64.deb (installs
+    /// cargo-deb when missing): the binary with its kernel program, the systemd unit, the
+    /// config file, man pages and shell completions generated from the CLI, the README.
+    Deb,
     /// Check formatting, and run clippy on the control plane and on the kernel program.
     Lint,
     /// Set up, lint, build, then run all tests as root (what CI runs).
@@ -72,6 +76,7 @@ impl Cli {
             Task::Setup => setup::run(),
             Task::Build { release } => build::run(release).map(drop),
             Task::Run { release, args } => run::run(release, &args),
+            Task::Deb => deb::run().map(drop),
             Task::Lint => lint::run(),
             Task::Test { extra } => test::run(&extra),
             Task::Bench {

@@ -4,18 +4,21 @@ use std::{env::consts::ARCH, ffi::OsString};
 
 use anyhow::Result;
 
-use crate::{build, lint, process, setup};
+use crate::{build, deb, lint, process, setup};
 
 /// Everything CI runs. `extra` goes to the test harness (e.g. `--test-threads=1`).
 pub fn run(extra: &[OsString]) -> Result<()> {
     setup::run()?;
     lint::run()?;
-    let binary = build::build_reflector(false, &[])?;
+    let binary = build::build_reflector(false, &[deb::ASSETS])?;
+    // tests/tests/deb.rs installs this package.
+    let package = deb::for_tests(&binary)?;
 
     let mut cmd = process::cargo();
     cmd.args(["test", "--workspace", "--exclude", "reflector-ebpf"])
         // The end-to-end tests start this daemon.
-        .env("REFLECTOR_BIN", &binary);
+        .env("REFLECTOR_BIN", &binary)
+        .env("REFLECTOR_DEB", &package);
     if !extra.is_empty() {
         cmd.arg("--").args(extra);
     }
