@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use reflector_tests::command::output_within;
 use reflector_tests::reflector::command as daemon_command;
-use reflector_tests::{Mode, Reflector, Topology, require_root, require_tool};
+use reflector_tests::{Mode, Reflector, TempDir, Topology, require_root, require_tool};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -163,9 +163,12 @@ fn package_installs_runs_and_purges() {
         text(&completion)
     );
 
-    // The installed binary with the shipped config (only the interface and mode given),
-    // in a namespace of its own: it starts, is ready, stops cleanly.
+    // The installed binary with the shipped config (only the interface, the mode and a
+    // control socket of its own given: the default path is shared by the whole host), in
+    // a namespace of its own: it starts, is ready, stops cleanly.
     let topology = Topology::for_mode(Mode::Splice);
+    let dir = TempDir::new("ctl");
+    let control = dir.join("control.sock");
     let reflector = Reflector::start_command(&mut daemon_command(
         topology.r(),
         Path::new("/usr/bin/reflector"),
@@ -176,6 +179,8 @@ fn package_installs_runs_and_purges() {
             topology.r_iface(),
             "--mode",
             "splice",
+            "--control-socket",
+            &control.to_string_lossy(),
         ],
     ));
     assert!(

@@ -90,9 +90,9 @@ fn unit_exposure_is_within_the_threshold() {
     );
 }
 
-/// The unit under systemd 252 (Debian 12's) in a container: the whole life of the service.
-#[test]
-fn unit_runs_under_systemd() {
+/// The unit under systemd 252 (Debian 12's) in a container: the whole life of the service,
+/// reflecting in `mode` (splice: the userspace path's system calls pass the unit's filter).
+fn unit_runs_under_systemd(mode: Mode) {
     require_root();
     for (tool, package) in [
         ("systemd-nspawn", "systemd-container"),
@@ -101,7 +101,12 @@ fn unit_runs_under_systemd() {
     ] {
         require_tool(tool, package);
     }
-    let topology = Topology::for_mode(Mode::Tc);
+    let topology = Topology::for_mode(mode);
+    let via = if mode == Mode::Tc {
+        Via::Kernel
+    } else {
+        Via::Splice
+    };
     let _service = peer_service(topology.x(), Proto::Tcp, Family::V4, 22);
     let dir = TempDir::new("etc");
     let config = dir.join("reflector.toml");
@@ -110,8 +115,10 @@ fn unit_runs_under_systemd() {
         fs::write(
             &config,
             format!(
-                "maps = [{maps}]\ninterfaces = [\"{}\"]\nmetrics = \"127.0.0.1:9477\"\n",
-                topology.r_iface()
+                "maps = [{maps}]\ninterfaces = [\"{}\"]\nmode = \"{}\"\n\
+                 metrics = \"127.0.0.1:9477\"\n",
+                topology.r_iface(),
+                mode.as_arg()
             ),
         )
         .expect("write the config file");
@@ -141,18 +148,15 @@ fn unit_runs_under_systemd() {
     let status = container.property(unit, "StatusText");
     assert_eq!(
         status,
-        format!("reflecting 10022:22/tcp on {} (tc)", topology.r_iface()),
+        format!(
+            "reflecting 10022:22/tcp on {} ({})",
+            topology.r_iface(),
+            mode.as_arg()
+        ),
         "{}",
         container.journal(unit)
     );
-    assert_reflected(
-        &topology,
-        Via::Kernel,
-        Proto::Tcp,
-        Family::V4,
-        10_022,
-        "unit",
-    );
+    assert_reflected(&topology, via, Proto::Tcp, Family::V4, 10_022, "unit");
 
     let pid = container.property(unit, "MainPID");
     let proc_status = container.exec(&["cat", &format!("/proc/{pid}/status")]);
@@ -177,22 +181,27 @@ fn unit_runs_under_systemd() {
             .contains("port maps now 10022:22/tcp 10023:22/tcp")
     });
     assert_eq!(container.property(unit, "ActiveState"), "active");
-    assert_reflected(
-        &topology,
-        Via::Kernel,
-        Proto::Tcp,
-        Family::V4,
-        10_023,
-        "reloaded",
-    );
+    assert_reflected(&topology, via, Proto::Tcp, Family::V4, 10_023, "reloaded");
 
     let _ = container.exec(&["systemctl", "stop", unit]);
     assert_eq!(container.property(unit, "ActiveState"), "inactive");
     assert_eq!(container.property(unit, "Result"), "success");
     let journal = container.journal(unit);
-    assert!(
-        journal.contains("detached from every interface"),
-        "{journal}"
-    );
+    let last_words = if mode == Mode::Tc {
+        "detached from every interface"
+    } else {
+        "splice: tcp 2 accepted"
+    };
+    assert!(journal.contains(last_words), "{journal}");
     assert_nothing_attached(topology.r(), topology.r_iface());
+}
+
+#[test]
+fn unit_runs_under_systemd_tc() {
+    unit_runs_under_systemd(Mode::Tc);
+}
+
+#[test]
+fn unit_runs_under_systemd_splice() {
+    unit_runs_under_systemd(Mode::Splice);
 }
