@@ -12,7 +12,7 @@ use rtnetlink::{
 };
 use thiserror::Error;
 use tokio::{
-    signal::unix::{SignalKind, signal},
+    signal::unix::{Signal, SignalKind, signal},
     sync::mpsc,
 };
 
@@ -27,6 +27,7 @@ use crate::{
     kernel::{KernelError, KernelPath, LoadOptions},
     local_addrs::{self, LocalAddrsError},
     mode::Mode,
+    notify::{Notifier, Watchdog},
     pin::{self, PinDirError},
     reload::{self, Trigger},
     settings::{Settings, Sources},
@@ -156,11 +157,10 @@ pub async fn run(
         control.serve(Arc::clone(&telemetry), changes_sender.clone());
     }
     telemetry.set_ready();
-    info!(
-        "ready: reflecting {} on {}",
-        maps.join(" "),
-        placed.join(", ")
-    );
+    info!("ready: {}", status(&settings, &placed));
+    let notifier = Notifier::from_env();
+    notifier.ready(&status(&settings, &placed));
+    let mut watchdog = Watchdog::new(&notifier);
 
     let mut hangups = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
     let mut config_watch = watch_config(sources);
@@ -172,18 +172,20 @@ pub async fn run(
                 warn!("stopped following address changes");
                 break result.map_err(DaemonError::from);
             }
-            _ = hangups.recv() => {
-                reload::reload(Trigger::Hangup, sources, &mut settings, kernel.as_mut(), &mut userspace);
-            }
-            () = config_changed(config_watch.as_mut()) => {
-                reload::reload(Trigger::FileChanged, sources, &mut settings, kernel.as_mut(), &mut userspace);
+            trigger = reload_asked(&mut hangups, config_watch.as_mut()) => {
+                notifier.reloading();
+                reload::reload(trigger, sources, &mut settings, kernel.as_mut(), &mut userspace);
+                notifier.ready(&status(&settings, &placed));
             }
             Some((change, reply)) = changes.recv() => {
                 let answer = change_maps(&change, &mut settings, kernel.as_mut(), &mut userspace);
                 let _ = reply.send(answer);
+                notifier.status(&status(&settings, &placed));
             }
+            () = watchdog.tick() => notifier.watchdog(),
         }
     };
+    notifier.stopping();
     drop(control);
     drop(changes_sender);
     if let Some(server) = metrics_server {
@@ -220,12 +222,29 @@ fn watch_config(sources: &Sources) -> Option<ConfigWatch> {
     }
 }
 
-/// Resolves when the watched config file changed; never without a watch.
-async fn config_changed(watch: Option<&mut ConfigWatch>) {
-    match watch {
-        Some(watch) => watch.changed().await,
-        None => std::future::pending().await,
+/// Resolves with what asks for a reload: SIGHUP, or a change of the watched config file
+/// (never without a watch). Both are cancel-safe, as the main loop's `select!` needs.
+async fn reload_asked(hangups: &mut Signal, watch: Option<&mut ConfigWatch>) -> Trigger {
+    let file_changed = async {
+        match watch {
+            Some(watch) => watch.changed().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = hangups.recv() => Trigger::Hangup,
+        () = file_changed => Trigger::FileChanged,
     }
+}
+
+/// What the daemon does, for the `ready` log line and the service manager's `STATUS=`:
+/// `reflecting 10022:22/tcp on eth0 (tc)`.
+fn status(settings: &Settings, placed: &[String]) -> String {
+    format!(
+        "reflecting {} on {}",
+        reload::list(&settings.maps),
+        placed.join(", ")
+    )
 }
 
 /// Checks the pin directory first, so one off bpffs fails before anything is attached; in

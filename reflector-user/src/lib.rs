@@ -13,6 +13,7 @@ pub mod kernel;
 pub mod local_addrs;
 pub mod map_slots;
 pub mod mode;
+pub mod notify;
 pub mod pin;
 pub mod portmap;
 pub mod reload;

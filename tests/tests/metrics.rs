@@ -10,15 +10,14 @@
 
 use std::fs;
 use std::process::Output;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use reflector_tests::prometheus::Prometheus;
 use reflector_tests::reflection::{Path, assert_reflected};
 use reflector_tests::reflector::run_to_exit;
 use reflector_tests::servers::peer_service;
 use reflector_tests::{
-    Family, Mode, Process, Proto, Reflector, TempDir, Topology, TopologyOptions, require_root,
-    require_tool,
+    Family, Mode, Proto, Reflector, TempDir, Topology, TopologyOptions, require_root, require_tool,
 };
 
 /// `L` and `P` of the reflected TCP exchanges.
@@ -27,10 +26,6 @@ const TCP_MAP: (u16, u16) = (10_022, 22);
 const ROUNDS: u32 = 3;
 /// How long one HTTP request inside R may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long Prometheus may take to start and to show a counter that moved.
-const PROMETHEUS_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often Prometheus' API is asked.
-const PROMETHEUS_POLL: Duration = Duration::from_millis(500);
 /// The forward IPv4 reflected-packets series.
 const FORWARD_V4_PACKETS: &str =
     "reflector_reflected_packets_total{direction=\"forward\",family=\"ipv4\"}";
@@ -328,50 +323,6 @@ fn bad_metrics_address_fails_at_start() {
     assert!(status.success(), "exit: {status}\n{log}");
 }
 
-/// The value of the first sample of an instant query's JSON answer (`"value":[t,"v"]`).
-fn query_value(json: &str) -> Option<f64> {
-    let rest = &json[json.find("\"value\":[")? + "\"value\":[".len()..];
-    let rest = &rest[rest.find(",\"")? + 2..];
-    rest[..rest.find('"')?].parse().ok()
-}
-
-/// Asks Prometheus (in R, at `address`) for `query` until `done` accepts its value, within
-/// [`PROMETHEUS_TIMEOUT`]; returns the value. Panics with the last answer and Prometheus'
-/// log otherwise.
-fn wait_for_query(
-    topology: &Topology,
-    prometheus: &Process,
-    address: &str,
-    query: &str,
-    what: &str,
-    done: impl Fn(f64) -> bool,
-) -> f64 {
-    let url = format!("http://{address}/api/v1/query");
-    let query = format!("query={query}");
-    let start = Instant::now();
-    let mut last = String::new();
-    let rounds = PROMETHEUS_TIMEOUT.as_millis() / PROMETHEUS_POLL.as_millis() + 1;
-    for _ in 0..rounds {
-        let output = topology.r().exec_output(
-            &["curl", "-s", "-G", "--data-urlencode", &query, &url],
-            HTTP_TIMEOUT,
-        );
-        last = String::from_utf8_lossy(&output.stdout).into_owned();
-        if let Some(value) = query_value(&last).filter(|&v| done(v)) {
-            return value;
-        }
-        if start.elapsed() >= PROMETHEUS_TIMEOUT {
-            break;
-        }
-        thread::sleep(PROMETHEUS_POLL);
-    }
-    panic!(
-        "Prometheus did not show {what} within {PROMETHEUS_TIMEOUT:?}; last answer: \
-         {last}{}",
-        prometheus.output_report()
-    );
-}
-
 /// A real Prometheus server scrapes the daemon every second and sees the reflected-packets
 /// counter go up after traffic.
 #[test]
@@ -381,52 +332,27 @@ fn prometheus_scrapes_and_sees_counters_move() {
     let _service = peer_service(topology.x(), Proto::Tcp, Family::V4, TCP_MAP.1);
     let reflector = start(&topology, Mode::Tc);
 
-    let dir = TempDir::new("prom");
-    let config = dir.join("prometheus.yml");
-    fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  \
-             - job_name: reflector\n    static_configs:\n      - targets: ['{}']\n",
-            metrics_addr(&topology)
-        ),
-    )
-    .unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
-    let storage = dir.join("data");
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  \
+         - job_name: reflector\n    static_configs:\n      - targets: ['{}']\n",
+        metrics_addr(&topology)
+    );
     let address = format!("127.0.0.1:{}", metrics_port(&topology) + 1000);
-    let prometheus = topology.r().spawn(&[
-        "prometheus",
-        &format!("--config.file={}", config.display()),
-        &format!("--storage.tsdb.path={}", storage.display()),
-        &format!("--web.listen-address={address}"),
-    ]);
+    let prometheus = Prometheus::start(topology.r(), &config, &address);
 
-    let before = wait_for_query(
-        &topology,
-        &prometheus,
-        &address,
+    let before = prometheus.wait_for_value(
         FORWARD_V4_PACKETS,
         "a first scrape of the reflected-packets counter",
         |_| true,
     );
     reflect_tcp(&topology, Path::Kernel);
-    let after = wait_for_query(
-        &topology,
-        &prometheus,
-        &address,
+    let after = prometheus.wait_for_value(
         FORWARD_V4_PACKETS,
         "the reflected-packets counter go up",
         |v| v > before,
     );
     assert!(after > before, "{after} > {before}");
-    let up = wait_for_query(
-        &topology,
-        &prometheus,
-        &address,
-        "up{job=\"reflector\"}",
-        "the target up",
-        |v| v >= 1.0,
-    );
+    let up = prometheus.wait_for_value("up{job=\"reflector\"}", "the target up", |v| v >= 1.0);
     assert!((up - 1.0).abs() < f64::EPSILON);
     drop(prometheus);
 

@@ -15,7 +15,9 @@ pub const BUILD: &[&str] = &[
 ];
 
 /// What the integration tests drive: namespaces and links, traffic generators and servers,
-/// packet capture, and `bpftool` to inspect the loaded program.
+/// packet capture, `bpftool` to inspect the loaded program, and what the deployment files
+/// run with: a systemd container (debootstrap, systemd-nspawn), dpkg and lintian for the
+/// package, Prometheus' `blackbox_exporter`.
 pub const TEST_TOOLS: &[&str] = &[
     "iproute2",
     "ethtool",
@@ -32,6 +34,12 @@ pub const TEST_TOOLS: &[&str] = &[
     "nftables",
     "python3",
     "prometheus",
+    "systemd",
+    "systemd-container",
+    "debootstrap",
+    "lintian",
+    "man-db",
+    "prometheus-blackbox-exporter",
 ];
 
 /// What `cargo xtask image` and the container tests run: podman with runc (crun refuses

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::{bench, build, image, lint, run, setup, test};
+use crate::{bench, build, deb, image, lint, run, setup, test};
 
 /// Build, run, lint, test and benchmark reflector.
 #[derive(Parser)]
@@ -36,6 +36,10 @@ enum Task {
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<OsString>,
     },
+    /// Build the Debian package target/debian/reflector_<version>_amd64.deb (installs
+    /// cargo-deb when missing): the binary with its kernel program, the systemd unit, the
+    /// config file, man pages and shell completions generated from the CLI, the README.
+    Deb,
     /// Build the container image (deploy/container/Containerfile) offline with podman, from
     /// a static reflector; installs podman when missing and prints the image's size.
     Image,
@@ -75,6 +79,7 @@ impl Cli {
             Task::Setup => setup::run(),
             Task::Build { release } => build::run(release).map(drop),
             Task::Run { release, args } => run::run(release, &args),
+            Task::Deb => deb::run().map(drop),
             Task::Image => image::run(),
             Task::Lint => lint::run(),
             Task::Test { extra } => test::run(&extra),

@@ -4,6 +4,7 @@ mod apt;
 mod bench;
 mod build;
 mod cli;
+mod deb;
 mod image;
 mod lint;
 mod process;

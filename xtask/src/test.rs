@@ -4,13 +4,15 @@ use std::{env::consts::ARCH, ffi::OsString};
 
 use anyhow::Result;
 
-use crate::{build, image, lint, process, pytools, setup};
+use crate::{build, deb, image, lint, process, pytools, setup};
 
 /// Everything CI runs. `extra` goes to the test harness (e.g. `--test-threads=1`).
 pub fn run(extra: &[OsString]) -> Result<()> {
     setup::run()?;
     lint::run()?;
-    let binary = build::build_reflector(false, &[])?;
+    let binary = build::build_reflector(false, &[deb::ASSETS])?;
+    // tests/tests/deb.rs installs this package.
+    let package = deb::for_tests(&binary)?;
     // The deployment tests run the image; it is built from this checkout every time.
     image::run()?;
 
@@ -19,9 +21,11 @@ pub fn run(extra: &[OsString]) -> Result<()> {
     ))?;
     let mut cmd = process::cargo();
     cmd.args(["test", "--workspace", "--exclude", "reflector-ebpf"])
-        // The end-to-end tests start this daemon, the deployment tests this image.
+        // The end-to-end tests start this daemon, the deployment tests this image and
+        // this package.
         .env("REFLECTOR_BIN", &binary)
         .env("REFLECTOR_IMAGE", image::TAG)
+        .env("REFLECTOR_DEB", &package)
         // The manifest validators (PyPI) come first.
         .env("PATH", path);
     if !extra.is_empty() {
