@@ -88,10 +88,16 @@ fn check(name: &str) -> Value {
 fn run(ns: &reflector_tests::Netns, check: &Value, reflector: IpAddr) -> Status {
     let replace = |text: &str| text.replace(REFLECTOR_NAME, &reflector.to_string());
     if let Some(args) = check["args"].as_array() {
-        let args: Vec<String> = args
+        let mut args: Vec<String> = args
             .iter()
             .map(|arg| replace(arg.as_str().expect("args are strings")))
             .collect();
+        // `reflector` is the binary under test, as the package installs it on PATH.
+        if args.first().is_some_and(|program| program == "reflector") {
+            args[0] = reflector_tests::reflector::binary()
+                .to_string_lossy()
+                .into_owned();
+        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let output = ns.exec_output(&args, CHECK_TIMEOUT);
         return match output.status.code() {
@@ -153,6 +159,9 @@ fn consul_checks(mode: Mode) {
             "10022:22",
             "--map",
             "10080:80",
+            // The self-test map of `reflector probe`.
+            "--map",
+            "19999:19999",
             "--iface",
             topology.r_iface(),
             "--mode",
@@ -208,6 +217,13 @@ fn consul_checks(mode: Mode) {
         run(topology.r(), &ready, localhost),
         Status::Critical,
         "reflector gone"
+    );
+    // With the reflector gone the SSH check warns instead of paging sshd's owner: the
+    // probe's self-test says the reflector leg failed, not the node's service.
+    assert_eq!(
+        run(topology.x(), &ssh, r),
+        Status::Warning,
+        "the reflector is down, not sshd"
     );
 }
 
