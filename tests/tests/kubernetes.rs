@@ -294,6 +294,10 @@ fn start_pod(
     }
     manifests::volume(&mut pod, "bpffs")["hostPath"]["path"] =
         Value::String(node.path().to_string_lossy().into_owned());
+    // A DaemonSet's pods restart Always; podman 4.3 then restarts the finished init container
+    // as well, waits 20 s for it and often fails the play ("failed to remove once init
+    // container ... as it is running"). OnFailure still restarts a daemon that fails.
+    pod["spec"]["restartPolicy"] = Value::String("OnFailure".to_owned());
     if variant == Variant::Restricted {
         // podman ignores securityContext.seccompProfile; it reads the annotation.
         pod["metadata"]["annotations"]["container.seccomp.security.alpha.kubernetes.io/reflector"] =
@@ -331,8 +335,7 @@ fn start_pod(
         played.logs("reflector"),
         played.logs("bpffs")
     );
-    // podman 4.3 waits for the init container through conmon, which here misses its exit
-    // and gives up after 20 s; the daemon container starts when `kube play` returns.
+    // The daemon container starts when `kube play` returns.
     eprintln!(
         "{name}: /readyz 200 {:.2} s after `podman kube play` returned ({:.2} s in podman)",
         elapsed.saturating_sub(played_after).as_secs_f64(),
