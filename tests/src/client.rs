@@ -344,3 +344,59 @@ pub fn sha256(ns: &Netns, path: &std::path::Path) -> String {
         .expect("sha256sum prints a digest")
         .to_owned()
 }
+
+/// How long each step of an [`http_check`] may block: like a health checker's timeout.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// One HTTP health check as a monitoring agent makes it: connects from `ns` to `to` (from
+/// source port `from_port` when given, with `SO_REUSEADDR`, else one the kernel picks),
+/// sends `GET / HTTP/1.0`, reads to end of file, closes. Every step has
+/// [`CHECK_TIMEOUT`]. Returns how long it took.
+///
+/// # Errors
+///
+/// What failed, with the local port: the connect (`EADDRNOTAVAIL` while the previous
+/// connection from `from_port` is still closing), the request, a timeout, or a reply that
+/// is not `200`.
+pub fn http_check(ns: &Netns, from_port: Option<u16>, to: SocketAddr) -> Result<Duration, String> {
+    let began = std::time::Instant::now();
+    let socket = in_netns(ns, || {
+        Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))
+    })
+    .map_err(|e| format!("socket: {}", describe(&e)))?;
+    if let Some(port) = from_port {
+        let any: IpAddr = if to.is_ipv4() {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        };
+        socket
+            .set_reuse_address(true)
+            .and_then(|()| socket.bind(&SocketAddr::new(any, port).into()))
+            .map_err(|e| format!("bind to port {port}: {}", describe(&e)))?;
+    }
+    socket
+        .connect_timeout(&to.into(), CHECK_TIMEOUT)
+        .map_err(|e| format!("connect from port {from_port:?} to {to}: {}", describe(&e)))?;
+    let mut stream = TcpStream::from(socket);
+    let local = stream.local_addr().map_or(0, |addr| addr.port());
+    let step = |what: &str, e: io::Error| format!("{what} (port {local}): {}", describe(&e));
+    stream
+        .set_read_timeout(Some(CHECK_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(CHECK_TIMEOUT)))
+        .map_err(|e| step("timeouts", e))?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .map_err(|e| step("request", e))?;
+    let mut reply = Vec::new();
+    stream
+        .read_to_end(&mut reply)
+        .map_err(|e| step("reply", e))?;
+    if !reply.starts_with(b"HTTP/1.1 200") {
+        return Err(format!(
+            "reply (port {local}): not 200: {:?}",
+            String::from_utf8_lossy(&reply[..reply.len().min(40)])
+        ));
+    }
+    Ok(began.elapsed())
+}
