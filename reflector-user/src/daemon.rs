@@ -347,6 +347,9 @@ fn start_kernel(
     let fall_back = settings.mode == Mode::Auto;
     let mut kernel = match load_kernel(settings) {
         Ok(kernel) => kernel,
+        // A pin directory that cannot be adopted is the operator's to resolve: falling back
+        // to splice would leave its programs reflecting beside the listeners.
+        Err(DaemonError::Kernel(KernelError::Pin(error))) => return Err(error.into()),
         Err(error) if fall_back => {
             let why = describe(&error, Some("bpf(2)"));
             for interface in interfaces {

@@ -292,3 +292,119 @@ fn pin_needs_bpffs_and_a_kernel_mode() {
     );
     reflector.stop_cleanly();
 }
+
+/// How a test makes a pin directory of another layout than this reflector's.
+#[derive(Clone, Copy, Debug)]
+enum OtherLayout {
+    /// As a reflector older than layout versions left it: no stamp.
+    Unstamped,
+    /// Stamped with a version this reflector does not know.
+    OtherVersion,
+    /// The statistics array replaced by one with other max entries (as a reflector with
+    /// another number of pass reasons would have pinned it).
+    OtherStatsSize,
+}
+
+/// A pin directory of another layout is refused at start, naming what differs and telling
+/// to `reflector detach` and restart; nothing is changed: the pinned program goes on
+/// reflecting, and after `reflector detach` a start pins afresh.
+fn refuses_other_layout(other: OtherLayout, mode: Mode) {
+    let topology = Topology::for_mode(Mode::Tc);
+    let (r, iface) = (topology.r(), topology.r_iface());
+    let pin = PinDir::new();
+    let _service = session_service(topology.x(), Session::Lines, Family::V4, SERVICE);
+    let first = Reflector::start_with_args(r, &pinned_args(&topology, Mode::Tc, &pin));
+    first.stop_cleanly();
+    let stamp = pin.dir.join("layout-v1");
+    assert!(
+        stamp.is_dir(),
+        "a pin directory carries its layout stamp {}",
+        stamp.display()
+    );
+    let expected = match other {
+        OtherLayout::Unstamped => {
+            std::fs::remove_dir(&stamp).expect("remove the layout stamp");
+            "it has no layout stamp".to_owned()
+        }
+        OtherLayout::OtherVersion => {
+            std::fs::rename(&stamp, pin.dir.join("layout-v999")).expect("restamp");
+            "it is stamped layout-v999, this reflector uses layout 1".to_owned()
+        }
+        OtherLayout::OtherStatsSize => {
+            let stats = pin.dir.join("STATS");
+            std::fs::remove_file(&stats).expect("unpin STATS");
+            run(Command::new("bpftool")
+                .args(["map", "create"])
+                .arg(&stats)
+                .args([
+                    "type",
+                    "percpu_array",
+                    "key",
+                    "4",
+                    "value",
+                    "16",
+                    "entries",
+                    "7",
+                    "name",
+                    "STATS",
+                ]));
+            "map STATS: PerCpuArray with key size 4, value size 16, max entries 7; this \
+             reflector needs PerCpuArray with key size 4, value size 16, max entries 21"
+                .to_owned()
+        }
+    };
+    let mut args = pinned_args(&topology, Mode::Tc, &pin);
+    let mode_arg = args.iter().position(|&a| a == "--mode").expect("--mode") + 1;
+    args[mode_arg] = mode.as_arg();
+    let output = run_to_exit(r, &args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && stderr.contains("holds a pinned reflector of another layout")
+            && stderr.contains(&expected)
+            && stderr.contains(&format!("reflector detach --pin {}", pin.arg())),
+        "{other:?} in {} mode: the start must be refused, naming what differs ({expected}) \
+         and the way out:\n{stderr}",
+        mode.as_arg()
+    );
+    assert!(
+        !stderr.contains("reflecting with"),
+        "a refused start attaches nothing:\n{stderr}"
+    );
+    let to = SocketAddr::new(topology.r_addr(Family::V4), LISTEN);
+    let (_, reply) = tcp_line(topology.x(), to, "still reflected");
+    assert!(
+        reply.ends_with("still reflected"),
+        "the pinned program goes on reflecting after a refused start: {reply:?}"
+    );
+    assert!(Attachments::of(r, iface).any(), "still attached");
+
+    let (ok, text) = pin.detach();
+    assert!(
+        ok,
+        "reflector detach fails on a directory of another layout: {text}"
+    );
+    let fresh = Reflector::start_with_args(r, &pinned_args(&topology, Mode::Tc, &pin));
+    assert!(
+        fresh.log().contains("pinned the kernel program"),
+        "after detach a start pins afresh:\n{}",
+        fresh.log()
+    );
+    fresh.stop_cleanly();
+}
+
+#[test]
+fn pin_refuses_unstamped_layout() {
+    refuses_other_layout(OtherLayout::Unstamped, Mode::Tc);
+}
+
+#[test]
+fn pin_refuses_other_layout_version() {
+    refuses_other_layout(OtherLayout::OtherVersion, Mode::Tc);
+}
+
+/// Also in `auto` mode, which must not fall back to splice beside the pinned program.
+#[test]
+fn pin_refuses_other_map_size_auto() {
+    refuses_other_layout(OtherLayout::OtherStatsSize, Mode::Auto);
+}
