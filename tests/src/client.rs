@@ -400,3 +400,62 @@ pub fn http_check(ns: &Netns, from_port: Option<u16>, to: SocketAddr) -> Result<
     }
     Ok(began.elapsed())
 }
+
+/// What one [`http_check`] under [`under_check_load`] gave, and when it started.
+pub type CheckOutcome = (std::time::Instant, Result<Duration, String>);
+
+/// Checks one load worker makes at most: bounds the loop by count as well as by its stop.
+const MAX_LOAD_CHECKS: usize = 200_000;
+
+/// Runs `during` while `workers` threads make [`http_check`]s from `ns` to `to`, one after
+/// the other each (a failed one followed by 10 ms of pause, not a spin), and returns what
+/// `during` returned and every check's outcome. The checks stop when `during` returns or
+/// panics.
+pub fn under_check_load<T>(
+    ns: &Netns,
+    to: SocketAddr,
+    workers: usize,
+    during: impl FnOnce() -> T,
+) -> (T, Vec<CheckOutcome>) {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+    /// Sets the flag on drop, also when `during` panics.
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Relaxed);
+        }
+    }
+
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut outcomes = Vec::new();
+                    for _ in 0..MAX_LOAD_CHECKS {
+                        if stop.load(Relaxed) {
+                            break;
+                        }
+                        let began = std::time::Instant::now();
+                        let result = http_check(ns, None, to);
+                        if result.is_err() {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        outcomes.push((began, result));
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        let value = {
+            let _stop = StopOnDrop(&stop);
+            during()
+        };
+        let outcomes = handles
+            .into_iter()
+            .flat_map(|handle| handle.join().expect("a check worker panicked"))
+            .collect();
+        (value, outcomes)
+    })
+}

@@ -8,14 +8,16 @@
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use reflector_tests::client::{tcp_connect, tcp_line};
+use nix::sys::signal::Signal;
+use reflector_tests::client::{tcp_connect, tcp_line, under_check_load};
 use reflector_tests::command::{output_within, run};
 use reflector_tests::reflector::{self as daemon, run_to_exit};
-use reflector_tests::servers::{Session, session_service};
+use reflector_tests::servers::{Nginx, Session, session_service};
 use reflector_tests::wait::wait_until;
 use reflector_tests::{
     Attachments, Family, Mode, Reflector, TempDir, Topology, assert_nothing_attached,
@@ -407,4 +409,83 @@ fn pin_refuses_other_layout_version() {
 #[test]
 fn pin_refuses_other_map_size_auto() {
     refuses_other_layout(OtherLayout::OtherStatsSize, Mode::Auto);
+}
+
+/// Health-check workers of the kill-under-load test.
+const LOAD_WORKERS: usize = 8;
+/// How long each phase of the kill-under-load test lasts.
+const LOAD_PHASE: Duration = Duration::from_secs(1);
+
+/// A pinned daemon killed with SIGKILL under heavy traffic (health checks against nginx
+/// from 8 workers, back to back): not one check fails, before the kill, while no daemon
+/// runs, or after the next start, which adopts the pinned state.
+#[test]
+fn pin_sigkill_under_load_tc() {
+    let topology = Topology::for_mode(Mode::Tc);
+    let (r, iface) = (topology.r(), topology.r_iface());
+    let pin = PinDir::new();
+    let _nginx = Nginx::start(topology.x(), 80, &[("index.html", b"ok\n")]);
+    let args = [
+        "--map",
+        "10080:80",
+        "--iface",
+        iface,
+        "--mode",
+        "tc",
+        "--pin",
+        pin.arg(),
+    ];
+    let first = Reflector::start_with_args(r, &args);
+    let to = SocketAddr::new(topology.r_addr(Family::V4), 10_080);
+    let ((killed, restarted, second), outcomes) =
+        under_check_load(topology.x(), to, LOAD_WORKERS, || {
+            std::thread::sleep(LOAD_PHASE);
+            let killed = Instant::now();
+            let (status, log) = first.stop_with(Signal::SIGKILL);
+            assert_eq!(
+                status.signal(),
+                Some(Signal::SIGKILL as i32),
+                "killed by SIGKILL ({status}):\n{log}"
+            );
+            std::thread::sleep(LOAD_PHASE);
+            let restarted = Instant::now();
+            let second = Reflector::start_with_args(r, &args);
+            std::thread::sleep(LOAD_PHASE);
+            (killed, restarted, second)
+        });
+    assert!(
+        second.log().contains("adopted the pinned state")
+            && second
+                .log()
+                .contains(&format!("{iface}: reflecting with tc (adopted")),
+        "the next start adopts:\n{}",
+        second.log()
+    );
+    let failed: Vec<&String> = outcomes
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err())
+        .collect();
+    let phase = |from: Instant, to: Option<Instant>| {
+        outcomes
+            .iter()
+            .filter(|(began, _)| *began >= from && to.is_none_or(|to| *began < to))
+            .count()
+    };
+    let start = outcomes
+        .iter()
+        .map(|(began, _)| *began)
+        .min()
+        .expect("checks were made");
+    let counts = (
+        phase(start, Some(killed)),
+        phase(killed, Some(restarted)),
+        phase(restarted, None),
+    );
+    assert!(
+        failed.is_empty() && counts.0 > 0 && counts.1 > 0 && counts.2 > 0,
+        "checks before the kill, with no daemon, after the restart: {counts:?}; {} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    second.stop_cleanly();
 }
