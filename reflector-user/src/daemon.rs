@@ -93,6 +93,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     check_pin(&mut settings)?;
+    crate::splice::fd_limit::raise(&settings.splice);
     // Listening first: a port taken by another program fails before anything is attached.
     let mut userspace = Userspace::new(settings.splice);
     userspace.apply(&settings.maps)?;
