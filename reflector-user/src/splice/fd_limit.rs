@@ -82,6 +82,10 @@ mod tests {
             needed(&options),
             1_024 + u64::from(options.max_conns) * 6 + u64::from(options.max_udp_flows)
         );
-        assert_eq!(needed(&options), 29_696, "--max-conns 4096, --max-udp-flows 4096");
+        assert_eq!(
+            needed(&options),
+            29_696,
+            "--max-conns 4096, --max-udp-flows 4096"
+        );
     }
 }
