@@ -583,6 +583,41 @@ mod tests {
     }
 
     #[test]
+    fn counts_are_summed_over_rounds_and_rates_take_the_median() {
+        let round = |rate: f64, failed: f64| {
+            let measurement = Measurement {
+                figures: vec![
+                    figure(rate, 0),
+                    Figure {
+                        key: "failed",
+                        combine: Combine::Sum,
+                        ..figure(failed, 0)
+                    },
+                ],
+                notes: Vec::new(),
+                raw: serde_json::Value::Null,
+            };
+            Entry::ok(
+                Contender::Tc,
+                Nic::Veth,
+                Workload::Connect,
+                measurement,
+                None,
+            )
+        };
+        let entries = [round(10.0, 1.0), round(30.0, 0.0), round(20.0, 2.0)];
+        let rows = Row::group(entries.iter());
+        assert_eq!(rows.len(), 1);
+        let value = |key| rows[0].figure(key).map(|figure| figure.value);
+        assert_eq!(value("k"), Some(20.0), "the median rate");
+        assert_eq!(
+            value("failed"),
+            Some(3.0),
+            "every failed check of every round"
+        );
+    }
+
+    #[test]
     fn auto_mode_is_read_from_the_log_line() {
         let mut entry = Entry::failed(Contender::Auto, Nic::Veth, Workload::Connect, String::new());
         entry.mode_line = Some("rfl1-0r: reflecting with tc (skipped: xdp: ...)".to_owned());
