@@ -39,7 +39,10 @@ const SLOW: Duration = Duration::from_secs(1);
 /// How long the previous connection from [`FIXED_PORT`] may take to finish closing.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// nginx in X on `P`, the reflector in R: the setting.
+/// nginx in X on `P`, the reflector in R: the setting. One check per family first,
+/// untimed, from a port the tests do not use: the first exchange of a fresh topology may
+/// wait for neighbour discovery, and under a loaded CI a first SYN lost meanwhile costs its
+/// 1 s retransmission; that is not what these tests measure.
 fn start(mode: Mode) -> (Topology, Nginx, Reflector) {
     let topology = Topology::for_mode(mode);
     let nginx = Nginx::start(topology.x(), HTTP_MAP.1, &[("index.html", b"ok\n")]);
@@ -49,6 +52,16 @@ fn start(mode: Mode) -> (Topology, Nginx, Reflector) {
         mode,
         &[&map_arg(HTTP_MAP, "tcp")],
     );
+    for family in [Family::V4, Family::V6] {
+        let to = SocketAddr::new(topology.r_addr(family), HTTP_MAP.0);
+        if let Err(e) = http_check(topology.x(), None, to) {
+            panic!(
+                "{} {family:?}: the first check through the reflector failed: {e}\nreflector log:\n{}",
+                mode.as_arg(),
+                reflector.log()
+            );
+        }
+    }
     (topology, nginx, reflector)
 }
 
