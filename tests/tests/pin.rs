@@ -419,9 +419,8 @@ const LOAD_PHASE: Duration = Duration::from_secs(1);
 /// A pinned daemon killed with SIGKILL under heavy traffic (health checks against nginx
 /// from 8 workers, back to back): not one check fails, before the kill, while no daemon
 /// runs, or after the next start, which adopts the pinned state.
-#[test]
-fn pin_sigkill_under_load_tc() {
-    let topology = Topology::for_mode(Mode::Tc);
+fn pin_sigkill_under_load(mode: Mode) {
+    let topology = Topology::for_mode(mode);
     let (r, iface) = (topology.r(), topology.r_iface());
     let pin = PinDir::new();
     let _nginx = Nginx::start(topology.x(), 80, &[("index.html", b"ok\n")]);
@@ -431,7 +430,7 @@ fn pin_sigkill_under_load_tc() {
         "--iface",
         iface,
         "--mode",
-        "tc",
+        mode.as_arg(),
         "--pin",
         pin.arg(),
     ];
@@ -455,9 +454,10 @@ fn pin_sigkill_under_load_tc() {
         });
     assert!(
         second.log().contains("adopted the pinned state")
-            && second
-                .log()
-                .contains(&format!("{iface}: reflecting with tc (adopted")),
+            && second.log().contains(&format!(
+                "{iface}: reflecting with {} (adopted",
+                mode.as_arg()
+            )),
         "the next start adopts:\n{}",
         second.log()
     );
@@ -488,4 +488,14 @@ fn pin_sigkill_under_load_tc() {
         &failed[..failed.len().min(5)]
     );
     second.stop_cleanly();
+}
+
+#[test]
+fn pin_sigkill_under_load_tc() {
+    pin_sigkill_under_load(Mode::Tc);
+}
+
+#[test]
+fn pin_sigkill_under_load_xdp_skb() {
+    pin_sigkill_under_load(Mode::XdpSkb);
 }
