@@ -173,11 +173,25 @@ pub fn expect_reset(stream: &TcpStream, within: Duration) {
 #[must_use]
 pub fn expect_closed(stream: &TcpStream, within: Duration) -> &'static str {
     let (local, to) = ends(stream);
-    stream
-        .set_read_timeout(Some(within))
-        .expect("set read timeout");
+    let deadline = std::time::Instant::now() + within;
     let mut buffer = [0_u8; 4096];
-    match (&*stream).read(&mut buffer) {
+    // A signal to this process (a child's exit, say) interrupts a read with a timeout
+    // (`EINTR`, not restarted): read again for the time left, a bounded number of times.
+    let mut outcome = Err(io::Error::from(io::ErrorKind::Interrupted));
+    for _ in 0..100 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        stream
+            .set_read_timeout(Some(left))
+            .expect("set read timeout");
+        outcome = (&*stream).read(&mut buffer);
+        if !matches!(&outcome, Err(e) if e.kind() == io::ErrorKind::Interrupted) {
+            break;
+        }
+    }
+    match outcome {
         Ok(0) => "end of file",
         Err(e) if e.kind() == io::ErrorKind::ConnectionReset => "reset",
         Ok(n) => panic!(
