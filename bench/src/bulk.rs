@@ -9,7 +9,7 @@ use reflector_tests::command::{describe, format_output, output_within};
 use serde_json::{Value, json};
 
 use crate::bed::{Bed, SERVICE_PORT, START_TIMEOUT};
-use crate::workload::{self, Figure, Measurement, Params};
+use crate::workload::{self, Combine, Figure, Measurement, Params};
 
 /// How long iperf3's client may wait for its control connection, in milliseconds.
 const CONNECT_TIMEOUT_MS: &str = "3000";
@@ -86,6 +86,7 @@ pub fn measure(bed: &Bed, params: &Params, reverse: bool) -> Result<Measurement>
             label: "Gbit/s",
             value: bits / 1e9,
             decimals: 2,
+            combine: Combine::Median,
         }],
         notes,
         raw: json!({

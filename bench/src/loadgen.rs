@@ -22,6 +22,11 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(3);
 /// A worker's pause after an error, so a refused connection does not become a spin.
 const ERROR_BACKOFF: Duration = Duration::from_millis(10);
 
+/// A completed operation this slow waited for a retransmission: the kernel's first SYN
+/// retransmission comes after 1 s, so a health check that meets a refused or dropped
+/// handshake shows here even when its retry succeeds.
+pub const SLOW: Duration = Duration::from_secs(1);
+
 /// Upper bound on one worker's attempts per second of run time: far above what a worker
 /// can do, it bounds the loop by count as well as by time.
 const MAX_ATTEMPTS_PER_SECOND: u64 = 1_000_000;
@@ -82,6 +87,11 @@ pub struct LoadReport {
     pub latency: Summary,
     /// Failed operations that started in the window, by what failed (`connect: ECONNREFUSED`).
     pub errors: BTreeMap<String, u64>,
+    /// Failed operations that started in the window (the sum of `errors`): a hung health
+    /// check (no answer within [`IO_TIMEOUT`]) or one refused or reset.
+    pub failed: u64,
+    /// Completed operations that took [`SLOW`] or longer.
+    pub slow: u64,
 }
 
 /// When the measurement counts.
@@ -165,6 +175,12 @@ fn generate(args: &LoadArgs) -> Result<LoadReport> {
         }
     }
     let completed = histogram.len();
+    let slow_ns = u64::try_from(SLOW.as_nanos()).unwrap_or(u64::MAX);
+    let slow = histogram
+        .iter_recorded()
+        .filter(|value| value.value_iterated_to() >= slow_ns)
+        .map(|value| value.count_at_value())
+        .sum();
     Ok(LoadReport {
         pattern: args.pattern,
         to: args.to,
@@ -173,7 +189,9 @@ fn generate(args: &LoadArgs) -> Result<LoadReport> {
         completed,
         per_second: completed as f64 / args.duration,
         latency: Summary::of(&histogram),
+        failed: errors.values().sum(),
         errors,
+        slow,
     })
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::contender::{Contender, Nic};
-use crate::workload::{Figure, Measurement, Workload};
+use crate::workload::{Combine, Figure, Measurement, Workload};
 use crate::{kernel, targets};
 
 /// One contender on one workload.
@@ -393,11 +393,15 @@ impl Results {
             for (key, _) in &labels {
                 let cell = row.figure(key).map_or_else(String::new, |figure| {
                     match direct.and_then(|direct| direct.figure(key)) {
-                        Some(reference) if reference.value > 0.0 => format!(
-                            "{} ({:.2}×)",
-                            format_value(&figure),
-                            figure.value / reference.value
-                        ),
+                        Some(reference)
+                            if reference.value > 0.0 && figure.combine == Combine::Median =>
+                        {
+                            format!(
+                                "{} ({:.2}×)",
+                                format_value(&figure),
+                                figure.value / reference.value
+                            )
+                        }
                         _ => format_value(&figure),
                     }
                 });
@@ -437,7 +441,8 @@ impl<'a> Row<'a> {
         rows
     }
 
-    /// The figure `key`: the median over the rounds that measured it.
+    /// The figure `key`, combined over the rounds that measured it (the median, or the sum
+    /// of a count).
     fn figure(&self, key: &str) -> Option<Figure> {
         let found: Vec<&Figure> = self
             .entries
@@ -447,8 +452,12 @@ impl<'a> Row<'a> {
             .collect();
         let first = found.first()?;
         let values: Vec<f64> = found.iter().map(|figure| figure.value).collect();
+        let value = match first.combine {
+            Combine::Median => median(values),
+            Combine::Sum => values.iter().sum(),
+        };
         Some(Figure {
-            value: median(values),
+            value,
             ..(*first).clone()
         })
     }
@@ -495,7 +504,9 @@ fn title(workload: Workload, workers: usize, rr_cpus: Option<&str>) -> String {
     match workload {
         Workload::Connect => format!(
             "connect: new TCP connections/s, health-check pattern ({workers} concurrent \
-             workers, each: connect, read a 16-byte banner to end of file, close)"
+             workers, each: connect, read a 16-byte banner to end of file, close); `checks` \
+             in the window and `failed` (hung past 3 s, refused or reset) are sums over \
+             rounds, `≥ 1 s` counts checks that completed after a retried handshake"
         ),
         Workload::Bulk => {
             "bulk: throughput of one TCP stream, client to service (iperf3)".to_owned()
@@ -552,6 +563,7 @@ mod tests {
             label: "l",
             value,
             decimals,
+            combine: Combine::Median,
         }
     }
 
@@ -568,6 +580,41 @@ mod tests {
         assert!((median(vec![3.0, 1.0, 2.0]) - 2.0).abs() < 1e-9);
         assert!((median(vec![4.0, 1.0]) - 2.5).abs() < 1e-9);
         assert!(median(Vec::new()).is_nan());
+    }
+
+    #[test]
+    fn counts_are_summed_over_rounds_and_rates_take_the_median() {
+        let round = |rate: f64, failed: f64| {
+            let measurement = Measurement {
+                figures: vec![
+                    figure(rate, 0),
+                    Figure {
+                        key: "failed",
+                        combine: Combine::Sum,
+                        ..figure(failed, 0)
+                    },
+                ],
+                notes: Vec::new(),
+                raw: serde_json::Value::Null,
+            };
+            Entry::ok(
+                Contender::Tc,
+                Nic::Veth,
+                Workload::Connect,
+                measurement,
+                None,
+            )
+        };
+        let entries = [round(10.0, 1.0), round(30.0, 0.0), round(20.0, 2.0)];
+        let rows = Row::group(entries.iter());
+        assert_eq!(rows.len(), 1);
+        let value = |key| rows[0].figure(key).map(|figure| figure.value);
+        assert_eq!(value("k"), Some(20.0), "the median rate");
+        assert_eq!(
+            value("failed"),
+            Some(3.0),
+            "every failed check of every round"
+        );
     }
 
     #[test]

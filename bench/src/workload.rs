@@ -123,6 +123,19 @@ pub struct Figure {
     /// Decimals shown in the table.
     #[serde(skip)]
     pub decimals: usize,
+    /// How the rounds of a row are combined into its cell.
+    #[serde(skip)]
+    pub combine: Combine,
+}
+
+/// How a figure measured in several rounds becomes one table cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Combine {
+    /// The median over rounds, with its ratio to the direct path: rates and latencies.
+    Median,
+    /// The sum over rounds, without a ratio: counts of events (failed checks), where every
+    /// one matters and 0 is the only good value.
+    Sum,
 }
 
 /// What measuring one workload on one contender gave.
@@ -241,18 +254,21 @@ pub fn rate_and_latency(
                 label: rate_label,
                 value: report.per_second,
                 decimals: 0,
+                combine: Combine::Median,
             },
             Figure {
                 key: "p50_us",
                 label: "p50 µs",
                 value: report.latency.p50_us,
                 decimals: latency_decimals,
+                combine: Combine::Median,
             },
             Figure {
                 key: "p99_us",
                 label: "p99 µs",
                 value: report.latency.p99_us,
                 decimals: latency_decimals,
+                combine: Combine::Median,
             },
         ],
         notes: error_notes(report),

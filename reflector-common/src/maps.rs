@@ -43,3 +43,65 @@ pub mod programs {
     /// from its peer when it runs an XDP program itself; this is that program.
     pub const XDP_PASS: &str = "xdp_pass";
 }
+
+/// Version of the layout a pinned kernel path (`--pin`) shares with the daemons that adopt
+/// it: the maps' names, types, key and value layouts and sizes, and the meaning of every
+/// slot of [`STATS`] ([`crate::PassReason`], [`crate::StatIndex`]), [`MAP_STATS`] and
+/// [`PORTS`]. A daemon adopts only a pin directory stamped with this version. Bump it with
+/// any change to those; the test `pinned_layout_is_frozen` records what each version means.
+pub const PIN_LAYOUT_VERSION: u32 = 1;
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::format;
+    use std::string::String;
+    use std::vec::Vec;
+
+    use super::{FLOWS_DEFAULT_LEN, LOCAL_ADDRS_LEN, MAP_STATS_LEN, PIN_LAYOUT_VERSION, PORTS_LEN};
+    use crate::{Counter, FlowKey, FlowValue, PassReason, PortEntry, STATS_LEN, StatIndex};
+
+    /// Everything [`PIN_LAYOUT_VERSION`] stands for, as text.
+    fn layout() -> String {
+        let reasons: Vec<String> = PassReason::ALL
+            .iter()
+            .map(|&reason| format!("{}={}", reason.name(), StatIndex::passed(reason).get()))
+            .collect();
+        format!(
+            "reasons {}; flows_created={} flow_insert_failed={} stats_len={STATS_LEN}; \
+             map_stats_len={MAP_STATS_LEN} ports_len={PORTS_LEN} local_addrs_len={LOCAL_ADDRS_LEN} \
+             flows_default_len={FLOWS_DEFAULT_LEN}; sizes: flow_key={} flow_value={} \
+             port_entry={} counter={}",
+            reasons.join(","),
+            StatIndex::FLOWS_CREATED.get(),
+            StatIndex::FLOW_INSERT_FAILED.get(),
+            size_of::<FlowKey>(),
+            size_of::<FlowValue>(),
+            size_of::<PortEntry>(),
+            size_of::<Counter>(),
+        )
+    }
+
+    #[test]
+    fn pinned_layout_is_frozen() {
+        let frozen = match PIN_LAYOUT_VERSION {
+            1 => {
+                "reasons not_ip=0,not_tcp_udp=1,truncated=2,malformed=3,fragment=4,\
+                 ipv6_extension_header=5,port_not_mapped=6,no_flow=7,destination_not_local=8,\
+                 source_multicast=9,source_broadcast=10,source_loopback=11,\
+                 source_unspecified=12,source_local=13,ttl_expired=14; flows_created=19 \
+                 flow_insert_failed=20 stats_len=21; map_stats_len=4096 ports_len=131072 \
+                 local_addrs_len=4096 flows_default_len=131072; sizes: flow_key=40 \
+                 flow_value=4 port_entry=8 counter=16"
+            }
+            version => panic!("layout {version} is not recorded here: add it"),
+        };
+        assert_eq!(
+            layout(),
+            frozen,
+            "the pinned layout changed: a program pinned by an older daemon would be read \
+             wrongly. Append, never renumber; then bump PIN_LAYOUT_VERSION and record the new \
+             layout here as a new version (keep the old ones)"
+        );
+    }
+}

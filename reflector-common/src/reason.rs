@@ -1,5 +1,10 @@
 //! The one list of reasons a packet is passed to the stack instead of reflected. The names
 //! are also the values of the `reason` label in metrics.
+//!
+//! Each reason's number is its counter's slot in the pinned statistics array, which a
+//! program left running by an older daemon keeps using (`--pin`): the list is append-only.
+//! A new reason takes the next number (and a new [`crate::maps::PIN_LAYOUT_VERSION`]); a
+//! reason no longer used keeps its number, never given to another.
 
 /// Why a packet was passed to the network stack untouched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -8,33 +13,33 @@ pub enum PassReason {
     /// Ethernet type is neither IPv4 nor IPv6 (ARP, LLDP, ...).
     NotIp = 0,
     /// IP payload is neither TCP nor UDP (ICMP, ...).
-    NotTcpUdp,
+    NotTcpUdp = 1,
     /// The frame ends inside a header.
-    Truncated,
+    Truncated = 2,
     /// A header's fields contradict themselves (IPv4 IHL < 5, wrong IP version, ...).
-    Malformed,
+    Malformed = 3,
     /// An IPv4 fragment or an IPv6 packet with a fragment header: no ports to match.
-    Fragment,
+    Fragment = 4,
     /// An IPv6 extension header the program does not walk.
-    Ipv6ExtensionHeader,
+    Ipv6ExtensionHeader = 5,
     /// The destination port is not a listen port and the source port is not a target port.
-    PortNotMapped,
+    PortNotMapped = 6,
     /// The source port is a target port but the packet belongs to no reflected flow.
-    NoFlow,
+    NoFlow = 7,
     /// The destination is not one of this host's addresses.
-    DestinationNotLocal,
+    DestinationNotLocal = 8,
     /// The source is a multicast address.
-    SourceMulticast,
+    SourceMulticast = 9,
     /// The source is a broadcast address.
-    SourceBroadcast,
+    SourceBroadcast = 10,
     /// The source is a loopback address.
-    SourceLoopback,
+    SourceLoopback = 11,
     /// The source is the unspecified address.
-    SourceUnspecified,
+    SourceUnspecified = 12,
     /// The source is one of this host's own addresses.
-    SourceLocal,
+    SourceLocal = 13,
     /// TTL or hop limit is 1 or 0: reflecting would loop or send an expired packet.
-    TtlExpired,
+    TtlExpired = 14,
 }
 
 impl PassReason {

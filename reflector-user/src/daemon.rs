@@ -95,6 +95,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     check_pin(&mut settings)?;
+    crate::splice::fd_limit::raise(&settings.splice);
     // Listening first: a port taken by another program fails before anything is attached.
     let mut userspace = Userspace::new(settings.splice);
     userspace.apply(&settings.maps)?;
@@ -401,6 +402,9 @@ fn start_kernel(
     let fall_back = settings.mode == Mode::Auto;
     let mut kernel = match load_kernel(settings) {
         Ok(kernel) => kernel,
+        // A pin directory that cannot be adopted is the operator's to resolve: falling back
+        // to splice would leave its programs reflecting beside the listeners.
+        Err(DaemonError::Kernel(KernelError::Pin(error))) => return Err(error.into()),
         Err(error) if fall_back => {
             let why = describe(&error, Some("bpf(2)"));
             for interface in interfaces {

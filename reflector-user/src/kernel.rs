@@ -288,7 +288,9 @@ impl KernelPath {
         maps.extend(kernel.local_addrs.as_ref().map(|map| (LOCAL_ADDRS, map)));
         maps.extend(kernel.stats.as_ref().map(|map| (STATS, map)));
         maps.push((MAP_STATS, &kernel.map_stats));
-        // The port table last: its pin marks the directory as complete.
+        // The port table last, after the layout stamp: its pin marks the directory as
+        // complete.
+        pin::stamp_layout(dir)?;
         maps.push((PORTS, &kernel.ports));
         for (name, map) in maps {
             let path = dir.join(name);

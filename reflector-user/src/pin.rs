@@ -3,20 +3,31 @@
 //! `reflector detach --pin DIR` removes them.
 //!
 //! Layout: one file per map (`PORTS`, `LOCAL_ADDRS`, `FLOWS`, `STATS`, `MAP_STATS`), `prog-xdp`,
-//! `prog-tc`, and `link-<interface>-<mode>` per attached interface.
+//! `prog-tc`, `link-<interface>-<mode>` per attached interface, and the stamp
+//! `layout-v<N>` (a directory: a bpffs holds no plain files), [`PIN_LAYOUT_VERSION`].
+//!
+//! The pinned programs keep running between daemons and are adopted as they are, so what
+//! they share with the next daemon is an interface: adoption checks the stamp and every
+//! map's type, key size, value size and max entries (the flow table's size excepted: it is
+//! the pinned one) and refuses any difference, before anything is changed.
 
 use std::{
     fs, io,
     path::{Path, PathBuf},
 };
 
+use aya::maps::MapType;
 use aya::{
     maps::{MapData, MapError},
     programs::{ProgramError, SchedClassifier, Xdp},
 };
 use aya_obj::programs::XdpAttachType;
 use log::{info, warn};
-use reflector_common::maps::{FLOWS, LOCAL_ADDRS, MAP_STATS, PORTS, STATS};
+use reflector_common::maps::{
+    FLOWS, LOCAL_ADDRS, LOCAL_ADDRS_LEN, MAP_STATS, MAP_STATS_LEN, PIN_LAYOUT_VERSION, PORTS,
+    PORTS_LEN, STATS,
+};
+use reflector_common::{Counter, FlowKey, FlowValue, PortEntry, STATS_LEN};
 use thiserror::Error;
 
 use crate::mode::Attach;
@@ -28,6 +39,8 @@ pub const PROG_TC: &str = "prog-tc";
 /// The pinned maps; [`PORTS`] is pinned last and marks a complete directory.
 pub const MAPS: [&str; 5] = [FLOWS, LOCAL_ADDRS, STATS, MAP_STATS, PORTS];
 const LINK_PREFIX: &str = "link-";
+/// The layout stamp's name, before its version.
+const LAYOUT_PREFIX: &str = "layout-v";
 /// `statfs(2)` type of a bpffs.
 const BPF_FS_MAGIC: u64 = 0xcafe_4a11;
 
@@ -60,6 +73,20 @@ pub enum PinDirError {
         /// Why.
         #[source]
         source: MapError,
+    },
+    /// The pinned state is of another layout than this daemon's.
+    #[error(
+        "{} holds a pinned reflector of another layout: {difference}; this reflector cannot \
+         adopt it. Run `reflector detach --pin {}` (reflection stops until the start) and \
+         start again",
+        path.display(),
+        path.display()
+    )]
+    Layout {
+        /// The directory.
+        path: PathBuf,
+        /// What differs.
+        difference: String,
     },
     /// A pinned program cannot be opened.
     #[error("opening the pinned program {} failed", path.display())]
@@ -218,17 +245,182 @@ pub fn open(dir: &Path) -> Result<Option<PinnedState>, PinDirError> {
         let path = dir.join(name);
         move |source| PinDirError::Program { path, source }
     };
+    let (ports, local_addrs, flows, stats, map_stats) = (
+        map(PORTS)?,
+        map(LOCAL_ADDRS)?,
+        map(FLOWS)?,
+        map(STATS)?,
+        map(MAP_STATS)?,
+    );
+    let maps = [
+        (PORTS, &ports),
+        (LOCAL_ADDRS, &local_addrs),
+        (FLOWS, &flows),
+        (STATS, &stats),
+        (MAP_STATS, &map_stats),
+    ];
+    let difference =
+        layout_difference(&layout_stamps(dir)?, &maps).map_err(|source| PinDirError::Map {
+            path: dir.to_owned(),
+            source,
+        })?;
+    if let Some(difference) = difference {
+        return Err(PinDirError::Layout {
+            path: dir.to_owned(),
+            difference,
+        });
+    }
     Ok(Some(PinnedState {
-        ports: map(PORTS)?,
-        local_addrs: map(LOCAL_ADDRS)?,
-        flows: map(FLOWS)?,
-        stats: map(STATS)?,
-        map_stats: map(MAP_STATS)?,
+        ports,
+        local_addrs,
+        flows,
+        stats,
+        map_stats,
         xdp: Xdp::from_pin(dir.join(PROG_XDP), XdpAttachType::Interface)
             .map_err(program_error(PROG_XDP))?,
         tc: SchedClassifier::from_pin(dir.join(PROG_TC)).map_err(program_error(PROG_TC))?,
         links: links(dir)?,
     }))
+}
+
+/// What this daemon needs of a pinned map.
+struct MapLayout {
+    name: &'static str,
+    map_type: MapType,
+    key_size: usize,
+    value_size: usize,
+    /// `None`: any (the flow table keeps the size it was pinned with).
+    max_entries: Option<u32>,
+}
+
+/// The maps of [`PIN_LAYOUT_VERSION`].
+const LAYOUT: [MapLayout; 5] = [
+    MapLayout {
+        name: PORTS,
+        map_type: MapType::Array,
+        key_size: size_of::<u32>(),
+        value_size: size_of::<PortEntry>(),
+        max_entries: Some(PORTS_LEN),
+    },
+    MapLayout {
+        name: LOCAL_ADDRS,
+        map_type: MapType::Hash,
+        key_size: size_of::<[u8; 16]>(),
+        value_size: size_of::<u32>(),
+        max_entries: Some(LOCAL_ADDRS_LEN),
+    },
+    MapLayout {
+        name: FLOWS,
+        map_type: MapType::LruHash,
+        key_size: size_of::<FlowKey>(),
+        value_size: size_of::<FlowValue>(),
+        max_entries: None,
+    },
+    MapLayout {
+        name: STATS,
+        map_type: MapType::PerCpuArray,
+        key_size: size_of::<u32>(),
+        value_size: size_of::<Counter>(),
+        max_entries: Some(STATS_LEN),
+    },
+    MapLayout {
+        name: MAP_STATS,
+        map_type: MapType::PerCpuArray,
+        key_size: size_of::<u32>(),
+        value_size: size_of::<Counter>(),
+        max_entries: Some(MAP_STATS_LEN),
+    },
+];
+
+/// Stamps `dir` with this daemon's layout version. Done before the port table is pinned,
+/// which marks the directory complete.
+///
+/// # Errors
+/// [`PinDirError::Io`] when the stamp cannot be made.
+pub fn stamp_layout(dir: &Path) -> Result<(), PinDirError> {
+    let path = dir.join(format!("{LAYOUT_PREFIX}{PIN_LAYOUT_VERSION}"));
+    match fs::create_dir(&path) {
+        Err(error) if error.kind() != io::ErrorKind::AlreadyExists => Err(PinDirError::Io {
+            path,
+            source: error,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The layout stamps in `dir`.
+fn layout_stamps(dir: &Path) -> Result<Vec<String>, PinDirError> {
+    let mut stamps = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+        let name = entry.map_err(io_error(dir))?.file_name();
+        if let Some(name) = name.to_str().filter(|name| name.starts_with(LAYOUT_PREFIX)) {
+            stamps.push(name.to_owned());
+        }
+    }
+    stamps.sort();
+    Ok(stamps)
+}
+
+/// What differs between the state pinned in `dir` (its stamps and `maps`) and this daemon's
+/// layout, if anything.
+fn layout_difference(
+    stamps: &[String],
+    maps: &[(&'static str, &MapData)],
+) -> Result<Option<String>, MapError> {
+    let ours = format!("{LAYOUT_PREFIX}{PIN_LAYOUT_VERSION}");
+    match stamps {
+        [] => {
+            return Ok(Some(format!(
+                "it has no layout stamp (pinned by a reflector older than layout versions), \
+                 this reflector uses layout {PIN_LAYOUT_VERSION}"
+            )));
+        }
+        [stamp] if *stamp == ours => {}
+        stamps => {
+            return Ok(Some(format!(
+                "it is stamped {}, this reflector uses layout {PIN_LAYOUT_VERSION}",
+                stamps.join(", ")
+            )));
+        }
+    }
+    for expected in &LAYOUT {
+        let Some((_, map)) = maps.iter().find(|(name, _)| *name == expected.name) else {
+            continue;
+        };
+        let info = map.info()?;
+        let found = (
+            info.map_type().ok(),
+            info.key_size() as usize,
+            info.value_size() as usize,
+            info.max_entries(),
+        );
+        let wanted = (
+            Some(expected.map_type),
+            expected.key_size,
+            expected.value_size,
+            expected.max_entries.unwrap_or(found.3),
+        );
+        if found != wanted {
+            return Ok(Some(format!(
+                "map {}: {} with key size {}, value size {}, max entries {}; this reflector \
+                 needs {:?} with key size {}, value size {}, max entries {}",
+                expected.name,
+                found
+                    .0
+                    .map_or_else(|| "unknown type".to_owned(), |t| format!("{t:?}")),
+                found.1,
+                found.2,
+                found.3,
+                expected.map_type,
+                wanted.1,
+                wanted.2,
+                expected
+                    .max_entries
+                    .map_or_else(|| "any".to_owned(), |n| n.to_string()),
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// Unpins `link`, which detaches it.
@@ -271,6 +463,11 @@ fn remove_pins(dir: &Path) -> Result<usize, PinDirError> {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(source) => return Err(PinDirError::Io { path, source }),
         }
+    }
+    for stamp in layout_stamps(dir)? {
+        let path = dir.join(stamp);
+        fs::remove_dir(&path).map_err(io_error(&path))?;
+        removed += 1;
     }
     Ok(removed)
 }

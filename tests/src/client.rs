@@ -173,11 +173,25 @@ pub fn expect_reset(stream: &TcpStream, within: Duration) {
 #[must_use]
 pub fn expect_closed(stream: &TcpStream, within: Duration) -> &'static str {
     let (local, to) = ends(stream);
-    stream
-        .set_read_timeout(Some(within))
-        .expect("set read timeout");
+    let deadline = std::time::Instant::now() + within;
     let mut buffer = [0_u8; 4096];
-    match (&*stream).read(&mut buffer) {
+    // A signal to this process (a child's exit, say) interrupts a read with a timeout
+    // (`EINTR`, not restarted): read again for the time left, a bounded number of times.
+    let mut outcome = Err(io::Error::from(io::ErrorKind::Interrupted));
+    for _ in 0..100 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        stream
+            .set_read_timeout(Some(left))
+            .expect("set read timeout");
+        outcome = (&*stream).read(&mut buffer);
+        if !matches!(&outcome, Err(e) if e.kind() == io::ErrorKind::Interrupted) {
+            break;
+        }
+    }
+    match outcome {
         Ok(0) => "end of file",
         Err(e) if e.kind() == io::ErrorKind::ConnectionReset => "reset",
         Ok(n) => panic!(
@@ -343,4 +357,119 @@ pub fn sha256(ns: &Netns, path: &std::path::Path) -> String {
         .next()
         .expect("sha256sum prints a digest")
         .to_owned()
+}
+
+/// How long each step of an [`http_check`] may block: like a health checker's timeout.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// One HTTP health check as a monitoring agent makes it: connects from `ns` to `to` (from
+/// source port `from_port` when given, with `SO_REUSEADDR`, else one the kernel picks),
+/// sends `GET / HTTP/1.0`, reads to end of file, closes. Every step has
+/// [`CHECK_TIMEOUT`]. Returns how long it took.
+///
+/// # Errors
+///
+/// What failed, with the local port: the connect (`EADDRNOTAVAIL` while the previous
+/// connection from `from_port` is still closing), the request, a timeout, or a reply that
+/// is not `200`.
+pub fn http_check(ns: &Netns, from_port: Option<u16>, to: SocketAddr) -> Result<Duration, String> {
+    let began = std::time::Instant::now();
+    let socket = in_netns(ns, || {
+        Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))
+    })
+    .map_err(|e| format!("socket: {}", describe(&e)))?;
+    if let Some(port) = from_port {
+        let any: IpAddr = if to.is_ipv4() {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        };
+        socket
+            .set_reuse_address(true)
+            .and_then(|()| socket.bind(&SocketAddr::new(any, port).into()))
+            .map_err(|e| format!("bind to port {port}: {}", describe(&e)))?;
+    }
+    socket
+        .connect_timeout(&to.into(), CHECK_TIMEOUT)
+        .map_err(|e| format!("connect from port {from_port:?} to {to}: {}", describe(&e)))?;
+    let mut stream = TcpStream::from(socket);
+    let local = stream.local_addr().map_or(0, |addr| addr.port());
+    let step = |what: &str, e: io::Error| format!("{what} (port {local}): {}", describe(&e));
+    stream
+        .set_read_timeout(Some(CHECK_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(CHECK_TIMEOUT)))
+        .map_err(|e| step("timeouts", e))?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .map_err(|e| step("request", e))?;
+    let mut reply = Vec::new();
+    stream
+        .read_to_end(&mut reply)
+        .map_err(|e| step("reply", e))?;
+    if !reply.starts_with(b"HTTP/1.1 200") {
+        return Err(format!(
+            "reply (port {local}): not 200: {:?}",
+            String::from_utf8_lossy(&reply[..reply.len().min(40)])
+        ));
+    }
+    Ok(began.elapsed())
+}
+
+/// What one [`http_check`] under [`under_check_load`] gave, and when it started.
+pub type CheckOutcome = (std::time::Instant, Result<Duration, String>);
+
+/// Checks one load worker makes at most: bounds the loop by count as well as by its stop.
+const MAX_LOAD_CHECKS: usize = 200_000;
+
+/// Runs `during` while `workers` threads make [`http_check`]s from `ns` to `to`, one after
+/// the other each (a failed one followed by 10 ms of pause, not a spin), and returns what
+/// `during` returned and every check's outcome. The checks stop when `during` returns or
+/// panics.
+pub fn under_check_load<T>(
+    ns: &Netns,
+    to: SocketAddr,
+    workers: usize,
+    during: impl FnOnce() -> T,
+) -> (T, Vec<CheckOutcome>) {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+    /// Sets the flag on drop, also when `during` panics.
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Relaxed);
+        }
+    }
+
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut outcomes = Vec::new();
+                    for _ in 0..MAX_LOAD_CHECKS {
+                        if stop.load(Relaxed) {
+                            break;
+                        }
+                        let began = std::time::Instant::now();
+                        let result = http_check(ns, None, to);
+                        if result.is_err() {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        outcomes.push((began, result));
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        let value = {
+            let _stop = StopOnDrop(&stop);
+            during()
+        };
+        let outcomes = handles
+            .into_iter()
+            .flat_map(|handle| handle.join().expect("a check worker panicked"))
+            .collect();
+        (value, outcomes)
+    })
 }

@@ -105,7 +105,12 @@ pub fn parse_peer_reply(reply: &str) -> (IpAddr, u16, &str) {
 /// The session service: TCP, one thread per connection (so connections can be held open
 /// side by side), each connection handled per [`Session`].
 const SESSION_SERVICE: &str = r#"
-import socket, struct, sys, threading
+import resource, socket, struct, sys, threading
+# Thousands of connections held at once: every descriptor the hard limit allows, and
+# small thread stacks.
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+threading.stack_size(256 * 1024)
 mode, family, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 fam = socket.AF_INET6 if family == "6" else socket.AF_INET
 s = socket.socket(fam, socket.SOCK_STREAM)
@@ -113,7 +118,7 @@ s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 if fam == socket.AF_INET6:
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
 s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", port))
-s.listen(128)
+s.listen(1024)
 print("listening", flush=True)
 
 def lines(c, peer):

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::Output;
 use std::time::Duration;
 
-use reflector_tests::client::{self, curl, curl_to_file, http_url, sha256};
+use reflector_tests::client::{self, curl, curl_to_file, http_url, sha256, under_check_load};
 use reflector_tests::reflection::{Path, assert_reflected, map_arg};
 use reflector_tests::reflector::run_to_exit;
 use reflector_tests::servers::{Nginx, parse_peer_reply, peer_service};
@@ -360,6 +360,64 @@ fn nothing_left_after_sigkill(mode: Mode) {
         || !Attachments::of(r, iface).any(),
     );
     assert_nothing_attached(r, iface);
+}
+
+/// Health-check workers of the kill-under-load test.
+const LOAD_WORKERS: usize = 8;
+/// How long the load runs before the kill.
+const LOAD_BEFORE_KILL: Duration = Duration::from_secs(1);
+
+/// SIGKILL under heavy traffic (8 workers of back-to-back health checks against nginx):
+/// every check before the kill succeeded, and nothing stays attached after it.
+fn nothing_left_after_sigkill_under_load(mode: Mode) {
+    let topology = Topology::for_mode(mode);
+    let (r, iface) = (topology.r(), topology.r_iface());
+    let _nginx = Nginx::start(topology.x(), HTTP_MAP.1, &[("index.html", b"ok\n")]);
+    let reflector = Reflector::start(r, iface, mode, &[&map_arg(HTTP_MAP, "tcp")]);
+    let to = SocketAddr::new(topology.r_addr(Family::V4), HTTP_MAP.0);
+    let (killed, outcomes) = under_check_load(topology.x(), to, LOAD_WORKERS, || {
+        std::thread::sleep(LOAD_BEFORE_KILL);
+        let killed = std::time::Instant::now();
+        let (status, log) = reflector.stop_with(nix::sys::signal::Signal::SIGKILL);
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(nix::sys::signal::Signal::SIGKILL as i32),
+            "killed by SIGKILL ({status}):\n{log}"
+        );
+        killed
+    });
+    let before: Vec<_> = outcomes
+        .iter()
+        .filter(|(began, _)| *began < killed)
+        .collect();
+    let failed: Vec<_> = before
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err())
+        .collect();
+    assert!(
+        !before.is_empty() && failed.is_empty(),
+        "{} mode: {} checks before the kill, {} failed: {:?}",
+        mode.as_arg(),
+        before.len(),
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    reflector_tests::wait::wait_until(
+        "the kernel to drop the killed daemon's links",
+        Duration::from_secs(5),
+        || !Attachments::of(r, iface).any(),
+    );
+    assert_nothing_attached(r, iface);
+}
+
+#[test]
+fn nothing_left_after_sigkill_under_load_tc() {
+    nothing_left_after_sigkill_under_load(Mode::Tc);
+}
+
+#[test]
+fn nothing_left_after_sigkill_under_load_xdp() {
+    nothing_left_after_sigkill_under_load(Mode::Xdp);
 }
 
 #[test]

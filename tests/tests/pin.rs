@@ -7,12 +7,16 @@
 //! `reflector detach --pin DIR` and unmounts it, also when the test panics.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-use reflector_tests::client::tcp_line;
+use nix::sys::signal::Signal;
+use reflector_tests::client::{tcp_line, under_check_load};
+use reflector_tests::command::run;
 use reflector_tests::pinning::{LongSession, PinDir};
 use reflector_tests::reflector::run_to_exit;
-use reflector_tests::servers::{Session, session_service};
+use reflector_tests::servers::{Nginx, Session, session_service};
 use reflector_tests::wait::wait_until;
 use reflector_tests::{
     Attachments, Family, Mode, Reflector, TempDir, Topology, assert_nothing_attached,
@@ -168,4 +172,209 @@ fn pin_needs_bpffs_and_a_kernel_mode() {
         reflector.log()
     );
     reflector.stop_cleanly();
+}
+
+/// How a test makes a pin directory of another layout than this reflector's.
+#[derive(Clone, Copy, Debug)]
+enum OtherLayout {
+    /// As a reflector older than layout versions left it: no stamp.
+    Unstamped,
+    /// Stamped with a version this reflector does not know.
+    OtherVersion,
+    /// The statistics array replaced by one with other max entries (as a reflector with
+    /// another number of pass reasons would have pinned it).
+    OtherStatsSize,
+}
+
+/// A pin directory of another layout is refused at start, naming what differs and telling
+/// to `reflector detach` and restart; nothing is changed: the pinned program goes on
+/// reflecting, and after `reflector detach` a start pins afresh.
+fn refuses_other_layout(other: OtherLayout, mode: Mode) {
+    let topology = Topology::for_mode(Mode::Tc);
+    let (r, iface) = (topology.r(), topology.r_iface());
+    let pin = PinDir::mount();
+    let _service = session_service(topology.x(), Session::Lines, Family::V4, SERVICE);
+    let first = Reflector::start_with_args(r, &pinned_args(&topology, Mode::Tc, &pin));
+    first.stop_cleanly();
+    let stamp = pin.dir().join("layout-v1");
+    assert!(
+        stamp.is_dir(),
+        "a pin directory carries its layout stamp {}",
+        stamp.display()
+    );
+    let expected = match other {
+        OtherLayout::Unstamped => {
+            std::fs::remove_dir(&stamp).expect("remove the layout stamp");
+            "it has no layout stamp".to_owned()
+        }
+        OtherLayout::OtherVersion => {
+            std::fs::rename(&stamp, pin.dir().join("layout-v999")).expect("restamp");
+            "it is stamped layout-v999, this reflector uses layout 1".to_owned()
+        }
+        OtherLayout::OtherStatsSize => {
+            let stats = pin.dir().join("STATS");
+            std::fs::remove_file(&stats).expect("unpin STATS");
+            run(Command::new("bpftool")
+                .args(["map", "create"])
+                .arg(&stats)
+                .args([
+                    "type",
+                    "percpu_array",
+                    "key",
+                    "4",
+                    "value",
+                    "16",
+                    "entries",
+                    "7",
+                    "name",
+                    "STATS",
+                ]));
+            "map STATS: PerCpuArray with key size 4, value size 16, max entries 7; this \
+             reflector needs PerCpuArray with key size 4, value size 16, max entries 21"
+                .to_owned()
+        }
+    };
+    let mut args = pinned_args(&topology, Mode::Tc, &pin);
+    let mode_arg = args.iter().position(|&a| a == "--mode").expect("--mode") + 1;
+    args[mode_arg] = mode.as_arg();
+    let output = run_to_exit(r, &args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && stderr.contains("holds a pinned reflector of another layout")
+            && stderr.contains(&expected)
+            && stderr.contains(&format!("reflector detach --pin {}", pin.arg())),
+        "{other:?} in {} mode: the start must be refused, naming what differs ({expected}) \
+         and the way out:\n{stderr}",
+        mode.as_arg()
+    );
+    assert!(
+        !stderr.contains("reflecting with"),
+        "a refused start attaches nothing:\n{stderr}"
+    );
+    let to = SocketAddr::new(topology.r_addr(Family::V4), LISTEN);
+    let (_, reply) = tcp_line(topology.x(), to, "still reflected");
+    assert!(
+        reply.ends_with("still reflected"),
+        "the pinned program goes on reflecting after a refused start: {reply:?}"
+    );
+    assert!(Attachments::of(r, iface).any(), "still attached");
+
+    let (ok, text) = pin.detach();
+    assert!(
+        ok,
+        "reflector detach fails on a directory of another layout: {text}"
+    );
+    let fresh = Reflector::start_with_args(r, &pinned_args(&topology, Mode::Tc, &pin));
+    assert!(
+        fresh.log().contains("pinned the kernel program"),
+        "after detach a start pins afresh:\n{}",
+        fresh.log()
+    );
+    fresh.stop_cleanly();
+}
+
+#[test]
+fn pin_refuses_unstamped_layout() {
+    refuses_other_layout(OtherLayout::Unstamped, Mode::Tc);
+}
+
+#[test]
+fn pin_refuses_other_layout_version() {
+    refuses_other_layout(OtherLayout::OtherVersion, Mode::Tc);
+}
+
+/// Also in `auto` mode, which must not fall back to splice beside the pinned program.
+#[test]
+fn pin_refuses_other_map_size_auto() {
+    refuses_other_layout(OtherLayout::OtherStatsSize, Mode::Auto);
+}
+
+/// Health-check workers of the kill-under-load test.
+const LOAD_WORKERS: usize = 8;
+/// How long each phase of the kill-under-load test lasts.
+const LOAD_PHASE: Duration = Duration::from_secs(1);
+
+/// A pinned daemon killed with SIGKILL under heavy traffic (health checks against nginx
+/// from 8 workers, back to back): not one check fails, before the kill, while no daemon
+/// runs, or after the next start, which adopts the pinned state.
+fn pin_sigkill_under_load(mode: Mode) {
+    let topology = Topology::for_mode(mode);
+    let (r, iface) = (topology.r(), topology.r_iface());
+    let pin = PinDir::mount();
+    let _nginx = Nginx::start(topology.x(), 80, &[("index.html", b"ok\n")]);
+    let args = [
+        "--map",
+        "10080:80",
+        "--iface",
+        iface,
+        "--mode",
+        mode.as_arg(),
+        "--pin",
+        pin.arg(),
+    ];
+    let first = Reflector::start_with_args(r, &args);
+    let to = SocketAddr::new(topology.r_addr(Family::V4), 10_080);
+    let ((killed, restarted, second), outcomes) =
+        under_check_load(topology.x(), to, LOAD_WORKERS, || {
+            std::thread::sleep(LOAD_PHASE);
+            let killed = Instant::now();
+            let (status, log) = first.stop_with(Signal::SIGKILL);
+            assert_eq!(
+                status.signal(),
+                Some(Signal::SIGKILL as i32),
+                "killed by SIGKILL ({status}):\n{log}"
+            );
+            std::thread::sleep(LOAD_PHASE);
+            let restarted = Instant::now();
+            let second = Reflector::start_with_args(r, &args);
+            std::thread::sleep(LOAD_PHASE);
+            (killed, restarted, second)
+        });
+    assert!(
+        second.log().contains("adopted the pinned state")
+            && second.log().contains(&format!(
+                "{iface}: reflecting with {} (adopted",
+                mode.as_arg()
+            )),
+        "the next start adopts:\n{}",
+        second.log()
+    );
+    let failed: Vec<&String> = outcomes
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err())
+        .collect();
+    let phase = |from: Instant, to: Option<Instant>| {
+        outcomes
+            .iter()
+            .filter(|(began, _)| *began >= from && to.is_none_or(|to| *began < to))
+            .count()
+    };
+    let start = outcomes
+        .iter()
+        .map(|(began, _)| *began)
+        .min()
+        .expect("checks were made");
+    let counts = (
+        phase(start, Some(killed)),
+        phase(killed, Some(restarted)),
+        phase(restarted, None),
+    );
+    assert!(
+        failed.is_empty() && counts.0 > 0 && counts.1 > 0 && counts.2 > 0,
+        "checks before the kill, with no daemon, after the restart: {counts:?}; {} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    second.stop_cleanly();
+}
+
+#[test]
+fn pin_sigkill_under_load_tc() {
+    pin_sigkill_under_load(Mode::Tc);
+}
+
+#[test]
+fn pin_sigkill_under_load_xdp_skb() {
+    pin_sigkill_under_load(Mode::XdpSkb);
 }

@@ -93,15 +93,7 @@ pub fn render(stats: &Snapshot, all: bool) -> String {
                 table(&mut out, &["PASSED", "PACKETS", "BYTES"], &rows);
             }
             out.push('\n');
-            let rows = [
-                vec!["flows created".to_owned(), kernel.flows_created.to_string()],
-                vec!["flows active".to_owned(), kernel.flows_active.to_string()],
-                vec![
-                    "flow insert failures".to_owned(),
-                    kernel.flow_insert_failures.to_string(),
-                ],
-            ];
-            table(&mut out, &["FLOWS", "COUNT"], &rows);
+            flows_table(&mut out, kernel);
             map_table(&mut out, kernel);
         }
     }
@@ -149,6 +141,18 @@ pub fn render(stats: &Snapshot, all: bool) -> String {
 
 /// Appends the per-map table: packets and bytes reflected per port map, direction and
 /// family.
+/// The flow-table counts.
+fn flows_table(out: &mut String, kernel: &KernelSnapshot) {
+    let rows = [
+        ("flows created", kernel.flows_created),
+        ("flows active", kernel.flows_active),
+        ("flows evicted", kernel.flows_evicted),
+        ("flow insert failures", kernel.flow_insert_failures),
+    ]
+    .map(|(what, count)| vec![what.to_owned(), count.to_string()]);
+    table(out, &["FLOWS", "COUNT"], &rows);
+}
+
 fn map_table(out: &mut String, kernel: &KernelSnapshot) {
     out.push('\n');
     let rows: Vec<Vec<String>> = kernel
@@ -241,6 +245,7 @@ mod tests {
                 flows_created: 2,
                 flow_insert_failures: 0,
                 flows_active: 2,
+                flows_evicted: 0,
                 maps: vec![MapCount {
                     listen: 10080,
                     target: 80,

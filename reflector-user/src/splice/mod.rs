@@ -5,6 +5,7 @@
 //! it is not attached to.
 
 pub mod counters;
+pub mod fd_limit;
 pub mod listener;
 mod relay;
 mod tcp;

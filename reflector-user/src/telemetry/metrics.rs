@@ -38,6 +38,8 @@ pub const PASSED_BYTES: &str = "reflector_passed_bytes";
 pub const KERNEL_FLOWS_CREATED: &str = "reflector_kernel_flows_created";
 /// `reflector_kernel_flows_active`: entries in the kernel flow table now.
 pub const KERNEL_FLOWS_ACTIVE: &str = "reflector_kernel_flows_active";
+/// `reflector_kernel_flows_evicted_total`: flows the full kernel flow table forgot.
+pub const KERNEL_FLOWS_EVICTED: &str = "reflector_kernel_flows_evicted";
 /// `reflector_kernel_flow_insert_failures_total`: flows the kernel could not record.
 pub const KERNEL_FLOW_INSERT_FAILURES: &str = "reflector_kernel_flow_insert_failures";
 /// `reflector_splice_connections_total{protocol}`: TCP connections accepted, UDP flows
@@ -297,6 +299,16 @@ fn kernel_flows_active(registry: &mut Registry, kernel: &KernelSnapshot) {
     );
 }
 
+fn kernel_flows_evicted(registry: &mut Registry, kernel: &KernelSnapshot) {
+    counter(
+        registry,
+        KERNEL_FLOWS_EVICTED,
+        "Flows the full kernel flow table forgot to make room for new ones, least recently \
+         used first (created less active)",
+        kernel.flows_evicted,
+    );
+}
+
 fn kernel_flow_insert_failures(registry: &mut Registry, kernel: &KernelSnapshot) {
     counter(
         registry,
@@ -403,6 +415,7 @@ fn registry(snapshot: &Snapshot) -> Registry {
         passed_bytes(&mut registry, kernel);
         kernel_flows_created(&mut registry, kernel);
         kernel_flows_active(&mut registry, kernel);
+        kernel_flows_evicted(&mut registry, kernel);
         kernel_flow_insert_failures(&mut registry, kernel);
     }
     let splice = &snapshot.splice;
@@ -516,6 +529,7 @@ mod tests {
                 flows_created: 2,
                 flow_insert_failures: 1,
                 flows_active: 5,
+                flows_evicted: 3,
                 maps: vec![MapCount {
                     listen: 10053,
                     target: 53,
@@ -564,6 +578,7 @@ mod tests {
             "reflector_passed_bytes_total{reason=\"no_flow\"} 300",
             "reflector_kernel_flows_created_total 2",
             "reflector_kernel_flows_active 5",
+            "reflector_kernel_flows_evicted_total 3",
             "reflector_kernel_flow_insert_failures_total 1",
             "reflector_splice_connections_total{protocol=\"tcp\"} 5",
             "reflector_splice_connections_total{protocol=\"udp\"} 6",

@@ -88,6 +88,10 @@ impl Telemetry {
                         // One system call per entry: the kernel keeps no count of an LRU
                         // table's entries. Bounded by --flow-table-size.
                         kernel.flows_active = flows.keys().flatten().count() as u64;
+                        // Created was read first: a flow created since counts as active
+                        // only, never as evicted.
+                        kernel.flows_evicted =
+                            kernel.flows_created.saturating_sub(kernel.flows_active);
                     }
                     Ok(kernel)
                 },

@@ -51,6 +51,11 @@ pub struct KernelSnapshot {
     /// recently used when full; nothing else removes them).
     #[serde(default)]
     pub flows_active: u64,
+    /// Flows the full table forgot to make room for new ones (least recently used first):
+    /// created less active, as nothing else removes a flow. Counted with `flows_active`;
+    /// exact when no flow is being created meanwhile.
+    #[serde(default)]
+    pub flows_evicted: u64,
     /// Packets and bytes reflected per port map, one entry per map, direction and IP
     /// family.
     #[serde(default)]
@@ -188,6 +193,7 @@ impl KernelSnapshot {
             flows_created: read(reflector_common::StatIndex::FLOWS_CREATED)?.packets,
             flow_insert_failures: read(reflector_common::StatIndex::FLOW_INSERT_FAILED)?.packets,
             flows_active: 0,
+            flows_evicted: 0,
             maps: Vec::new(),
         })
     }
