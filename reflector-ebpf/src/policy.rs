@@ -5,10 +5,11 @@
 use aya_ebpf::EbpfContext;
 use aya_log_ebpf::debug;
 use reflector_common::{
-    Direction, FlowKey, FlowValue, PassReason, StatIndex, addr_kind, port_index,
+    Direction, Family, FlowKey, FlowValue, PassReason, StatIndex, addr_kind, port_index,
 };
 
 use crate::{
+    ip::IpHeader,
     maps::{FLOWS, LOCAL_ADDRS, PORTS},
     parse::Packet,
     stats,
@@ -31,7 +32,10 @@ pub struct Reflection {
 /// # Errors
 /// The reason the packet is passed to the stack instead.
 #[inline(always)]
-pub fn decide<C: EbpfContext, H>(ctx: &C, packet: &Packet<H>) -> Result<Reflection, PassReason> {
+pub fn decide<C: EbpfContext, H: IpHeader>(
+    ctx: &C,
+    packet: &Packet<H>,
+) -> Result<Reflection, PassReason> {
     let listen = PORTS.get(port_index(packet.protocol, packet.dst_port));
     if let Some(entry) = listen
         && entry.is_listen()
@@ -46,7 +50,7 @@ pub fn decide<C: EbpfContext, H>(ctx: &C, packet: &Packet<H>) -> Result<Reflecti
 
 /// A packet to listen port `L`: goes back to the sender's `target_port`.
 #[inline(always)]
-fn forward<C: EbpfContext, H>(
+fn forward<C: EbpfContext, H: IpHeader>(
     ctx: &C,
     packet: &Packet<H>,
     target_port: u16,
@@ -66,6 +70,11 @@ fn forward<C: EbpfContext, H>(
     // SAFETY: map values are plain integers; the reference is used at once.
     let known = unsafe { FLOWS.get(key) }.copied() == Some(value);
     if !known {
+        // IPv4 addresses are keyed IPv4-mapped, so an IPv6 packet to `::ffff:A` would find
+        // A's entry; but `::ffff:A` is never one of this host's IPv6 addresses.
+        if H::FAMILY == Family::V6 && is_v4_mapped(&packet.dst_addr) {
+            return Err(PassReason::DestinationNotLocal);
+        }
         // SAFETY: map values are plain integers; the reference is used at once.
         let dst_kind = unsafe { LOCAL_ADDRS.get(packet.dst_addr) }.copied();
         if dst_kind != Some(addr_kind::LOCAL) {

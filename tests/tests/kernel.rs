@@ -386,6 +386,7 @@ kernel_cases! {
     ipv6_fragment_header,
     ipv6_hop_by_hop_header,
     ipv6_destination_options_header,
+    ipv6_experimental_extension_header,
     // Passed: truncated.
     truncated_vlan_tag,
     truncated_qinq_inner_tag,
@@ -404,10 +405,13 @@ kernel_cases! {
     ipv4_ihl_below_5,
     ipv4_ethertype_version_6,
     ipv6_ethertype_version_4,
+    group_source_mac_malformed,
+    broadcast_source_mac_malformed,
     // Passed: destination, port.
     ipv4_destination_not_local,
     ipv6_destination_not_local,
     ipv4_destination_subnet_broadcast,
+    ipv6_destination_ipv4_mapped_local,
     ipv4_tcp_port_not_mapped,
     ipv6_udp_port_not_mapped,
     udp_to_tcp_listen_port_not_mapped,

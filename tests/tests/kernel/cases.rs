@@ -571,6 +571,17 @@ pub fn ipv6_destination_options_header() -> Case {
     )
 }
 
+pub fn ipv6_experimental_extension_header() -> Case {
+    let mut bytes = fixture::forward(Protocol::Udp, Family::V6).bytes();
+    // Next header 253, reserved for experiments (RFC 3692) as an extension header.
+    bytes[ETH_LEN + 6] = 253;
+    Case::pass(
+        "IPv6 with next header 253 (an experimental extension header)",
+        bytes,
+        PassReason::Ipv6ExtensionHeader,
+    )
+}
+
 // ---------------------------------------------------------------------------------------
 // Passed: truncated at each header boundary. A frame shorter than its Ethernet header
 // cannot be tested here: BPF_PROG_TEST_RUN rejects data shorter than ETH_HLEN (14) with
@@ -744,6 +755,29 @@ pub fn ipv6_ethertype_version_4() -> Case {
     )
 }
 
+pub fn group_source_mac_malformed() -> Case {
+    let mut input = fixture::forward(Protocol::Tcp, Family::V4);
+    // The individual/group bit: a multicast source address, which 802.3 forbids and which
+    // a reflection would be sent to.
+    input.mac_src[0] |= 0x01;
+    Case::pass(
+        "a frame from a group (multicast) Ethernet address",
+        input.bytes(),
+        PassReason::Malformed,
+    )
+}
+
+pub fn broadcast_source_mac_malformed() -> Case {
+    let mut input = fixture::reverse(Protocol::Udp, Family::V6);
+    input.mac_src = [0xff; 6];
+    Case::pass(
+        "a reply of a flow from the broadcast Ethernet address",
+        input.bytes(),
+        PassReason::Malformed,
+    )
+    .after(&fixture::forward(Protocol::Udp, Family::V6))
+}
+
 // ---------------------------------------------------------------------------------------
 // Passed: not for this host, or not a mapped port.
 
@@ -763,6 +797,22 @@ pub fn ipv6_destination_not_local() -> Case {
             CLIENT_PORT,
             v6(NOT_LOCAL_V6),
             fixture::UDP_LISTEN,
+        )
+        .bytes(),
+        PassReason::DestinationNotLocal,
+    )
+}
+
+pub fn ipv6_destination_ipv4_mapped_local() -> Case {
+    // IPv4 addresses are keyed IPv4-mapped in LOCAL_ADDRS: an IPv6 packet to ::ffff:A must
+    // not find A's entry.
+    Case::pass(
+        "IPv6 TCP to the IPv4-mapped form of this host's IPv4 address (::ffff:192.0.2.1)",
+        Frame::tcp(
+            v6(CLIENT_V6),
+            CLIENT_PORT,
+            v6(HOST_V4.to_ipv6_mapped()),
+            TCP_LISTEN,
         )
         .bytes(),
         PassReason::DestinationNotLocal,
