@@ -16,11 +16,15 @@
 pub mod attach;
 pub mod client;
 pub mod command;
+pub mod differential;
 pub mod enter;
 pub mod firewall;
+pub mod framegen;
+pub mod invariants;
 pub mod iperf;
 pub mod kernel_fixture;
 pub mod kind;
+pub mod model;
 pub mod names;
 pub mod netns;
 pub mod packets;
