@@ -63,6 +63,9 @@ fn forward<C: EbpfContext, H: IpHeader>(
         packet.src_port,
         packet.protocol as u8,
     );
+    if is_ipv6_to_ipv4_mapped(packet) {
+        return Err(PassReason::DestinationNotLocal);
+    }
     let value = FlowValue::new(packet.dst_port, map_slot);
     // The flow first: a known flow passed the address checks when it was recorded, so its
     // packets skip two hash lookups. The lookup also refreshes the flow without taking a
@@ -70,11 +73,6 @@ fn forward<C: EbpfContext, H: IpHeader>(
     // SAFETY: map values are plain integers; the reference is used at once.
     let known = unsafe { FLOWS.get(key) }.copied() == Some(value);
     if !known {
-        // IPv4 addresses are keyed IPv4-mapped, so an IPv6 packet to `::ffff:A` would find
-        // A's entry; but `::ffff:A` is never one of this host's IPv6 addresses.
-        if H::FAMILY == Family::V6 && is_v4_mapped(&packet.dst_addr) {
-            return Err(PassReason::DestinationNotLocal);
-        }
         // SAFETY: map values are plain integers; the reference is used at once.
         let dst_kind = unsafe { LOCAL_ADDRS.get(packet.dst_addr) }.copied();
         if dst_kind != Some(addr_kind::LOCAL) {
@@ -108,7 +106,11 @@ fn forward<C: EbpfContext, H: IpHeader>(
 
 /// A packet from a target port `P`: a reply of a reflected flow, if the flow table knows it.
 #[inline(always)]
-fn reverse<H>(packet: &Packet<H>) -> Result<Reflection, PassReason> {
+fn reverse<H: IpHeader>(packet: &Packet<H>) -> Result<Reflection, PassReason> {
+    // Never a reply: IPv6 flows are recorded only to this host's IPv6 addresses.
+    if is_ipv6_to_ipv4_mapped(packet) {
+        return Err(PassReason::NoFlow);
+    }
     let key = FlowKey::new(
         packet.src_addr,
         packet.dst_addr,
@@ -166,6 +168,15 @@ fn check_source(addr: &[u8; 16]) -> Result<(), PassReason> {
         Some(addr_kind::BROADCAST) => Err(PassReason::SourceBroadcast),
         _ => Ok(()),
     }
+}
+
+/// Whether `packet` is IPv6 to an IPv4-mapped address (`::ffff:A`). IPv4 addresses are
+/// keyed IPv4-mapped in `LOCAL_ADDRS` and in flow keys, so such a packet would find IPv4
+/// entries: A's address kind, and the flows of IPv4 clients. But `::ffff:A` is never one of
+/// this host's IPv6 addresses.
+#[inline(always)]
+fn is_ipv6_to_ipv4_mapped<H: IpHeader>(packet: &Packet<H>) -> bool {
+    H::FAMILY == Family::V6 && is_v4_mapped(&packet.dst_addr)
 }
 
 #[inline(always)]

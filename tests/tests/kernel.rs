@@ -412,6 +412,8 @@ kernel_cases! {
     ipv6_destination_not_local,
     ipv4_destination_subnet_broadcast,
     ipv6_destination_ipv4_mapped_local,
+    ipv6_mapped_forward_of_ipv4_flow,
+    ipv6_mapped_reply_of_ipv4_flow,
     ipv4_tcp_port_not_mapped,
     ipv6_udp_port_not_mapped,
     udp_to_tcp_listen_port_not_mapped,

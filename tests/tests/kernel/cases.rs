@@ -819,6 +819,38 @@ pub fn ipv6_destination_ipv4_mapped_local() -> Case {
     )
 }
 
+/// An IPv6 frame between the IPv4-mapped forms of the client's and this host's IPv4
+/// addresses, from the client's `source_port` to this host's `destination_port`.
+fn ipv6_between_mapped(protocol: Protocol, source_port: u16, destination_port: u16) -> Frame {
+    Frame::transport(
+        protocol,
+        v6(CLIENT_V4.to_ipv6_mapped()),
+        source_port,
+        v6(HOST_V4.to_ipv6_mapped()),
+        destination_port,
+    )
+}
+
+pub fn ipv6_mapped_forward_of_ipv4_flow() -> Case {
+    // The IPv4 flow's key (IPv4-mapped addresses) is the IPv6 frame's: a recorded flow must
+    // not let it skip the destination check.
+    Case::pass(
+        "IPv6 UDP between IPv4-mapped addresses to L, with the same IPv4 flow recorded",
+        ipv6_between_mapped(Protocol::Udp, CLIENT_PORT, fixture::UDP_LISTEN).bytes(),
+        PassReason::DestinationNotLocal,
+    )
+    .after(&fixture::forward(Protocol::Udp, Family::V4))
+}
+
+pub fn ipv6_mapped_reply_of_ipv4_flow() -> Case {
+    Case::pass(
+        "IPv6 TCP between IPv4-mapped addresses from P, with the same IPv4 flow recorded",
+        ipv6_between_mapped(Protocol::Tcp, fixture::TCP_TARGET, CLIENT_PORT).bytes(),
+        PassReason::NoFlow,
+    )
+    .after(&fixture::forward(Protocol::Tcp, Family::V4))
+}
+
 pub fn ipv4_destination_subnet_broadcast() -> Case {
     Case::pass(
         "IPv4 UDP to a mapped port of this host's subnet broadcast address (kind BROADCAST)",
