@@ -4,6 +4,7 @@ mod apt;
 mod bench;
 mod build;
 mod cli;
+mod fuzz;
 mod lint;
 mod process;
 mod run;
