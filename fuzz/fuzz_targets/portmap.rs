@@ -10,11 +10,14 @@ fuzz_target!(|input: &str| {
     match input.parse::<PortMap>() {
         Ok(map) => {
             let shown = map.to_string();
-            let again: PortMap = shown
-                .parse()
-                .unwrap_or_else(|e| panic!("{input:?} parsed, but its display {shown:?} does not: {e}"));
+            let again: PortMap = shown.parse().unwrap_or_else(|e| {
+                panic!("{input:?} parsed, but its display {shown:?} does not: {e}")
+            });
             assert_eq!(again, map, "{input:?} -> {shown:?} parses to another map");
-            assert!(map.listen != 0 && map.target != 0, "{input:?}: port 0 accepted");
+            assert!(
+                map.listen != 0 && map.target != 0,
+                "{input:?}: port 0 accepted"
+            );
         }
         Err(error) => {
             // The message is what the user sees: building it must not panic either.
