@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use etherparse::Ipv6Extensions;
+use etherparse::{Ipv4Header, Ipv6Extensions};
 use reflector_common::{Direction, Family, FlowKey, FlowValue, PassReason, Protocol};
 
 use reflector_tests::{
@@ -369,6 +369,41 @@ pub fn ipv6_tcp_empty_payload_forward() -> Case {
         "IPv6 TCP with no payload",
         &fixture::forward(Protocol::Tcp, Family::V6).with_payload(Vec::new()),
     )
+}
+
+/// `bytes` (an untagged IPv4 frame) with the IPv4 total length set to `total_len` and the
+/// header checksum recomputed by etherparse.
+fn with_ipv4_total_len(mut bytes: Vec<u8>, total_len: u16) -> Vec<u8> {
+    let (mut header, _) =
+        Ipv4Header::from_slice(&bytes[ETH_LEN..]).expect("an IPv4 header after Ethernet");
+    header.total_len = total_len;
+    header.header_checksum = header.calc_header_checksum();
+    let end = ETH_LEN + header.header_len();
+    bytes[ETH_LEN..end].copy_from_slice(&header.to_bytes());
+    bytes
+}
+
+pub fn ipv4_total_length_beyond_frame_forward() -> Case {
+    // Length fields are not checked (README, "The rules in detail"): only fixed fields at
+    // fixed places are read and rewritten, and the rest leaves as it came.
+    let input = fixture::forward(Protocol::Udp, Family::V4);
+    let output = fixture::forward_reflected(&input).bytes();
+    let wrong = (input.bytes().len() - ETH_LEN + 100) as u16;
+    Case {
+        description: "IPv4 UDP whose total length claims 100 bytes beyond the frame: \
+                      reflected with its length fields as they came"
+            .to_owned(),
+        prelude: Vec::new(),
+        input: with_ipv4_total_len(input.bytes(), wrong),
+        expect: Expect::Reflect {
+            output: with_ipv4_total_len(output, wrong),
+            direction: Direction::Forward,
+            family: Family::V4,
+            map_slot: fixture::map_slot(Protocol::Udp),
+            new_flow: Some(fixture::forward_flow(&input)),
+        },
+        skb_test_run_may_refuse: false,
+    }
 }
 
 // ---------------------------------------------------------------------------------------
