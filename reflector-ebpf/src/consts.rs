@@ -1,5 +1,8 @@
 //! Wire constants the parser and rewriter agree on.
 
+/// The individual/group bit of an Ethernet address, in its first byte: set for multicast
+/// and broadcast addresses.
+pub const ETH_GROUP_BIT: u8 = 0x01;
 /// EtherType of IPv4.
 pub const ETH_P_IPV4: u16 = 0x0800;
 /// EtherType of IPv6.
@@ -16,7 +19,7 @@ pub const IPV4_FRAGMENT_MASK: u16 = 0x3fff;
 pub const IPV6_NEXT_FRAGMENT: u8 = 44;
 
 /// IPv6 next-header values of the extension headers the program does not walk.
-pub const IPV6_EXTENSION_HEADERS: [u8; 8] = [
+pub const IPV6_EXTENSION_HEADERS: [u8; 10] = [
     0,   // Hop-by-Hop Options
     43,  // Routing
     50,  // Encapsulating Security Payload
@@ -25,6 +28,8 @@ pub const IPV6_EXTENSION_HEADERS: [u8; 8] = [
     135, // Mobility
     139, // Host Identity Protocol
     140, // Shim6
+    253, // Experimentation and testing (RFC 3692)
+    254, // Experimentation and testing (RFC 3692)
 ];
 
 /// Offset of the checksum within a TCP header.

@@ -7,7 +7,7 @@ use network_types::{eth::EthHdr, tcp::TcpHdr, udp::UdpHdr, vlan::VlanHdr};
 use reflector_common::{PassReason, Protocol};
 
 use crate::{
-    consts::{ETH_P_8021AD, ETH_P_8021Q, TCP_CHECK_OFFSET, UDP_CHECK_OFFSET},
+    consts::{ETH_GROUP_BIT, ETH_P_8021AD, ETH_P_8021Q, TCP_CHECK_OFFSET, UDP_CHECK_OFFSET},
     ip::IpHeader,
 };
 
@@ -66,10 +66,16 @@ fn header<T>(data: usize, data_end: usize, offset: usize) -> Result<*mut T, Pass
 /// Parses the Ethernet header and up to two VLAN tags.
 ///
 /// # Errors
-/// [`PassReason::Truncated`] when the frame ends inside them.
+/// [`PassReason::Truncated`] when the frame ends inside them; [`PassReason::Malformed`]
+/// when the source is a group (multicast or broadcast) address, which 802.3 forbids and
+/// which a reflection would send to.
 #[inline(always)]
 pub fn parse_frame(data: usize, data_end: usize) -> Result<Frame, PassReason> {
     let eth: *mut EthHdr = header(data, data_end, 0)?;
+    // SAFETY: `header` checked that the frame holds the whole header.
+    if unsafe { (*eth).src_addr[0] } & ETH_GROUP_BIT != 0 {
+        return Err(PassReason::Malformed);
+    }
     // SAFETY: `header` checked that the frame holds the whole header.
     let mut ether_type = u16::from_be(unsafe { (*eth).ether_type });
     let mut l3_offset = EthHdr::LEN;

@@ -5,10 +5,11 @@
 use aya_ebpf::EbpfContext;
 use aya_log_ebpf::debug;
 use reflector_common::{
-    Direction, FlowKey, FlowValue, PassReason, StatIndex, addr_kind, port_index,
+    Direction, Family, FlowKey, FlowValue, PassReason, StatIndex, addr_kind, port_index,
 };
 
 use crate::{
+    ip::IpHeader,
     maps::{FLOWS, LOCAL_ADDRS, PORTS},
     parse::Packet,
     stats,
@@ -31,7 +32,10 @@ pub struct Reflection {
 /// # Errors
 /// The reason the packet is passed to the stack instead.
 #[inline(always)]
-pub fn decide<C: EbpfContext, H>(ctx: &C, packet: &Packet<H>) -> Result<Reflection, PassReason> {
+pub fn decide<C: EbpfContext, H: IpHeader>(
+    ctx: &C,
+    packet: &Packet<H>,
+) -> Result<Reflection, PassReason> {
     let listen = PORTS.get(port_index(packet.protocol, packet.dst_port));
     if let Some(entry) = listen
         && entry.is_listen()
@@ -46,7 +50,7 @@ pub fn decide<C: EbpfContext, H>(ctx: &C, packet: &Packet<H>) -> Result<Reflecti
 
 /// A packet to listen port `L`: goes back to the sender's `target_port`.
 #[inline(always)]
-fn forward<C: EbpfContext, H>(
+fn forward<C: EbpfContext, H: IpHeader>(
     ctx: &C,
     packet: &Packet<H>,
     target_port: u16,
@@ -59,6 +63,9 @@ fn forward<C: EbpfContext, H>(
         packet.src_port,
         packet.protocol as u8,
     );
+    if is_ipv6_to_ipv4_mapped(packet) {
+        return Err(PassReason::DestinationNotLocal);
+    }
     let value = FlowValue::new(packet.dst_port, map_slot);
     // The flow first: a known flow passed the address checks when it was recorded, so its
     // packets skip two hash lookups. The lookup also refreshes the flow without taking a
@@ -99,7 +106,11 @@ fn forward<C: EbpfContext, H>(
 
 /// A packet from a target port `P`: a reply of a reflected flow, if the flow table knows it.
 #[inline(always)]
-fn reverse<H>(packet: &Packet<H>) -> Result<Reflection, PassReason> {
+fn reverse<H: IpHeader>(packet: &Packet<H>) -> Result<Reflection, PassReason> {
+    // Never a reply: IPv6 flows are recorded only to this host's IPv6 addresses.
+    if is_ipv6_to_ipv4_mapped(packet) {
+        return Err(PassReason::NoFlow);
+    }
     let key = FlowKey::new(
         packet.src_addr,
         packet.dst_addr,
@@ -157,6 +168,15 @@ fn check_source(addr: &[u8; 16]) -> Result<(), PassReason> {
         Some(addr_kind::BROADCAST) => Err(PassReason::SourceBroadcast),
         _ => Ok(()),
     }
+}
+
+/// Whether `packet` is IPv6 to an IPv4-mapped address (`::ffff:A`). IPv4 addresses are
+/// keyed IPv4-mapped in `LOCAL_ADDRS` and in flow keys, so such a packet would find IPv4
+/// entries: A's address kind, and the flows of IPv4 clients. But `::ffff:A` is never one of
+/// this host's IPv6 addresses.
+#[inline(always)]
+fn is_ipv6_to_ipv4_mapped<H: IpHeader>(packet: &Packet<H>) -> bool {
+    H::FAMILY == Family::V6 && is_v4_mapped(&packet.dst_addr)
 }
 
 #[inline(always)]

@@ -10,8 +10,9 @@ use std::{collections::HashMap as StdHashMap, net::IpAddr, time::Duration};
 use crate::topology::kernel_object;
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray},
     programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, Xdp, XdpMode},
+    sys::SyscallError,
 };
 use reflector_common::{
     Counter, FlowKey, FlowValue, PORT_FLAG_TARGET, PortEntry, Protocol, STATS_LEN, maps,
@@ -190,6 +191,53 @@ impl Kernel {
             .expect("writing the target entry of PORTS");
     }
 
+    /// Writes the port-table entry of (`protocol`, `port`) as it is: the differential
+    /// fuzzer sets and clears whole entries between scenarios.
+    pub fn set_port_entry(&mut self, protocol: Protocol, port: u16, entry: PortEntry) {
+        let mut ports: Array<&mut MapData, PortEntry> = Array::try_from(
+            self.ebpf
+                .map_mut(maps::PORTS)
+                .unwrap_or_else(|| panic!("the kernel object has no map {}", maps::PORTS)),
+        )
+        .unwrap_or_else(|e| panic!("{} is not an array of PortEntry: {e:?}", maps::PORTS));
+        ports
+            .set(port_index(protocol, port), entry, 0)
+            .expect("writing PORTS");
+    }
+
+    /// Forgets `addr` as one of this host's addresses (nothing happens if it was not one).
+    pub fn remove_address(&mut self, addr: IpAddr) {
+        let mut addrs: HashMap<&mut MapData, [u8; 16], u32> = HashMap::try_from(
+            self.ebpf
+                .map_mut(maps::LOCAL_ADDRS)
+                .unwrap_or_else(|| panic!("the kernel object has no map {}", maps::LOCAL_ADDRS)),
+        )
+        .unwrap_or_else(|e| panic!("{} is not a hash map: {e:?}", maps::LOCAL_ADDRS));
+        match addrs.remove(&address_key(addr)) {
+            Ok(()) => {}
+            Err(MapError::SyscallError(SyscallError { io_error, .. }))
+                if io_error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("removing {addr} from LOCAL_ADDRS: {e:?}"),
+        }
+    }
+
+    /// Empties `FLOWS`.
+    pub fn clear_flows(&mut self) {
+        let mut flows: HashMap<&mut MapData, FlowKey, FlowValue> = HashMap::try_from(
+            self.ebpf
+                .map_mut(maps::FLOWS)
+                .unwrap_or_else(|| panic!("the kernel object has no map {}", maps::FLOWS)),
+        )
+        .unwrap_or_else(|e| panic!("{} is not a hash map of flows: {e:?}", maps::FLOWS));
+        let keys: Vec<FlowKey> = flows
+            .keys()
+            .map(|key| key.expect("reading the keys of FLOWS"))
+            .collect();
+        for key in keys {
+            flows.remove(&key).expect("removing an entry of FLOWS");
+        }
+    }
+
     /// Records `addr` as one of this host's addresses, of kind `kind`
     /// ([`reflector_common::addr_kind`]).
     pub fn add_address(&mut self, addr: IpAddr, kind: u32) {
@@ -308,16 +356,35 @@ impl Kernel {
         self.counters(maps::MAP_STATS, MAP_STATS_LEN)
     }
 
+    /// The counters of `STATS` at `indices` (summed over CPUs), in that order: reading a
+    /// few costs one system call each.
+    #[must_use]
+    pub fn stats_at(&self, indices: &[u32]) -> Vec<Counter> {
+        self.counters_at(maps::STATS, indices)
+    }
+
+    /// The counters of `MAP_STATS` at `indices` (summed over CPUs), in that order.
+    #[must_use]
+    pub fn map_stats_at(&self, indices: &[u32]) -> Vec<Counter> {
+        self.counters_at(maps::MAP_STATS, indices)
+    }
+
     /// The first `len` counters of the per-CPU array `name`, summed over CPUs.
     fn counters(&self, name: &str, len: u32) -> Vec<Counter> {
+        self.counters_at(name, &(0..len).collect::<Vec<_>>())
+    }
+
+    /// The counters of the per-CPU array `name` at `indices`, summed over CPUs.
+    fn counters_at(&self, name: &str, indices: &[u32]) -> Vec<Counter> {
         let stats: PerCpuArray<&MapData, Counter> = PerCpuArray::try_from(
             self.ebpf
                 .map(name)
                 .unwrap_or_else(|| panic!("the kernel object has no map {name}")),
         )
         .unwrap_or_else(|e| panic!("{name} is not a per-CPU array of Counter: {e:?}"));
-        (0..len)
-            .map(|index| {
+        indices
+            .iter()
+            .map(|&index| {
                 let per_cpu = stats
                     .get(&index, 0)
                     .unwrap_or_else(|e| panic!("reading {name}[{index}]: {e:?}"));

@@ -1,7 +1,8 @@
 //! Kernel tests: every case of the table in `kernel/cases.rs` runs through
 //! `BPF_PROG_TEST_RUN` on both `reflector_xdp` and `reflector_tc`, each in a freshly loaded
 //! program with the host of `reflector_tests::kernel_fixture`, and must give the case's verdict, exactly
-//! the case's output bytes, correct checksums (by etherparse's own computation), exactly one
+//! the case's output bytes, correct checksums whenever the input's were (by etherparse's own
+//! computation), exactly one
 //! increment of the case's STATS counter, exactly one increment of the case's port-map
 //! counter in `MAP_STATS` (reflected frames; none for passed ones), and (forward frames)
 //! exactly the case's new flow.
@@ -131,7 +132,9 @@ fn run_at(hook: Hook, case: &Case) -> Vec<String> {
             byte_diff(output, &run.output)
         ));
     }
-    if matches!(case.expect, Expect::Reflect { .. }) {
+    // Checksums are updated, not recomputed (README): correct out when they were correct
+    // in (every case but those whose length fields are wrong on purpose).
+    if matches!(case.expect, Expect::Reflect { .. }) && verify_checksums(&case.input).is_ok() {
         if let Err(problem) = verify_checksums(&run.output) {
             problems.push(format!("output checksums: {problem}"));
         }
@@ -365,6 +368,7 @@ kernel_cases! {
     ipv6_udp_full_size_forward,
     ipv4_udp_odd_payload_forward,
     ipv6_tcp_empty_payload_forward,
+    ipv4_total_length_beyond_frame_forward,
     // Reflected, reverse.
     ipv4_tcp_reverse,
     ipv4_udp_reverse,
@@ -386,6 +390,7 @@ kernel_cases! {
     ipv6_fragment_header,
     ipv6_hop_by_hop_header,
     ipv6_destination_options_header,
+    ipv6_experimental_extension_header,
     // Passed: truncated.
     truncated_vlan_tag,
     truncated_qinq_inner_tag,
@@ -404,10 +409,15 @@ kernel_cases! {
     ipv4_ihl_below_5,
     ipv4_ethertype_version_6,
     ipv6_ethertype_version_4,
+    group_source_mac_malformed,
+    broadcast_source_mac_malformed,
     // Passed: destination, port.
     ipv4_destination_not_local,
     ipv6_destination_not_local,
     ipv4_destination_subnet_broadcast,
+    ipv6_destination_ipv4_mapped_local,
+    ipv6_mapped_forward_of_ipv4_flow,
+    ipv6_mapped_reply_of_ipv4_flow,
     ipv4_tcp_port_not_mapped,
     ipv6_udp_port_not_mapped,
     udp_to_tcp_listen_port_not_mapped,

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::{bench, build, deb, image, lint, run, setup, test};
+use crate::{bench, build, deb, fuzz, image, lint, run, setup, test};
 
 /// Build, run, lint, test and benchmark reflector.
 #[derive(Parser)]
@@ -51,6 +51,30 @@ enum Task {
         #[arg(last = true, value_name = "EXTRA")]
         extra: Vec<OsString>,
     },
+    /// Differential packet fuzzing: generated and mutated frames through both kernel
+    /// programs (the kernel test-runs them, as root) against the reference model of the README's
+    /// rules. With --parsers: the libFuzzer targets of the control plane's parsers instead
+    /// (cargo-fuzz on nightly, installed when missing).
+    Fuzz {
+        /// Frames, each through the XDP and the TC program.
+        #[arg(long, default_value_t = 1_000_000, conflicts_with = "parsers")]
+        count: u64,
+        /// The seed (default: a new one, printed); a failure report names it.
+        #[arg(long, conflicts_with = "parsers")]
+        seed: Option<u64>,
+        /// Start at this scenario (to replay one from a failure report).
+        #[arg(long, default_value_t = 0, conflicts_with = "parsers")]
+        scenario: u64,
+        /// Fuzz the parsers of outside input (port maps, config file, control requests).
+        #[arg(long)]
+        parsers: bool,
+        /// Seconds each parser target runs.
+        #[arg(long, default_value_t = 60, requires = "parsers")]
+        seconds: u64,
+        /// Only these parser targets, comma-separated: `portmap`, `config`, `control_request`.
+        #[arg(long, value_delimiter = ',', requires = "parsers")]
+        targets: Vec<String>,
+    },
     /// Build in release mode, then benchmark as root: the direct path, each reflector mode,
     /// the seed's Python tool and nftables NAT, on the same workloads, each on namespaces
     /// built afresh. Writes target/bench/results.json and results.md, prints the table.
@@ -83,6 +107,22 @@ impl Cli {
             Task::Image => image::run(),
             Task::Lint => lint::run(),
             Task::Test { extra } => test::run(&extra),
+            Task::Fuzz {
+                parsers: true,
+                seconds,
+                targets,
+                ..
+            } => fuzz::parsers(&targets, seconds),
+            Task::Fuzz {
+                count,
+                seed,
+                scenario,
+                ..
+            } => fuzz::packets(&fuzz::Packets {
+                count,
+                seed,
+                scenario,
+            }),
             Task::Bench {
                 duration,
                 contenders,

@@ -5,6 +5,7 @@ mod bench;
 mod build;
 mod cli;
 mod deb;
+mod fuzz;
 mod image;
 mod lint;
 mod process;

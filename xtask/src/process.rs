@@ -57,6 +57,21 @@ pub fn as_root(program: impl AsRef<OsStr>, keep_env: bool) -> Command {
     cmd
 }
 
+/// Makes `cmd` (a `cargo test`) run its test binaries as root: through `sudo -E` as cargo's
+/// runner when not root already. Only the test binaries run as root: cargo itself and the
+/// build stay with the user.
+pub fn tests_as_root(cmd: &mut Command) {
+    if !is_root() {
+        cmd.env(
+            format!(
+                "CARGO_TARGET_{}_UNKNOWN_LINUX_GNU_RUNNER",
+                env::consts::ARCH.to_uppercase()
+            ),
+            "sudo -E",
+        );
+    }
+}
+
 /// Announces `cmd`, runs it with inherited stdio and fails if it does not succeed.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let shown = describe(cmd);

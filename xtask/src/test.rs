@@ -1,6 +1,6 @@
 //! `cargo xtask test`: set up, lint, build, then run every test as root.
 
-use std::{env::consts::ARCH, ffi::OsString};
+use std::ffi::OsString;
 
 use anyhow::Result;
 
@@ -31,17 +31,8 @@ pub fn run(extra: &[OsString]) -> Result<()> {
     if !extra.is_empty() {
         cmd.arg("--").args(extra);
     }
-    // Tests create namespaces and load programs. Only the test binaries run as root, and
-    // only here: cargo itself and the build stay with the user.
-    if !process::is_root() {
-        cmd.env(
-            format!(
-                "CARGO_TARGET_{}_UNKNOWN_LINUX_GNU_RUNNER",
-                ARCH.to_uppercase()
-            ),
-            "sudo -E",
-        );
-    }
+    // Tests create namespaces and load programs.
+    process::tests_as_root(&mut cmd);
     process::run(&mut cmd)?;
     process::say("all tests passed");
     Ok(())

@@ -58,7 +58,7 @@ pub fn ensure(scope: Scope) -> Result<()> {
 }
 
 /// Installs the nightly toolchain (minimal profile) when it is missing.
-fn ensure_nightly() -> Result<()> {
+pub fn ensure_nightly() -> Result<()> {
     if process::probe(rustup().args(["run", NIGHTLY, "rustc", "--version"])).is_some() {
         return Ok(());
     }

@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use etherparse::Ipv6Extensions;
+use etherparse::{Ipv4Header, Ipv6Extensions};
 use reflector_common::{Direction, Family, FlowKey, FlowValue, PassReason, Protocol};
 
 use reflector_tests::{
@@ -371,6 +371,41 @@ pub fn ipv6_tcp_empty_payload_forward() -> Case {
     )
 }
 
+/// `bytes` (an untagged IPv4 frame) with the IPv4 total length set to `total_len` and the
+/// header checksum recomputed by etherparse.
+fn with_ipv4_total_len(mut bytes: Vec<u8>, total_len: u16) -> Vec<u8> {
+    let (mut header, _) =
+        Ipv4Header::from_slice(&bytes[ETH_LEN..]).expect("an IPv4 header after Ethernet");
+    header.total_len = total_len;
+    header.header_checksum = header.calc_header_checksum();
+    let end = ETH_LEN + header.header_len();
+    bytes[ETH_LEN..end].copy_from_slice(&header.to_bytes());
+    bytes
+}
+
+pub fn ipv4_total_length_beyond_frame_forward() -> Case {
+    // Length fields are not checked (README, "The rules in detail"): only fixed fields at
+    // fixed places are read and rewritten, and the rest leaves as it came.
+    let input = fixture::forward(Protocol::Udp, Family::V4);
+    let output = fixture::forward_reflected(&input).bytes();
+    let wrong = (input.bytes().len() - ETH_LEN + 100) as u16;
+    Case {
+        description: "IPv4 UDP whose total length claims 100 bytes beyond the frame: \
+                      reflected with its length fields as they came"
+            .to_owned(),
+        prelude: Vec::new(),
+        input: with_ipv4_total_len(input.bytes(), wrong),
+        expect: Expect::Reflect {
+            output: with_ipv4_total_len(output, wrong),
+            direction: Direction::Forward,
+            family: Family::V4,
+            map_slot: fixture::map_slot(Protocol::Udp),
+            new_flow: Some(fixture::forward_flow(&input)),
+        },
+        skb_test_run_may_refuse: false,
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Reflected: reverse (after the forward frame that records the flow).
 
@@ -571,6 +606,17 @@ pub fn ipv6_destination_options_header() -> Case {
     )
 }
 
+pub fn ipv6_experimental_extension_header() -> Case {
+    let mut bytes = fixture::forward(Protocol::Udp, Family::V6).bytes();
+    // Next header 253, reserved for experiments (RFC 3692) as an extension header.
+    bytes[ETH_LEN + 6] = 253;
+    Case::pass(
+        "IPv6 with next header 253 (an experimental extension header)",
+        bytes,
+        PassReason::Ipv6ExtensionHeader,
+    )
+}
+
 // ---------------------------------------------------------------------------------------
 // Passed: truncated at each header boundary. A frame shorter than its Ethernet header
 // cannot be tested here: BPF_PROG_TEST_RUN rejects data shorter than ETH_HLEN (14) with
@@ -744,6 +790,29 @@ pub fn ipv6_ethertype_version_4() -> Case {
     )
 }
 
+pub fn group_source_mac_malformed() -> Case {
+    let mut input = fixture::forward(Protocol::Tcp, Family::V4);
+    // The individual/group bit: a multicast source address, which 802.3 forbids and which
+    // a reflection would be sent to.
+    input.mac_src[0] |= 0x01;
+    Case::pass(
+        "a frame from a group (multicast) Ethernet address",
+        input.bytes(),
+        PassReason::Malformed,
+    )
+}
+
+pub fn broadcast_source_mac_malformed() -> Case {
+    let mut input = fixture::reverse(Protocol::Udp, Family::V6);
+    input.mac_src = [0xff; 6];
+    Case::pass(
+        "a reply of a flow from the broadcast Ethernet address",
+        input.bytes(),
+        PassReason::Malformed,
+    )
+    .after(&fixture::forward(Protocol::Udp, Family::V6))
+}
+
 // ---------------------------------------------------------------------------------------
 // Passed: not for this host, or not a mapped port.
 
@@ -767,6 +836,54 @@ pub fn ipv6_destination_not_local() -> Case {
         .bytes(),
         PassReason::DestinationNotLocal,
     )
+}
+
+pub fn ipv6_destination_ipv4_mapped_local() -> Case {
+    // IPv4 addresses are keyed IPv4-mapped in LOCAL_ADDRS: an IPv6 packet to ::ffff:A must
+    // not find A's entry.
+    Case::pass(
+        "IPv6 TCP to the IPv4-mapped form of this host's IPv4 address (::ffff:192.0.2.1)",
+        Frame::tcp(
+            v6(CLIENT_V6),
+            CLIENT_PORT,
+            v6(HOST_V4.to_ipv6_mapped()),
+            TCP_LISTEN,
+        )
+        .bytes(),
+        PassReason::DestinationNotLocal,
+    )
+}
+
+/// An IPv6 frame between the IPv4-mapped forms of the client's and this host's IPv4
+/// addresses, from the client's `source_port` to this host's `destination_port`.
+fn ipv6_between_mapped(protocol: Protocol, source_port: u16, destination_port: u16) -> Frame {
+    Frame::transport(
+        protocol,
+        v6(CLIENT_V4.to_ipv6_mapped()),
+        source_port,
+        v6(HOST_V4.to_ipv6_mapped()),
+        destination_port,
+    )
+}
+
+pub fn ipv6_mapped_forward_of_ipv4_flow() -> Case {
+    // The IPv4 flow's key (IPv4-mapped addresses) is the IPv6 frame's: a recorded flow must
+    // not let it skip the destination check.
+    Case::pass(
+        "IPv6 UDP between IPv4-mapped addresses to L, with the same IPv4 flow recorded",
+        ipv6_between_mapped(Protocol::Udp, CLIENT_PORT, fixture::UDP_LISTEN).bytes(),
+        PassReason::DestinationNotLocal,
+    )
+    .after(&fixture::forward(Protocol::Udp, Family::V4))
+}
+
+pub fn ipv6_mapped_reply_of_ipv4_flow() -> Case {
+    Case::pass(
+        "IPv6 TCP between IPv4-mapped addresses from P, with the same IPv4 flow recorded",
+        ipv6_between_mapped(Protocol::Tcp, fixture::TCP_TARGET, CLIENT_PORT).bytes(),
+        PassReason::NoFlow,
+    )
+    .after(&fixture::forward(Protocol::Tcp, Family::V4))
 }
 
 pub fn ipv4_destination_subnet_broadcast() -> Case {
