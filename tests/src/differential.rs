@@ -24,6 +24,7 @@ use reflector_common::{
     PortEntry, Protocol, STATS_LEN, StatIndex, maps::MAP_STATS_LEN,
 };
 
+use crate::hexdump::{byte_diff, hex};
 use crate::{
     framegen::{self, BROADCAST_POOL_V4, HOST_POOL_V4, HOST_POOL_V6, Rng, Scenario},
     invariants::check_transmitted,
@@ -712,51 +713,4 @@ fn describe(scenario: &Scenario) -> String {
         addresses.join(", "),
         flows.join(", ")
     )
-}
-
-/// Where two frames differ, and both in hex.
-fn byte_diff(expected: &[u8], actual: &[u8]) -> String {
-    let mut out = String::new();
-    if expected.len() != actual.len() {
-        let _ = write!(
-            out,
-            "length {} instead of {}; ",
-            actual.len(),
-            expected.len()
-        );
-    }
-    let differing: Vec<String> = expected
-        .iter()
-        .zip(actual)
-        .enumerate()
-        .filter(|(_, (e, a))| e != a)
-        .map(|(offset, (e, a))| format!("@{offset}: {a:#04x} (model {e:#04x})"))
-        .collect();
-    let _ = write!(
-        out,
-        "{} differing bytes: {}\n  program's output:\n{}",
-        differing.len(),
-        differing
-            .iter()
-            .take(24)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", "),
-        hex(actual)
-    );
-    out
-}
-
-/// `bytes` as hex, 16 bytes a line, with offsets.
-#[must_use]
-pub fn hex(bytes: &[u8]) -> String {
-    bytes
-        .chunks(16)
-        .enumerate()
-        .map(|(line, chunk)| {
-            let hex: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
-            format!("    {:04x}  {}", line * 16, hex.join(" "))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }

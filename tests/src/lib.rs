@@ -21,6 +21,7 @@ pub mod differential;
 pub mod enter;
 pub mod firewall;
 pub mod framegen;
+pub mod hexdump;
 pub mod invariants;
 pub mod iperf;
 pub mod kernel_fixture;

@@ -13,7 +13,7 @@
 #[path = "kernel/cases.rs"]
 mod cases;
 
-use std::{collections::HashMap as StdHashMap, fmt::Write as _, io::ErrorKind};
+use std::{collections::HashMap as StdHashMap, io::ErrorKind};
 
 use aya::{programs::ProgramError, sys::SyscallError};
 use reflector_common::{
@@ -21,6 +21,7 @@ use reflector_common::{
     stats::COUNTERS_PER_MAP,
 };
 
+use reflector_tests::hexdump::{byte_diff, hex};
 use reflector_tests::{
     kernel_fixture as fixture,
     packets::{Frame, Vlan, arp_request, verify_checksums},
@@ -283,54 +284,6 @@ fn stat_name(index: u32) -> String {
         return "flow_insert_failed".to_owned();
     }
     format!("#{index}")
-}
-
-/// Where two frames differ, and both in hex.
-fn byte_diff(expected: &[u8], actual: &[u8]) -> String {
-    let mut out = String::new();
-    if expected.len() != actual.len() {
-        let _ = write!(
-            out,
-            "length {} instead of {}; ",
-            actual.len(),
-            expected.len()
-        );
-    }
-    let differing: Vec<String> = expected
-        .iter()
-        .zip(actual)
-        .enumerate()
-        .filter(|(_, (e, a))| e != a)
-        .map(|(offset, (e, a))| format!("@{offset}: {a:#04x} (expected {e:#04x})"))
-        .collect();
-    let shown = differing.len().min(24);
-    let _ = write!(
-        out,
-        "{} differing bytes: {}{}",
-        differing.len(),
-        differing[..shown].join(", "),
-        if differing.len() > shown { ", ..." } else { "" }
-    );
-    let _ = write!(
-        out,
-        "\n      expected:\n{}\n      actual:\n{}",
-        hex(expected),
-        hex(actual)
-    );
-    out
-}
-
-/// `bytes` as hex, 16 bytes a line, with offsets.
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .chunks(16)
-        .enumerate()
-        .map(|(line, chunk)| {
-            let hex: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
-            format!("      {:04x}  {}", line * 16, hex.join(" "))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// One `#[test]` per case of the table, each running its case at both hooks.

@@ -482,6 +482,11 @@ fn rolling_restart(
     next.remove();
 }
 
+/// A TCP check from X through R's [`LISTEN`] reaches X's own service on [`SERVICE`].
+fn check_through(topology: &Topology, path: Path, family: Family, tag: &str) {
+    assert_reflected(topology, path, Proto::Tcp, family, LISTEN, tag);
+}
+
 fn seccomp_root() -> std::path::PathBuf {
     manifests::dir().join("seccomp")
 }
@@ -510,14 +515,7 @@ fn restricted_pod_reflects_with_tc_and_survives_a_rolling_restart() {
     );
     assert_mode(&pod, &topology, "tc");
     assert_restricted(&pod, &node);
-    assert_reflected(
-        &topology,
-        Path::Kernel,
-        Proto::Tcp,
-        Family::V4,
-        LISTEN,
-        "restricted",
-    );
+    check_through(&topology, Path::Kernel, Family::V4, "restricted");
     report_usage(&pod);
     rolling_restart(
         &topology,
@@ -546,14 +544,7 @@ fn restricted_pod_reflects_with_xdp_skb() {
     );
     assert_mode(&pod, &topology, "xdp-skb");
     for family in [Family::V4, Family::V6] {
-        assert_reflected(
-            &topology,
-            Path::Kernel,
-            Proto::Tcp,
-            family,
-            LISTEN,
-            "xdp-skb-pod",
-        );
+        check_through(&topology, Path::Kernel, family, "xdp-skb-pod");
     }
     pod.remove();
 }
@@ -593,14 +584,7 @@ fn restricted_pod_falls_back_to_splice_when_seccomp_denies_bpf() {
         &scratch,
     );
     assert_mode(&pod, &topology, "splice");
-    assert_reflected(
-        &topology,
-        Path::Splice,
-        Proto::Tcp,
-        Family::V4,
-        LISTEN,
-        "no-bpf-pod",
-    );
+    check_through(&topology, Path::Splice, Family::V4, "no-bpf-pod");
     pod.remove();
 }
 
