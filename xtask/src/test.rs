@@ -20,7 +20,8 @@ pub fn run(extra: &[OsString]) -> Result<()> {
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))?;
     let mut cmd = process::cargo();
-    cmd.args(["test", "--workspace", "--exclude", "reflector-ebpf"])
+    // Every test binary runs even when one fails, so one failure hides no other.
+    cmd.args(["test", "--no-fail-fast", "--workspace", "--exclude", "reflector-ebpf"])
         // The end-to-end tests start this daemon, the deployment tests this image and
         // this package.
         .env("REFLECTOR_BIN", &binary)
