@@ -150,6 +150,12 @@ fn init_of(nspawn: u32) -> Option<u32> {
 /// debootstrap on first use (about a minute), from the host's configured Debian mirror.
 #[must_use]
 pub fn root() -> PathBuf {
+    // The tests of one binary run in threads: one builds the root, the others wait for it
+    // (two debootstraps into one directory corrupt each other's downloads).
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _building = BUILDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let codename = host_codename();
     let cache = cache_dir().join(format!("nspawn-{codename}"));
     if cache.join("usr/lib/systemd/systemd").exists() {
