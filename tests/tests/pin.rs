@@ -254,14 +254,20 @@ enum OtherLayout {
 /// to `reflector detach` and restart; nothing is changed: the pinned program goes on
 /// reflecting, and after `reflector detach` a start pins afresh.
 fn refuses_other_layout(other: OtherLayout, mode: Mode) {
-    let topology = Topology::for_mode(Mode::Tc);
+    // TC links can be pinned from kernel 6.6 (TCX) only.
+    let first_mode = if kernel_has_tcx() {
+        Mode::Tc
+    } else {
+        Mode::XdpSkb
+    };
+    let topology = Topology::for_mode(first_mode);
     let (r, iface) = (topology.r(), topology.r_iface());
     let pin = PinDir::mount();
     if tc_pin_refused_without_tcx(&topology, mode, &pin) {
         return;
     }
     let _service = session_service(topology.x(), Session::Lines, Family::V4, SERVICE);
-    let first = Reflector::start_with_args(r, &pinned_args(&topology, Mode::Tc, &pin));
+    let first = Reflector::start_with_args(r, &pinned_args(&topology, first_mode, &pin));
     first.stop_cleanly();
     let stamp = pin.dir().join("layout-v1");
     assert!(
@@ -301,7 +307,7 @@ fn refuses_other_layout(other: OtherLayout, mode: Mode) {
                 .to_owned()
         }
     };
-    let mut args = pinned_args(&topology, Mode::Tc, &pin);
+    let mut args = pinned_args(&topology, first_mode, &pin);
     let mode_arg = args.iter().position(|&a| a == "--mode").expect("--mode") + 1;
     args[mode_arg] = mode.as_arg();
     let output = run_to_exit(r, &args);
@@ -332,7 +338,7 @@ fn refuses_other_layout(other: OtherLayout, mode: Mode) {
         ok,
         "reflector detach fails on a directory of another layout: {text}"
     );
-    let fresh = Reflector::start_with_args(r, &pinned_args(&topology, Mode::Tc, &pin));
+    let fresh = Reflector::start_with_args(r, &pinned_args(&topology, first_mode, &pin));
     assert!(
         fresh.log().contains("pinned the kernel program"),
         "after detach a start pins afresh:\n{}",
