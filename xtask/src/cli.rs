@@ -62,6 +62,9 @@ enum Task {
         /// Seconds one VM may run before it is stopped (and its kernel counted failed).
         #[arg(long, default_value_t = 900)]
         timeout: u64,
+        /// Only the subset `cargo xtask test` runs (about 2.5 minutes per kernel emulated).
+        #[arg(long)]
+        ci: bool,
         /// Arguments for every test binary, after `--` (instead of the default filters).
         #[arg(last = true, value_name = "TEST-ARGS")]
         extra: Vec<OsString>,
@@ -125,8 +128,10 @@ impl Cli {
             Task::Vmtest {
                 kernels,
                 timeout,
+                ci,
                 extra,
             } => vmtest::run(&vmtest::Options {
+                ci,
                 kernels,
                 timeout,
                 extra,
