@@ -435,11 +435,13 @@ fn assert_nothing_left_after_kill(r: &reflector_tests::Netns, iface: &str, mode:
             "the next daemon removes the stale filter:\n{log}"
         );
         let attached = Attachments::of(r, iface);
-        assert_eq!(
-            attached.tc_filters.matches("reflector_tc").count(),
-            1,
-            "only the new daemon's filter:\n{attached}"
-        );
+        // One line per filter: `filter ... handle 0x1 reflector_tc direct-action ...`.
+        let filters = attached
+            .tc_filters
+            .lines()
+            .filter(|line| line.contains(" handle ") && line.contains("reflector_tc"))
+            .count();
+        assert_eq!(filters, 1, "only the new daemon's filter:\n{attached}");
         next.stop_cleanly();
     } else {
         reflector_tests::wait::wait_until(
