@@ -110,9 +110,10 @@ pub fn run(options: &Options) -> Result<()> {
 
     let mut reports = Vec::new();
     for ((series, _), image) in kernels.iter().zip(&images) {
-        reports.push(boot_and_test(
-            series, image, &reflector, &binaries, options,
-        )?);
+        let report = boot_and_test(series, image, &reflector, &binaries, options)?;
+        // Each kernel's verdict as soon as it is known.
+        eprintln!("\nxtask: {report}");
+        reports.push(report);
     }
     eprintln!("\nxtask: vmtest summary");
     let mut failed = Vec::new();
