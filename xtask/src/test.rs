@@ -1,11 +1,10 @@
-//! `cargo xtask test`: set up, lint, build, then run every test as root, then a subset on
-//! Debian's kernels 5.10, 6.1 and 6.12 in VMs (`cargo xtask vmtest --ci`).
+//! `cargo xtask test`: set up, lint, build, then run every test as root.
 
 use std::ffi::OsString;
 
 use anyhow::Result;
 
-use crate::{build, deb, image, lint, process, pytools, setup, vmtest};
+use crate::{build, deb, image, lint, process, pytools, setup};
 
 /// Everything CI runs. `extra` goes to the test harness (e.g. `--test-threads=1`).
 pub fn run(extra: &[OsString]) -> Result<()> {
@@ -35,16 +34,6 @@ pub fn run(extra: &[OsString]) -> Result<()> {
     // Tests create namespaces and load programs.
     process::tests_as_root(&mut cmd);
     process::run(&mut cmd)?;
-    // The kernels fleets run, in VMs: a subset each (see vmtest::CI_SUITE), unless the
-    // harness arguments chose tests by name, which the VMs' fixed subset would not honour.
-    if extra.is_empty() {
-        vmtest::run(&vmtest::Options {
-            ci: true,
-            kernels: Vec::new(),
-            timeout: 600,
-            extra: Vec::new(),
-        })?;
-    }
     process::say("all tests passed");
     Ok(())
 }
