@@ -447,7 +447,7 @@ fn guest_script(
 }
 
 /// `NAME <bpftool prog show output>` as `NAME: N instructions verified, X bytes
-/// translated` (the verifier's count appears from kernel 5.16).
+/// translated` (the verifier's count needs kernel 5.16 and a bpftool that prints it).
 fn describe_program(line: &str) -> String {
     let (name, rest) = line.split_once(' ').unwrap_or((line, ""));
     let words: Vec<&str> = rest.split_whitespace().collect();
@@ -459,7 +459,7 @@ fn describe_program(line: &str) -> String {
             .copied()
     };
     let verified = after("verified_insns").map_or_else(
-        || "verifier count not reported (kernel < 5.16)".to_owned(),
+        || "verifier count not reported (kernels before 5.16 lack it; Debian 12's bpftool 7.1 does not print it)".to_owned(),
         |count| format!("{count} instructions processed by the verifier"),
     );
     match after("xlated") {
