@@ -180,7 +180,12 @@ impl Cli {
                 return ExitCode::FAILURE;
             }
         };
-        match runtime.block_on(daemon::run(settings, &sources, shutdown::signal())) {
+        // The signal handlers go in now, before the daemon says it is ready.
+        let shutdown = {
+            let _runtime = runtime.enter();
+            shutdown::signal()
+        };
+        match runtime.block_on(daemon::run(settings, &sources, shutdown)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 error!("{:#}", anyhow::Error::from(error));

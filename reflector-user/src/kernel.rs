@@ -1,6 +1,7 @@
 //! The kernel path: loads the program, fills its maps and attaches it to interfaces.
 //! Dropping a [`KernelPath`] detaches everything: every attachment is an fd-based link
-//! (XDP links, TCX on kernels >= 6.6), so nothing stays behind even if the process dies.
+//! (XDP links, TCX on kernels >= 6.6), so nothing stays behind even if the process dies;
+//! before 6.6, TC attaches through a clsact qdisc, removed on detach if it was added here.
 //! The exception is a pinned path ([`KernelPath::pinned`]): its maps, programs and links
 //! live on in a bpffs directory until `reflector detach`, and the next start adopts them.
 
@@ -30,6 +31,7 @@ use reflector_common::{
 use thiserror::Error;
 
 use crate::{
+    clsact,
     interfaces::Interface,
     map_slots::{MapSlots, TooManyMaps},
     mode::Attach,
@@ -95,6 +97,23 @@ pub enum KernelError {
         #[source]
         source: LinkError,
     },
+    /// TC mode with pinning on a kernel without TCX: its netlink filters are not links.
+    #[error(
+        "TC on {interface} cannot be pinned on this kernel (pinning needs TCX links, kernel >= 6.6): use xdp or xdp-skb with --pin"
+    )]
+    TcNeedsTcx {
+        /// The interface.
+        interface: String,
+    },
+    /// The clsact qdisc TC needs before kernel 6.6 could not be added.
+    #[error("adding a clsact qdisc to {interface} failed")]
+    Clsact {
+        /// The interface.
+        interface: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Attaching to an interface failed.
     #[error("attaching {attach} to {interface} failed")]
     Attach {
@@ -154,6 +173,9 @@ pub struct KernelPath {
     /// per-map counters.
     slots: Arc<Mutex<MapSlots>>,
     links: Vec<(Interface, Attach, Link)>,
+    /// The interfaces whose clsact qdisc this process added (kernels without TCX), removed
+    /// again on detach.
+    added_clsact: Vec<Interface>,
     /// The pin directory and the pinned links found there not yet adopted, when pinned.
     pin: Option<(PathBuf, Vec<pin::PinnedLinkFile>)>,
     /// Whether the state was adopted from pins rather than loaded anew.
@@ -214,6 +236,7 @@ impl KernelPath {
             map_stats,
             slots: Arc::default(),
             links: Vec::new(),
+            added_clsact: Vec::new(),
             pin: None,
             adopted: false,
         })
@@ -259,6 +282,7 @@ impl KernelPath {
                 map_stats: map(MAP_STATS, state.map_stats)?,
                 slots: Arc::default(),
                 links: Vec::new(),
+                added_clsact: Vec::new(),
                 pin: Some((dir.to_owned(), state.links)),
                 adopted: true,
             });
@@ -503,21 +527,42 @@ impl KernelPath {
                 }
             }
             Attach::Tc => {
-                // TCX (kernel >= 6.6) needs no qdisc; older kernels attach through clsact,
-                // which is left in place on exit (it is harmless and may be shared).
-                if let Err(error) = tc::qdisc_add_clsact(&interface.name) {
-                    debug!(
-                        "clsact on {}: {error} (fine with TCX or when present)",
-                        interface.name
-                    );
+                // TCX (kernel >= 6.6) needs no qdisc and gives fd-based links; older kernels
+                // attach through a clsact qdisc (removed on detach when added here), whose
+                // netlink filters cannot be pinned.
+                let tcx = clsact::tcx_supported();
+                if !tcx && self.pin.is_some() {
+                    return Err(KernelError::TcNeedsTcx {
+                        interface: interface.name.clone(),
+                    });
                 }
-                let tc = self.programs.tc()?;
-                let id = tc
-                    .attach(&interface.name, TcAttachType::Ingress)
-                    .map_err(attach_error)?;
+                let added = !tcx
+                    && clsact::add(interface.index).map_err(|source| KernelError::Clsact {
+                        interface: interface.name.clone(),
+                        source,
+                    })?;
+                if !tcx && !added {
+                    remove_stale_filter(interface);
+                }
+                let attached = self.programs.tc().and_then(|tc| {
+                    tc.attach(&interface.name, TcAttachType::Ingress)
+                        .map_err(attach_error)
+                });
+                let id = match attached {
+                    Ok(id) => id,
+                    Err(error) => {
+                        if added {
+                            remove_clsact(interface);
+                        }
+                        return Err(error);
+                    }
+                };
+                if added {
+                    self.added_clsact.push(interface.clone());
+                }
                 match &self.pin {
                     Some((dir, _)) => {
-                        let link = tc.take_link(id).map_err(attach_error)?;
+                        let link = self.programs.tc()?.take_link(id).map_err(attach_error)?;
                         let link = FdLink::try_from(link).map_err(unpinnable(interface, attach))?;
                         Link::Pinned(pin_link(link, dir, interface, attach)?)
                     }
@@ -612,6 +657,38 @@ impl KernelPath {
                 Err(error) => warn!("detaching {attach} from {}: {error}", interface.name),
             }
         }
+        for interface in self.added_clsact.drain(..) {
+            remove_clsact(&interface);
+        }
+    }
+}
+
+/// Removes a filter of this program that a killed reflector left on `interface` (netlink
+/// filters, unlike links, outlive their process): it would run first, on stale maps.
+fn remove_stale_filter(interface: &Interface) {
+    match tc::qdisc_detach_program(&interface.name, TcAttachType::Ingress, programs::TC) {
+        Ok(()) => warn!(
+            "{}: removed the {} filter a previous reflector left attached",
+            interface.name,
+            programs::TC
+        ),
+        Err(tc::TcError::IoError(error)) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => warn!(
+            "{}: looking for a {} filter left attached: {error}",
+            interface.name,
+            programs::TC
+        ),
+    }
+}
+
+/// Removes the clsact qdisc this process added to `interface`, logging a failure.
+fn remove_clsact(interface: &Interface) {
+    match clsact::remove(interface.index) {
+        Ok(()) => debug!("removed the clsact qdisc added to {}", interface.name),
+        Err(error) => warn!(
+            "removing the clsact qdisc added to {}: {error}",
+            interface.name
+        ),
     }
 }
 

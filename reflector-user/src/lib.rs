@@ -2,6 +2,7 @@
 //! command line and the host's addresses, and detaches everything on shutdown.
 
 pub mod cli;
+pub mod clsact;
 pub mod commands;
 pub mod config;
 pub mod config_watch;

@@ -7,6 +7,22 @@ use aya::programs::tc::{SchedClassifier, TcAttachType};
 use crate::enter::in_netns;
 use crate::netns::Netns;
 
+/// Whether `iface` in `ns` has a clsact qdisc (`tc qdisc show`).
+#[must_use]
+pub fn has_clsact(ns: &Netns, iface: &str) -> bool {
+    ns.exec(&["tc", "qdisc", "show", "dev", iface])
+        .lines()
+        .any(|line| line.starts_with("qdisc clsact "))
+}
+
+/// Whether the running kernel attaches TC programs as TCX links (6.6 and later), which
+/// need no clsact qdisc; before, TC attaches through clsact with netlink filters.
+#[must_use]
+pub fn kernel_has_tcx() -> bool {
+    aya::util::KernelVersion::current()
+        .is_ok_and(|version| version >= aya::util::KernelVersion::new(6, 6, 0))
+}
+
 /// Programs attached to one interface, as the system tools report them.
 #[derive(Debug)]
 pub struct Attachments {

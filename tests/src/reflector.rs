@@ -10,11 +10,13 @@ use crate::netns::Netns;
 use crate::process::{Process, TERM_TIMEOUT};
 use crate::wait::poll_until;
 
-/// How long the daemon may take to print its `ready` line.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the daemon may take to print its `ready` line (loading the program takes 10 s
+/// and more under emulation, `cargo xtask vmtest`).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How long the daemon may take to reject bad input.
-pub const REJECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the daemon may take to reject bad input. A refusal that comes after loading the
+/// program takes 7 s and more under emulation (`cargo xtask vmtest`).
+pub const REJECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long after the daemon exited its output may take to reach us.
 const OUTPUT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::Output;
 use std::time::Duration;
 
+use reflector_tests::attach::{has_clsact, kernel_has_tcx};
 use reflector_tests::client::{self, curl, curl_to_file, http_url, sha256, under_check_load};
 use reflector_tests::reflection::{Path, assert_reflected, map_arg};
 use reflector_tests::reflector::run_to_exit;
@@ -334,6 +335,67 @@ fn clean_exit(mode: Mode, signal: nix::sys::signal::Signal) {
     assert_nothing_attached(r, iface);
 }
 
+/// TC mode picks its attach path by kernel: a TCX link from 6.6, needing no qdisc; before,
+/// a netlink filter on a clsact qdisc it adds, and removes again on exit.
+#[test]
+fn tc_removes_the_clsact_it_added() {
+    let topology = Topology::for_mode(Mode::Tc);
+    let (r, iface) = (topology.r(), topology.r_iface());
+    assert!(!has_clsact(r, iface), "a new veth has no clsact qdisc");
+    let _service = peer_service(topology.x(), Proto::Tcp, Family::V4, TCP_MAP.1);
+    let reflector = Reflector::start(r, iface, Mode::Tc, &[&map_arg(TCP_MAP, "tcp")]);
+    let attached = Attachments::of(r, iface);
+    if kernel_has_tcx() {
+        assert!(
+            !attached.tcx.is_empty() && attached.tc_filters.trim().is_empty(),
+            "from kernel 6.6 TC attaches as a TCX link:\n{attached}"
+        );
+        assert!(
+            !has_clsact(r, iface),
+            "TCX needs no clsact qdisc:\n{attached}"
+        );
+    } else {
+        assert!(
+            attached.tc_filters.contains("reflector_tc"),
+            "before kernel 6.6 TC attaches as a netlink filter on clsact:\n{attached}"
+        );
+        assert!(has_clsact(r, iface), "before kernel 6.6 TC needs clsact");
+    }
+    assert_reflected(
+        &topology,
+        Path::of(Mode::Tc),
+        Proto::Tcp,
+        Family::V4,
+        TCP_MAP.0,
+        "clsact",
+    );
+    let (status, log) = reflector.stop_with(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(status.code(), Some(0), "clean exit; its log:\n{log}");
+    assert_nothing_attached(r, iface);
+    assert!(
+        !has_clsact(r, iface),
+        "the clsact qdisc the daemon added must be gone after it exits; its log:\n{log}"
+    );
+}
+
+/// A clsact qdisc that was there before the daemon started stays after it exits (it may
+/// carry other programs); only the daemon's own filter goes.
+#[test]
+fn tc_keeps_a_clsact_that_was_there() {
+    let topology = Topology::for_mode(Mode::Tc);
+    let (r, iface) = (topology.r(), topology.r_iface());
+    r.exec(&["tc", "qdisc", "add", "dev", iface, "clsact"]);
+    let reflector = Reflector::start(r, iface, Mode::Tc, &[&map_arg(TCP_MAP, "tcp")]);
+    assert!(Attachments::of(r, iface).has_tc(), "TC attached");
+    let (status, log) = reflector.stop_with(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(status.code(), Some(0), "clean exit; its log:\n{log}");
+    assert_nothing_attached(r, iface);
+    assert!(
+        has_clsact(r, iface),
+        "a clsact qdisc present before the daemon must stay; its log:\n{log}"
+    );
+}
+
 /// SIGKILL gives the daemon no chance to clean up, and still nothing stays attached: every
 /// attachment is a link owned by a file descriptor, which the kernel closes with the process.
 fn nothing_left_after_sigkill(mode: Mode) {
@@ -352,13 +414,42 @@ fn nothing_left_after_sigkill(mode: Mode) {
         Some(nix::sys::signal::Signal::SIGKILL as i32),
         "the reflector must have died of SIGKILL ({status}); its log:\n{log}"
     );
-    // The kernel frees a link once its last file descriptor is gone, which may take a moment
-    // after the process is reaped.
-    reflector_tests::wait::wait_until(
-        "the kernel to drop the killed daemon's links",
-        Duration::from_secs(5),
-        || !Attachments::of(r, iface).any(),
-    );
+    assert_nothing_left_after_kill(r, iface, mode);
+}
+
+/// After a SIGKILL nothing stays attached: the kernel frees a link once its last file
+/// descriptor is gone (which may take a moment after the process is reaped). Before kernel
+/// 6.6 (no TCX), TC's netlink filter is no link and stays; the next daemon removes it when
+/// it starts, and after that one exits nothing is attached.
+fn assert_nothing_left_after_kill(r: &reflector_tests::Netns, iface: &str, mode: Mode) {
+    if mode == Mode::Tc && !kernel_has_tcx() {
+        let attached = Attachments::of(r, iface);
+        assert!(
+            attached.tc_filters.contains("reflector_tc"),
+            "before kernel 6.6 a killed daemon's TC filter stays:\n{attached}"
+        );
+        let next = Reflector::start(r, iface, mode, &[&map_arg(TCP_MAP, "tcp")]);
+        let log = next.log();
+        assert!(
+            log.contains("removed the reflector_tc filter a previous reflector left attached"),
+            "the next daemon removes the stale filter:\n{log}"
+        );
+        let attached = Attachments::of(r, iface);
+        // One line per filter: `filter ... handle 0x1 reflector_tc direct-action ...`.
+        let filters = attached
+            .tc_filters
+            .lines()
+            .filter(|line| line.contains(" handle ") && line.contains("reflector_tc"))
+            .count();
+        assert_eq!(filters, 1, "only the new daemon's filter:\n{attached}");
+        next.stop_cleanly();
+    } else {
+        reflector_tests::wait::wait_until(
+            "the kernel to drop the killed daemon's links",
+            Duration::from_secs(5),
+            || !Attachments::of(r, iface).any(),
+        );
+    }
     assert_nothing_attached(r, iface);
 }
 
@@ -402,12 +493,7 @@ fn nothing_left_after_sigkill_under_load(mode: Mode) {
         failed.len(),
         &failed[..failed.len().min(5)]
     );
-    reflector_tests::wait::wait_until(
-        "the kernel to drop the killed daemon's links",
-        Duration::from_secs(5),
-        || !Attachments::of(r, iface).any(),
-    );
-    assert_nothing_attached(r, iface);
+    assert_nothing_left_after_kill(r, iface, mode);
 }
 
 #[test]

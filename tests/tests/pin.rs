@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use reflector_tests::attach::{has_clsact, kernel_has_tcx};
 use reflector_tests::client::{tcp_line, under_check_load};
 use reflector_tests::command::run;
 use reflector_tests::pinning::{LongSession, PinDir};
@@ -41,12 +42,40 @@ fn pinned_args<'a>(topology: &'a Topology, mode: Mode, pin: &'a PinDir) -> Vec<&
     ]
 }
 
+/// Before kernel 6.6 (no TCX), TC attaches with netlink filters, which cannot be pinned:
+/// `--mode tc --pin` refuses at start, naming why and what to use, and leaves nothing
+/// behind (no filter, no clsact qdisc). Returns whether that was the case.
+fn tc_pin_refused_without_tcx(topology: &Topology, mode: Mode, pin: &PinDir) -> bool {
+    if mode != Mode::Tc || kernel_has_tcx() {
+        return false;
+    }
+    let (r, iface) = (topology.r(), topology.r_iface());
+    let output = run_to_exit(r, &pinned_args(topology, mode, pin));
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && text.contains("cannot be pinned on this kernel")
+            && text.contains("use xdp or xdp-skb with --pin"),
+        "before kernel 6.6 tc with --pin must refuse, saying why ({}):\n{text}",
+        output.status
+    );
+    assert_nothing_attached(r, iface);
+    assert!(
+        !has_clsact(r, iface),
+        "no clsact qdisc left behind:\n{text}"
+    );
+    true
+}
+
 /// A long TCP session through the reflector survives a restart with `--pin`: it goes on
 /// while no daemon runs, and the next daemon adopts the pinned state.
 fn session_survives_restart(mode: Mode) {
     let topology = Topology::for_mode(mode);
     let (r, iface) = (topology.r(), topology.r_iface());
     let pin = PinDir::mount();
+    if tc_pin_refused_without_tcx(&topology, mode, &pin) {
+        return;
+    }
     let _service = session_service(topology.x(), Session::Lines, Family::V4, SERVICE);
     let args = pinned_args(&topology, mode, &pin);
 
@@ -111,17 +140,23 @@ fn pin_session_survives_restart_xdp_skb() {
 /// says there is nothing.
 #[test]
 fn pin_detach_leaves_nothing() {
-    let topology = Topology::for_mode(Mode::Tc);
+    // TC links can be pinned from kernel 6.6 (TCX) only.
+    let mode = if kernel_has_tcx() {
+        Mode::Tc
+    } else {
+        Mode::XdpSkb
+    };
+    let topology = Topology::for_mode(mode);
     let (r, iface) = (topology.r(), topology.r_iface());
     let pin = PinDir::mount();
-    let reflector = Reflector::start_with_args(r, &pinned_args(&topology, Mode::Tc, &pin));
+    let reflector = Reflector::start_with_args(r, &pinned_args(&topology, mode, &pin));
     reflector.stop_cleanly();
     assert!(Attachments::of(r, iface).any(), "pinned: still attached");
 
     let (ok, text) = pin.detach();
     assert!(ok, "reflector detach fails: {text}");
     assert!(
-        text.contains(&format!("detached tc from {iface}")),
+        text.contains(&format!("detached {} from {iface}", mode.as_arg())),
         "detach names what it detached: {text}"
     );
     wait_until(
@@ -134,6 +169,35 @@ fn pin_detach_leaves_nothing() {
 
     let (ok, text) = pin.detach();
     assert!(ok && text.contains("nothing pinned at"), "{text}");
+}
+
+/// `auto` with `--pin` on a veth picks a mode whose link can be pinned: TC (a TCX link) from
+/// kernel 6.6; before, TC's netlink filter cannot be pinned, so XDP.
+#[test]
+fn pin_auto_picks_a_pinnable_mode() {
+    let topology = Topology::for_mode(Mode::Auto);
+    let (r, iface) = (topology.r(), topology.r_iface());
+    let pin = PinDir::mount();
+    let reflector = Reflector::start_with_args(r, &pinned_args(&topology, Mode::Auto, &pin));
+    let log = reflector.log();
+    let expected = if kernel_has_tcx() { "tc" } else { "xdp" };
+    let chosen = log.lines().find_map(|line| {
+        let (_, rest) = line.split_once(&format!("{iface}: reflecting with "))?;
+        rest.split_whitespace().next()
+    });
+    assert_eq!(
+        chosen,
+        Some(expected),
+        "auto with --pin must reflect with {expected} on this kernel:\n{log}"
+    );
+    assert!(
+        !kernel_has_tcx() || !has_clsact(r, iface),
+        "TCX needs no clsact"
+    );
+    reflector.stop_cleanly();
+    let (ok, text) = pin.detach();
+    assert!(ok, "reflector detach fails: {text}");
+    assert!(!has_clsact(r, iface), "no clsact qdisc left behind:\n{log}");
 }
 
 /// A pin directory off bpffs fails at start, saying how to mount one; splice mode ignores
@@ -190,11 +254,20 @@ enum OtherLayout {
 /// to `reflector detach` and restart; nothing is changed: the pinned program goes on
 /// reflecting, and after `reflector detach` a start pins afresh.
 fn refuses_other_layout(other: OtherLayout, mode: Mode) {
-    let topology = Topology::for_mode(Mode::Tc);
+    // TC links can be pinned from kernel 6.6 (TCX) only.
+    let first_mode = if kernel_has_tcx() {
+        Mode::Tc
+    } else {
+        Mode::XdpSkb
+    };
+    let topology = Topology::for_mode(first_mode);
     let (r, iface) = (topology.r(), topology.r_iface());
     let pin = PinDir::mount();
+    if tc_pin_refused_without_tcx(&topology, mode, &pin) {
+        return;
+    }
     let _service = session_service(topology.x(), Session::Lines, Family::V4, SERVICE);
-    let first = Reflector::start_with_args(r, &pinned_args(&topology, Mode::Tc, &pin));
+    let first = Reflector::start_with_args(r, &pinned_args(&topology, first_mode, &pin));
     first.stop_cleanly();
     let stamp = pin.dir().join("layout-v1");
     assert!(
@@ -234,7 +307,7 @@ fn refuses_other_layout(other: OtherLayout, mode: Mode) {
                 .to_owned()
         }
     };
-    let mut args = pinned_args(&topology, Mode::Tc, &pin);
+    let mut args = pinned_args(&topology, first_mode, &pin);
     let mode_arg = args.iter().position(|&a| a == "--mode").expect("--mode") + 1;
     args[mode_arg] = mode.as_arg();
     let output = run_to_exit(r, &args);
@@ -265,7 +338,7 @@ fn refuses_other_layout(other: OtherLayout, mode: Mode) {
         ok,
         "reflector detach fails on a directory of another layout: {text}"
     );
-    let fresh = Reflector::start_with_args(r, &pinned_args(&topology, Mode::Tc, &pin));
+    let fresh = Reflector::start_with_args(r, &pinned_args(&topology, first_mode, &pin));
     assert!(
         fresh.log().contains("pinned the kernel program"),
         "after detach a start pins afresh:\n{}",
@@ -302,6 +375,9 @@ fn pin_sigkill_under_load(mode: Mode) {
     let topology = Topology::for_mode(mode);
     let (r, iface) = (topology.r(), topology.r_iface());
     let pin = PinDir::mount();
+    if tc_pin_refused_without_tcx(&topology, mode, &pin) {
+        return;
+    }
     let _nginx = Nginx::start(topology.x(), 80, &[("index.html", b"ok\n")]);
     let args = [
         "--map",

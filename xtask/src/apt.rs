@@ -46,6 +46,10 @@ pub const TEST_TOOLS: &[&str] = &[
 /// the hybrid cgroup layout of the VMs this is tested on) and catatonit for its pods.
 pub const CONTAINERS: &[&str] = &["podman", "runc", "catatonit", "uidmap"];
 
+/// What `cargo xtask vmtest` boots its kernels with: QEMU, and what virtme-ng's guest init
+/// needs from the host (busybox, udev: without it the guest's output is lost, kmod).
+pub const VM: &[&str] = &["qemu-system-x86", "busybox-static", "udev", "kmod"];
+
 /// The packages in `wanted` that are not installed, in the order given.
 pub fn missing<'a>(wanted: &[&'a str]) -> Result<Vec<&'a str>> {
     // One call for all: dpkg-query prints a line per known package and complains (exit 1)

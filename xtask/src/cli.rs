@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::{bench, build, deb, fuzz, image, lint, run, setup, test};
+use crate::{bench, build, deb, fuzz, image, lint, run, setup, test, vmtest};
 
 /// Build, run, lint, test and benchmark reflector.
 #[derive(Parser)]
@@ -49,6 +49,24 @@ enum Task {
     Test {
         /// Arguments for the test harness, after `--` (e.g. `--test-threads=1`).
         #[arg(last = true, value_name = "EXTRA")]
+        extra: Vec<OsString>,
+    },
+    /// The kernel tests and the end-to-end tests of each mode on Debian's kernels 5.10,
+    /// 6.1 and 6.12, each in a VM (virtme-ng; kernels fetched with apt-get download through
+    /// a private configuration and cached under target/vmtest); prints per kernel what
+    /// passed and failed, and fails if any kernel fails.
+    Vmtest {
+        /// The kernel: 5.10, 6.1, 6.12 or all (repeatable).
+        #[arg(long = "kernel", value_name = "SERIES", default_value = "all")]
+        kernels: Vec<String>,
+        /// Seconds one VM may run before it is stopped (and its kernel counted failed).
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
+        /// Only the subset `cargo xtask test` runs (about 2.5 minutes per kernel emulated).
+        #[arg(long)]
+        ci: bool,
+        /// Arguments for every test binary, after `--` (instead of the default filters).
+        #[arg(last = true, value_name = "TEST-ARGS")]
         extra: Vec<OsString>,
     },
     /// Differential packet fuzzing: generated and mutated frames through both kernel
@@ -107,6 +125,17 @@ impl Cli {
             Task::Image => image::run(),
             Task::Lint => lint::run(),
             Task::Test { extra } => test::run(&extra),
+            Task::Vmtest {
+                kernels,
+                timeout,
+                ci,
+                extra,
+            } => vmtest::run(&vmtest::Options {
+                ci,
+                kernels,
+                timeout,
+                extra,
+            }),
             Task::Fuzz {
                 parsers: true,
                 seconds,

@@ -14,6 +14,7 @@ mod run;
 mod setup;
 mod test;
 mod toolchain;
+mod vmtest;
 
 use clap::Parser as _;
 
