@@ -660,6 +660,9 @@ pub fn stat_name(index: u32) -> String {
             }
         }
     }
+    if index == StatIndex::FLOWS_CREATED.get() {
+        return "flows_created".to_owned();
+    }
     if index == StatIndex::FLOW_INSERT_FAILED.get() {
         return "flow_insert_failed".to_owned();
     }

@@ -17,10 +17,11 @@ use std::{collections::HashMap as StdHashMap, io::ErrorKind};
 
 use aya::{programs::ProgramError, sys::SyscallError};
 use reflector_common::{
-    Counter, Direction, Family, FlowKey, FlowValue, MapStatIndex, PassReason, Protocol, StatIndex,
+    Counter, Direction, Family, FlowKey, FlowValue, MapStatIndex, Protocol, StatIndex,
     stats::COUNTERS_PER_MAP,
 };
 
+use reflector_tests::differential::stat_name;
 use reflector_tests::hexdump::{byte_diff, hex};
 use reflector_tests::{
     kernel_fixture as fixture,
@@ -258,30 +259,6 @@ fn map_stat_name(index: u32) -> String {
                 return format!("slot {slot}/{direction:?}/{family:?}");
             }
         }
-    }
-    format!("#{index}")
-}
-
-/// A readable name for a STATS index.
-fn stat_name(index: u32) -> String {
-    if let Some(reason) = PassReason::ALL
-        .into_iter()
-        .find(|reason| StatIndex::passed(*reason).get() == index)
-    {
-        return format!("passed/{}", reason.name());
-    }
-    for direction in [Direction::Forward, Direction::Reverse] {
-        for family in [Family::V4, Family::V6] {
-            if StatIndex::reflected(direction, family).get() == index {
-                return format!("reflected/{direction:?}/{family:?}");
-            }
-        }
-    }
-    if index == StatIndex::FLOWS_CREATED.get() {
-        return "flows_created".to_owned();
-    }
-    if index == StatIndex::FLOW_INSERT_FAILED.get() {
-        return "flow_insert_failed".to_owned();
     }
     format!("#{index}")
 }
