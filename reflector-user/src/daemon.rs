@@ -2,7 +2,7 @@
 //! can, keeps both current, and tears them down when the shutdown future completes. It takes
 //! shutdown as a future so tests can run it in-process.
 
-use std::{error::Error as StdError, fmt::Write as _, future::Future, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use futures::future::{self, Either};
 use log::{info, warn};
@@ -22,18 +22,19 @@ use crate::{
         self, MapChange, Reply,
         server::{ChangeRequest, ControlError, ControlSocket},
     },
-    ebpf_object::{NOT_BUILT_IN, kernel_object},
-    interfaces::{self, Interface, InterfaceError},
-    kernel::{KernelError, KernelPath, LoadOptions},
+    dataplane::{self, Dataplane, StartError},
+    error_text,
+    interfaces::{self, InterfaceError},
+    kernel::KernelError,
     local_addrs::{self, LocalAddrsError},
-    mode::Mode,
     notify::{Notifier, Watchdog},
-    pin::{self, PinDirError},
+    pin::PinDirError,
+    portmap,
     reload::{self, Trigger},
     settings::{Settings, Sources},
-    splice::{ListenError, Userspace},
+    splice::ListenError,
     telemetry::{
-        InterfaceMode, Telemetry,
+        Telemetry,
         http::{self, BindError},
     },
 };
@@ -44,23 +45,15 @@ const METRICS_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 /// The daemon could not start, or stopped on an error.
 #[derive(Debug, Error)]
 pub enum DaemonError {
-    /// This binary has no kernel program in it, and a kernel mode was asked for.
-    #[error("{NOT_BUILT_IN}")]
-    NotBuiltIn,
     /// An interface could not be resolved.
     #[error(transparent)]
     Interface(#[from] InterfaceError),
-    /// The kernel program could not be loaded or set up.
+    /// The kernel path could not be started.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The kernel program's maps could not be opened for reading or writing.
     #[error(transparent)]
     Kernel(#[from] KernelError),
-    /// No attach mode worked on an interface.
-    #[error("cannot reflect on {interface}: {reasons}; --mode auto would fall back to splice")]
-    NoAttach {
-        /// The interface.
-        interface: String,
-        /// Each mode tried and why it failed.
-        reasons: String,
-    },
     /// A mapped port could not be listened on.
     #[error(transparent)]
     Listen(#[from] ListenError),
@@ -94,16 +87,9 @@ pub async fn run(
     sources: &Sources,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    check_pin(&mut settings)?;
-    crate::splice::fd_limit::raise(&settings.splice);
+    dataplane::check_pin(&mut settings)?;
     // Listening first: a port taken by another program fails before anything is attached.
-    let mut userspace = Userspace::new(settings.splice);
-    userspace.apply(&settings.maps)?;
-    let maps: Vec<String> = settings.maps.iter().map(ToString::to_string).collect();
-    info!(
-        "userspace: listening on {} (IPv4 and IPv6) for whatever no kernel program reflects",
-        maps.join(" ")
-    );
+    let mut dataplane = Dataplane::listen(&settings)?;
     // Bound early too: a metrics address in use fails before anything is attached.
     let metrics_listener = match settings.metrics {
         Some(address) => Some(http::bind(address).await?),
@@ -120,27 +106,17 @@ pub async fn run(
         .map_err(DaemonError::Netlink)?;
     tokio::spawn(connection);
     let interfaces = interfaces::resolve(&handle, &settings.interfaces).await?;
-
-    let mut kernel = match settings.mode {
-        Mode::Splice => {
-            for interface in &interfaces {
-                info!("{}: reflecting with splice", interface.name);
-            }
-            None
-        }
-        _ => start_kernel(&settings, &interfaces)?,
-    };
+    dataplane.start_kernel(&settings, &interfaces)?;
 
     // The address table is full before `ready`: until then the program passes everything.
-    let follow = match kernel.as_mut() {
-        Some(kernel) => {
-            let mut local_addrs = kernel.take_local_addrs()?;
+    let follow = match dataplane.take_local_addrs()? {
+        Some(mut local_addrs) => {
             local_addrs::sync(&handle, &mut local_addrs).await?;
             Either::Left(local_addrs::follow(handle, local_addrs, address_events))
         }
         None => Either::Right(future::pending()),
     };
-    let modes = interface_modes(&interfaces, kernel.as_ref());
+    let modes = dataplane.interface_modes(&interfaces);
     let mut placed: Vec<String> = modes
         .iter()
         .map(|entry| format!("{} ({})", entry.interface, entry.mode))
@@ -149,7 +125,7 @@ pub async fn run(
         placed.push("every interface (splice)".to_owned());
     }
 
-    let telemetry = Arc::new(telemetry(kernel.as_mut(), &userspace, modes)?);
+    let telemetry = Arc::new(dataplane.telemetry(modes)?);
     let metrics_server =
         metrics_listener.map(|listener| MetricsServer::start(listener, Arc::clone(&telemetry)));
     // The main loop keeps a sender, so `changes` stays open without a control socket.
@@ -158,9 +134,9 @@ pub async fn run(
         control.serve(Arc::clone(&telemetry), changes_sender.clone());
     }
     telemetry.set_ready();
-    info!("ready: {}", status(&settings, &placed));
+    info!("ready: {}", status(&dataplane, &placed));
     let notifier = Notifier::from_env();
-    notifier.ready(&status(&settings, &placed));
+    notifier.ready(&status(&dataplane, &placed));
     let mut watchdog = Watchdog::new(&notifier);
 
     let mut hangups = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
@@ -175,13 +151,12 @@ pub async fn run(
             }
             trigger = reload_asked(&mut hangups, config_watch.as_mut()) => {
                 notifier.reloading();
-                reload::reload(trigger, sources, &mut settings, kernel.as_mut(), &mut userspace);
-                notifier.ready(&status(&settings, &placed));
+                reload::reload(trigger, sources, &mut settings, &mut dataplane);
+                notifier.ready(&status(&dataplane, &placed));
             }
             Some((change, reply)) = changes.recv() => {
-                let answer = change_maps(&change, &mut settings, kernel.as_mut(), &mut userspace);
-                let _ = reply.send(answer);
-                notifier.status(&status(&settings, &placed));
+                let _ = reply.send(change_maps(&change, &mut dataplane));
+                notifier.status(&status(&dataplane, &placed));
             }
             () = watchdog.tick() => notifier.watchdog(),
         }
@@ -192,11 +167,7 @@ pub async fn run(
     if let Some(server) = metrics_server {
         server.stop().await;
     }
-    if let Some(kernel) = kernel {
-        stop_kernel(kernel);
-    }
-    info!("splice: {}", userspace.counters());
-    drop(userspace);
+    dataplane.stop();
     info!("exiting");
     outcome
 }
@@ -215,8 +186,8 @@ fn watch_config(sources: &Sources) -> Option<ConfigWatch> {
         }
         Err(error) => {
             warn!(
-                "{:#}; changes to it take effect on SIGHUP only",
-                anyhow::Error::from(error)
+                "{}; changes to it take effect on SIGHUP only",
+                error_text::render(&error)
             );
             None
         }
@@ -240,87 +211,12 @@ async fn reload_asked(hangups: &mut Signal, watch: Option<&mut ConfigWatch>) -> 
 
 /// What the daemon does, for the `ready` log line and the service manager's `STATUS=`:
 /// `reflecting 10022:22/tcp on eth0 (tc)`.
-fn status(settings: &Settings, placed: &[String]) -> String {
+fn status(dataplane: &Dataplane, placed: &[String]) -> String {
     format!(
         "reflecting {} on {}",
-        reload::list(&settings.maps),
+        portmap::list(dataplane.maps()),
         placed.join(", ")
     )
-}
-
-/// Checks the pin directory first, so one off bpffs fails before anything is attached; in
-/// splice mode there is nothing to pin, and `--pin` is dropped with a warning.
-fn check_pin(settings: &mut Settings) -> Result<(), DaemonError> {
-    if let Some(dir) = &settings.pin {
-        if settings.mode == Mode::Splice {
-            warn!(
-                "--pin {} is ignored in splice mode: only the kernel modes pin",
-                dir.display()
-            );
-            settings.pin = None;
-        } else {
-            pin::prepare_dir(dir)?;
-        }
-    }
-    Ok(())
-}
-
-/// Detaches the kernel path, unless it is pinned: then it stays attached for the next start.
-fn stop_kernel(mut kernel: KernelPath) {
-    if let Some(dir) = kernel.pin_dir().map(std::path::Path::to_owned) {
-        drop(kernel);
-        info!(
-            "left the kernel program attached, pinned at {0}; the next start with --pin {0} \
-             adopts it, `reflector detach --pin {0}` removes it",
-            dir.display()
-        );
-    } else {
-        kernel.detach_all();
-        info!("detached from every interface");
-    }
-}
-
-/// What reports on the daemon reads: the userspace counters, and the kernel program's
-/// counters and flow table when it is loaded.
-fn telemetry(
-    kernel: Option<&mut KernelPath>,
-    userspace: &Userspace,
-    modes: Vec<InterfaceMode>,
-) -> Result<Telemetry, DaemonError> {
-    let (stats, map_counters, flow_table) = match kernel {
-        Some(kernel) => (
-            Some(kernel.take_stats()?),
-            Some(kernel.map_counters()?),
-            Some(kernel.flow_table()?),
-        ),
-        None => (None, None, None),
-    };
-    Ok(Telemetry::new(
-        userspace.shared_counters(),
-        stats,
-        map_counters,
-        flow_table,
-        modes,
-    ))
-}
-
-/// How each interface is reflected: the kernel mode attached to it, else splice.
-fn interface_modes(interfaces: &[Interface], kernel: Option<&KernelPath>) -> Vec<InterfaceMode> {
-    interfaces
-        .iter()
-        .map(|interface| {
-            let attach = kernel.and_then(|kernel| {
-                kernel
-                    .attached()
-                    .find(|(attached, _)| attached.index == interface.index)
-                    .map(|(_, attach)| attach.to_string())
-            });
-            InterfaceMode {
-                interface: interface.name.clone(),
-                mode: attach.unwrap_or_else(|| "splice".to_owned()),
-            }
-        })
-        .collect()
 }
 
 /// Binds the control socket. The default path is optional: when it cannot be had (e.g.
@@ -339,20 +235,30 @@ fn bind_control(settings: &Settings) -> Result<Option<ControlSocket>, DaemonErro
     }
 }
 
-/// Carries out a map request from the control socket, logging a refusal.
-fn change_maps(
-    change: &MapChange,
-    settings: &mut Settings,
-    kernel: Option<&mut KernelPath>,
-    userspace: &mut Userspace,
-) -> Reply {
-    match control::apply(change, &mut settings.maps, kernel, userspace) {
-        Ok(()) => Reply::maps(&settings.maps),
-        Err(why) => {
-            warn!("control: refused: {why}; nothing changed");
-            Reply::error(why)
-        }
+/// Carries out a map request from the control socket on both paths, all or nothing,
+/// logging what changed or why nothing did.
+fn change_maps(change: &MapChange, dataplane: &mut Dataplane) -> Reply {
+    let refused = |why: String| {
+        warn!("control: refused: {why}; nothing changed");
+        Reply::error(why)
+    };
+    let new = match control::changed(dataplane.maps(), change) {
+        Ok(new) => new,
+        Err(error) => return refused(error_text::render(&error)),
+    };
+    let what = match change {
+        MapChange::List => return Reply::maps(dataplane.maps()),
+        MapChange::Add(map) => format!("added {map}"),
+        MapChange::Del(key) => format!("removed {key}"),
+    };
+    if let Err(error) = dataplane.set_maps(new) {
+        return refused(error_text::render(&error));
     }
+    info!(
+        "control: {what}; port maps now {} (until the next reload or restart)",
+        portmap::list(dataplane.maps())
+    );
+    Reply::maps(dataplane.maps())
 }
 
 /// The metrics server task and the way to stop it.
@@ -388,155 +294,5 @@ impl MetricsServer {
                 warn!("metrics: the server did not stop within {METRICS_STOP_TIMEOUT:?}");
             }
         }
-    }
-}
-
-/// Loads the kernel program and attaches it to each interface in the best way that works.
-/// In `auto` mode, an interface where nothing attaches (or every interface, when the program
-/// cannot be loaded at all) is left to the userspace path; other modes give up instead.
-/// Returns `None` when the kernel path is attached nowhere.
-fn start_kernel(
-    settings: &Settings,
-    interfaces: &[Interface],
-) -> Result<Option<KernelPath>, DaemonError> {
-    let fall_back = settings.mode == Mode::Auto;
-    let mut kernel = match load_kernel(settings) {
-        Ok(kernel) => kernel,
-        // A pin directory that cannot be adopted is the operator's to resolve: falling back
-        // to splice would leave its programs reflecting beside the listeners.
-        Err(DaemonError::Kernel(KernelError::Pin(error))) => return Err(error.into()),
-        Err(error) if fall_back => {
-            let why = describe(&error, Some("bpf(2)"));
-            for interface in interfaces {
-                info!(
-                    "{}: reflecting with splice (skipped: {}: {why})",
-                    interface.name,
-                    kernel_modes(settings.mode, interface)
-                );
-            }
-            return Ok(None);
-        }
-        Err(error) => return Err(error),
-    };
-    for interface in interfaces {
-        let candidates = settings.mode.candidates(interface);
-        if let Some(attach) = kernel.adopt_link(interface, candidates) {
-            info!(
-                "{}: reflecting with {attach} (adopted: stayed attached)",
-                interface.name
-            );
-            continue;
-        }
-        let mut reasons = Vec::new();
-        let mut chosen = None;
-        for &attach in candidates {
-            match kernel.attach(interface, attach) {
-                Ok(()) => {
-                    chosen = Some(attach);
-                    break;
-                }
-                Err(error) => reasons.push(format!("{attach}: {}", describe(&error, None))),
-            }
-        }
-        let skipped = if reasons.is_empty() {
-            String::new()
-        } else {
-            format!(" (skipped: {})", reasons.join("; "))
-        };
-        match chosen {
-            Some(attach) => info!("{}: reflecting with {attach}{skipped}", interface.name),
-            None if fall_back => info!("{}: reflecting with splice{skipped}", interface.name),
-            None => {
-                return Err(DaemonError::NoAttach {
-                    interface: interface.name.clone(),
-                    reasons: reasons.join("; "),
-                });
-            }
-        }
-    }
-    kernel.release_unadopted();
-    let attached_anywhere = kernel.attached().next().is_some();
-    Ok(attached_anywhere.then_some(kernel))
-}
-
-/// Loads the program and fills its port table.
-fn load_kernel(settings: &Settings) -> Result<KernelPath, DaemonError> {
-    let object = kernel_object().ok_or(DaemonError::NotBuiltIn)?;
-    let options = LoadOptions {
-        flow_table_size: settings.flow_table_size,
-        debug_events: log::log_enabled!(target: "reflector", log::Level::Debug),
-    };
-    let mut kernel = match &settings.pin {
-        Some(dir) => KernelPath::pinned(object, options, dir)?,
-        None => KernelPath::load(object, options)?,
-    };
-    if kernel.is_adopted() {
-        kernel.set_port_maps_adopted(&settings.maps)?;
-    } else {
-        kernel.set_port_maps(&[], &settings.maps)?;
-    }
-    Ok(kernel)
-}
-
-/// The kernel modes `mode` would try on `interface`, as `tc, xdp, xdp-skb`.
-fn kernel_modes(mode: Mode, interface: &Interface) -> String {
-    let names: Vec<String> = mode
-        .candidates(interface)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    names.join(", ")
-}
-
-/// An error and its sources on one line (a source that only repeats what is already there is
-/// left out), with the errno's name when the kernel gave one: `...: Operation not permitted
-/// (os error 1) [bpf(2): EPERM]`. `syscall` names the call when it is known.
-fn describe(error: &(dyn StdError + 'static), syscall: Option<&str>) -> String {
-    let mut text = error.to_string();
-    let mut errno = None;
-    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
-    while let Some(cause) = current {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            errno = errno.or(io.raw_os_error());
-        }
-        current = cause.source();
-        if let Some(next) = current {
-            let next = next.to_string();
-            if !text.contains(&next) {
-                let _ = write!(text, ": {next}");
-            }
-        }
-    }
-    if let Some(errno) = errno {
-        let name = nix::errno::Errno::from_raw(errno);
-        let _ = match syscall {
-            Some(syscall) => write!(text, " [{syscall}: {name:?}]"),
-            None => write!(text, " [{name:?}]"),
-        };
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use std::io;
-
-    use super::describe;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("loading failed: map `M`")]
-    struct Outer(#[source] Middle);
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("map `M`")]
-    struct Middle(#[source] io::Error);
-
-    #[test]
-    fn describe_names_the_errno_once() {
-        let error = Outer(Middle(io::Error::from_raw_os_error(libc::EPERM)));
-        assert_eq!(
-            describe(&error, Some("bpf(2)")),
-            "loading failed: map `M`: Operation not permitted (os error 1) [bpf(2): EPERM]"
-        );
     }
 }

@@ -4,15 +4,15 @@
 pub mod cli;
 pub mod clsact;
 pub mod commands;
-pub mod config;
 pub mod config_watch;
 pub mod control;
 pub mod daemon;
+pub mod dataplane;
 pub mod ebpf_object;
+pub mod error_text;
 pub mod interfaces;
 pub mod kernel;
 pub mod local_addrs;
-pub mod map_slots;
 pub mod mode;
 pub mod notify;
 pub mod pin;

@@ -28,6 +28,9 @@ pub enum LocalAddrsError {
 /// [`addr_kind`] value.
 pub type AddressTable = BTreeMap<[u8; 16], u32>;
 
+/// The kernel program's local-address map, as this module writes it.
+pub type LocalAddrMap = HashMap<MapData, [u8; 16], u32>;
+
 /// Key of `addr` in the local-address map.
 #[must_use]
 pub fn key(addr: IpAddr) -> [u8; 16] {
@@ -82,7 +85,7 @@ pub async fn current(handle: &Handle) -> Result<AddressTable, LocalAddrsError> {
 /// [`LocalAddrsError::Map`] when the kernel refuses an update; entries written before it
 /// stay written.
 pub fn apply(
-    map: &mut HashMap<MapData, [u8; 16], u32>,
+    map: &mut LocalAddrMap,
     wanted: &AddressTable,
 ) -> Result<(usize, usize), LocalAddrsError> {
     let present: AddressTable = map
@@ -110,10 +113,7 @@ pub fn apply(
 ///
 /// # Errors
 /// As [`current`] and [`apply`].
-pub async fn sync(
-    handle: &Handle,
-    map: &mut HashMap<MapData, [u8; 16], u32>,
-) -> Result<(), LocalAddrsError> {
+pub async fn sync(handle: &Handle, map: &mut LocalAddrMap) -> Result<(), LocalAddrsError> {
     let wanted = current(handle).await?;
     let (added, removed) = apply(map, &wanted)?;
     if added + removed > 0 {
@@ -131,7 +131,7 @@ pub async fn sync(
 /// The first failed sync.
 pub async fn follow<E>(
     handle: Handle,
-    mut map: HashMap<MapData, [u8; 16], u32>,
+    mut map: LocalAddrMap,
     mut events: impl Stream<Item = E> + Unpin,
 ) -> Result<(), LocalAddrsError> {
     while events.next().await.is_some() {

@@ -3,10 +3,8 @@
 
 use std::{collections::BTreeMap, fmt, str::FromStr};
 
-use reflector_common::{PORT_FLAG_TARGET, PortEntry, Protocol, port_index};
+use reflector_common::Protocol;
 use thiserror::Error;
-
-use crate::map_slots::MapSlots;
 
 /// One port map: connections to this host's `listen` port go back to the client's own
 /// `target` port, for each protocol listed.
@@ -151,24 +149,14 @@ pub fn check_unique(maps: &[PortMap]) -> Result<(), PortMapError> {
     Ok(())
 }
 
-/// The port table the kernel program reads, as (index, entry) pairs: an entry for every
-/// listen port and every target port of `maps`, listen entries with their counter slot in
-/// `slots` (0 when it has none). Indices not listed are all-zero entries.
+/// The maps as the logs and replies show them: `10022:22/tcp 10053:53/udp`, or `none`.
 #[must_use]
-pub fn port_table(maps: &[PortMap], slots: &MapSlots) -> BTreeMap<u32, PortEntry> {
-    let mut table: BTreeMap<u32, PortEntry> = BTreeMap::new();
-    for map in maps {
-        for &protocol in &map.protocols {
-            let listen = table.entry(port_index(protocol, map.listen)).or_default();
-            listen.target_port = map.target;
-            listen.map_slot = slots.slot(protocol, map.listen).unwrap_or_default();
-            table
-                .entry(port_index(protocol, map.target))
-                .or_default()
-                .flags |= PORT_FLAG_TARGET;
-        }
+pub fn list(maps: &[PortMap]) -> String {
+    if maps.is_empty() {
+        return "none".to_owned();
     }
-    table
+    let names: Vec<String> = maps.iter().map(ToString::to_string).collect();
+    names.join(" ")
 }
 
 #[cfg(test)]
@@ -226,24 +214,5 @@ mod tests {
         );
         check_unique(&[map("10022:22/tcp"), map("10022:2222/udp")]).unwrap();
         check_unique(&[map("10022:22"), map("20022:22")]).unwrap();
-    }
-
-    #[test]
-    fn table_marks_listen_and_target_ports() {
-        let maps = [map("10022:22"), map("10053:53/udp"), map("22:10022")];
-        let mut slots = MapSlots::default();
-        slots.update(&maps).unwrap();
-        let table = port_table(&maps, &slots);
-        let tcp_10022 = table[&port_index(Protocol::Tcp, 10022)];
-        assert_eq!(tcp_10022.target_port, 22);
-        assert_eq!(Some(tcp_10022.map_slot), slots.slot(Protocol::Tcp, 10022));
-        assert!(tcp_10022.is_target());
-        let tcp_22 = table[&port_index(Protocol::Tcp, 22)];
-        assert_eq!(tcp_22.target_port, 10022);
-        assert!(tcp_22.is_target());
-        let udp_53 = table[&port_index(Protocol::Udp, 53)];
-        assert!(!udp_53.is_listen() && udp_53.is_target());
-        assert!(!table.contains_key(&port_index(Protocol::Udp, 10022)));
-        assert_eq!(table.len(), 4);
     }
 }

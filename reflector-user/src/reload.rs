@@ -6,10 +6,10 @@ use std::fmt;
 use log::{error, info, warn};
 
 use crate::{
-    kernel::KernelPath,
-    portmap::PortMap,
+    dataplane::Dataplane,
+    error_text,
+    portmap::{self, PortMap},
     settings::{Settings, Sources},
-    splice::Userspace,
 };
 
 /// What asked for a reload; it starts each line the reload logs.
@@ -30,16 +30,15 @@ impl fmt::Display for Trigger {
     }
 }
 
-/// Reloads from `sources` and applies the difference to `current`. Port maps change at once,
-/// in the userspace listeners and the kernel program alike; flows of maps that stay are not
-/// touched. A file that fails to parse or check, or maps that cannot be applied (a listen
-/// port another program holds), leave everything as it was, and say why.
+/// Reloads from `sources` and applies the difference to `current` and `dataplane`. Port maps
+/// change at once, in the userspace listeners and the kernel program alike; flows of maps
+/// that stay are not touched. A file that fails to parse or check, or maps that cannot be
+/// applied (a listen port another program holds), leave everything as it was, and say why.
 pub fn reload(
     trigger: Trigger,
     sources: &Sources,
     current: &mut Settings,
-    kernel: Option<&mut KernelPath>,
-    userspace: &mut Userspace,
+    dataplane: &mut Dataplane,
 ) {
     let Some(path) = &sources.config else {
         info!("{trigger}: no --config file to read again; nothing changed");
@@ -49,27 +48,33 @@ pub fn reload(
         Ok(new) => new,
         Err(error) => {
             error!(
-                "{trigger}: {error}; kept the running settings (config file {})",
+                "{trigger}: {}; kept the running settings (config file {})",
+                error_text::render(&error),
                 path.display()
             );
             return;
         }
     };
+    // The control socket may have changed the maps since the last reload.
+    current.maps = dataplane.maps().to_vec();
     if new == *current {
         info!("{trigger}: {} unchanged", path.display());
         return;
     }
     if same_maps(&new.maps, &current.maps) {
         info!("{trigger}: port maps unchanged");
-    } else if let Err(why) = apply_maps(&current.maps, &new.maps, kernel, userspace) {
-        error!("{trigger}: {why}; kept the running settings");
+    } else if let Err(error) = dataplane.set_maps(new.maps.clone()) {
+        error!(
+            "{trigger}: {}; kept the running settings",
+            error_text::render(&error)
+        );
         return;
     } else {
         info!(
             "{trigger}: port maps now {} (added: {}; removed: {})",
-            list(&new.maps),
-            list(&difference(&new.maps, &current.maps)),
-            list(&difference(&current.maps, &new.maps)),
+            portmap::list(&new.maps),
+            portmap::list(&difference(&new.maps, &current.maps)),
+            portmap::list(&difference(&current.maps, &new.maps)),
         );
         current.maps.clone_from(&new.maps);
     }
@@ -101,44 +106,10 @@ pub fn reload(
     }
 }
 
-/// Moves both paths from `old` to `new`: userspace first (it fails as a whole when a port
-/// is taken), then the kernel; a kernel failure puts userspace back.
-pub(crate) fn apply_maps(
-    old: &[PortMap],
-    new: &[PortMap],
-    kernel: Option<&mut KernelPath>,
-    userspace: &mut Userspace,
-) -> Result<(), String> {
-    userspace.apply(new).map_err(|error| error.to_string())?;
-    if let Some(kernel) = kernel
-        && let Err(error) = kernel.set_port_maps(old, new)
-    {
-        let why = format!("{:#}", anyhow::Error::from(error));
-        // The sockets of `old` are still open, as `new` did not remove them... unless it
-        // did: reopening can only fail if another program took a port meanwhile.
-        if let Err(undo) = userspace.apply(old) {
-            error!("putting the userspace listeners back failed too: {undo}");
-        }
-        if let Err(undo) = kernel.set_port_maps(new, old) {
-            error!("putting the kernel port table back failed too: {undo}");
-        }
-        return Err(why);
-    }
-    Ok(())
-}
-
 fn same_maps(a: &[PortMap], b: &[PortMap]) -> bool {
     difference(a, b).is_empty() && difference(b, a).is_empty()
 }
 
 fn difference(a: &[PortMap], b: &[PortMap]) -> Vec<PortMap> {
     a.iter().filter(|map| !b.contains(map)).cloned().collect()
-}
-
-pub(crate) fn list(maps: &[PortMap]) -> String {
-    if maps.is_empty() {
-        return "none".to_owned();
-    }
-    let names: Vec<String> = maps.iter().map(ToString::to_string).collect();
-    names.join(" ")
 }

@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Args, ValueEnum as _};
 
 use crate::{
-    reload,
+    error_text, portmap,
     settings::{Overrides, Sources},
 };
 
@@ -40,7 +40,7 @@ pub fn run(args: &CheckConfigArgs) -> ExitCode {
             println!(
                 "{}: ok: maps {}; mode {}; interfaces {interfaces}",
                 args.file.display(),
-                reload::list(&settings.maps),
+                portmap::list(&settings.maps),
                 settings.mode.to_possible_value().map_or_else(
                     || format!("{:?}", settings.mode),
                     |value| value.get_name().to_owned()
@@ -49,7 +49,7 @@ pub fn run(args: &CheckConfigArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("error: {:#}", anyhow::Error::from(error));
+            eprintln!("error: {}", error_text::render(&error));
             ExitCode::from(REFUSED)
         }
     }

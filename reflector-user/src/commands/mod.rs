@@ -67,7 +67,7 @@ pub struct ControlArgs {
         long,
         value_name = "PATH",
         env = "REFLECTOR_CONTROL_SOCKET",
-        default_value = control::DEFAULT_SOCKET
+        default_value = crate::settings::DEFAULT_SOCKET
     )]
     pub control_socket: PathBuf,
 }

@@ -9,30 +9,23 @@
 //! anything wrong                             -> {"ok":false,"error":"..."}
 //! ```
 //!
-//! Map changes are applied by the daemon's main loop ([`MapChange`], [`apply`]) through
-//! the same all-or-nothing path as a SIGHUP reload, and last until the next reload or
-//! restart.
+//! Map changes ([`MapChange`], checked by [`changed`]) are applied by the daemon's main
+//! loop through the same all-or-nothing path as a SIGHUP reload
+//! ([`crate::dataplane::Dataplane::set_maps`]), and last until the next reload or restart.
 
 pub mod client;
 pub mod server;
 
 use std::{fmt, str::FromStr};
 
-use log::info;
 use reflector_common::Protocol;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::{
-    kernel::KernelPath,
-    portmap::{self, PortMap},
-    reload,
-    splice::Userspace,
+    portmap::{self, PortMap, PortMapError},
     telemetry::Snapshot,
 };
-
-/// Where the control socket is when no `--control-socket` is given.
-pub const DEFAULT_SOCKET: &str = "/run/reflector/control.sock";
 
 /// The longest request line the daemon reads, newline included.
 pub const MAX_REQUEST: usize = 64 * 1024;
@@ -219,18 +212,43 @@ pub enum MapChange {
     Del(MapKey),
 }
 
+/// A map change the daemon refuses before touching anything.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ChangeError {
+    /// The added map's listen port is mapped already for one of its protocols.
+    #[error(transparent)]
+    Duplicate(#[from] PortMapError),
+    /// The listen port (and protocols) to remove are not mapped.
+    #[error("port {key} is not mapped; the maps are {maps}")]
+    NotMapped {
+        /// What was asked to be removed.
+        key: MapKey,
+        /// The maps now.
+        maps: String,
+    },
+    /// Removing would leave no map.
+    #[error(
+        "{key} is the last port map; the daemon keeps at least one (add another first, or \
+         stop the daemon)"
+    )]
+    LastMap {
+        /// What was asked to be removed.
+        key: MapKey,
+    },
+}
+
 /// The maps `current` would become with `change`.
 ///
 /// # Errors
-/// A message for the client: a listen port mapped twice, a port that is not mapped, or
-/// removing the last map.
-pub fn changed(current: &[PortMap], change: &MapChange) -> Result<Vec<PortMap>, String> {
+/// [`ChangeError`]: a listen port mapped twice, a port that is not mapped, or removing the
+/// last map.
+pub fn changed(current: &[PortMap], change: &MapChange) -> Result<Vec<PortMap>, ChangeError> {
     match change {
         MapChange::List => Ok(current.to_vec()),
         MapChange::Add(map) => {
             let mut new = current.to_vec();
             new.push(map.clone());
-            portmap::check_unique(&new).map_err(|error| error.to_string())?;
+            portmap::check_unique(&new)?;
             Ok(new)
         }
         MapChange::Del(key) => {
@@ -254,49 +272,17 @@ pub fn changed(current: &[PortMap], change: &MapChange) -> Result<Vec<PortMap>, 
                 })
                 .collect();
             if !removed {
-                return Err(format!(
-                    "port {key} is not mapped; the maps are {}",
-                    reload::list(current)
-                ));
+                return Err(ChangeError::NotMapped {
+                    key: key.clone(),
+                    maps: portmap::list(current),
+                });
             }
             if new.is_empty() {
-                return Err(format!(
-                    "{key} is the last port map; the daemon keeps at least one (add another \
-                     first, or stop the daemon)"
-                ));
+                return Err(ChangeError::LastMap { key: key.clone() });
             }
             Ok(new)
         }
     }
-}
-
-/// Carries out `change` on the running daemon: both paths move together or not at all
-/// (as on SIGHUP), and `maps` is updated on success. Flows of other maps are not touched.
-///
-/// # Errors
-/// A message for the client; nothing changed.
-pub fn apply(
-    change: &MapChange,
-    maps: &mut Vec<PortMap>,
-    kernel: Option<&mut KernelPath>,
-    userspace: &mut Userspace,
-) -> Result<(), String> {
-    let new = changed(maps, change)?;
-    if matches!(change, MapChange::List) {
-        return Ok(());
-    }
-    reload::apply_maps(maps, &new, kernel, userspace)?;
-    let what = match change {
-        MapChange::Add(map) => format!("added {map}"),
-        MapChange::Del(key) => format!("removed {key}"),
-        MapChange::List => String::new(),
-    };
-    info!(
-        "control: {what}; port maps now {} (until the next reload or restart)",
-        reload::list(&new)
-    );
-    *maps = new;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -398,7 +384,7 @@ mod tests {
             ["10022:22/tcp", "10053:53/udp", "10080:80/tcp"]
         );
         assert_eq!(names(&add("10053:53/tcp").unwrap()).len(), 3);
-        let error = add("10022:23").unwrap_err();
+        let error = add("10022:23").unwrap_err().to_string();
         assert!(error.contains("mapped twice"), "{error}");
     }
 
@@ -411,12 +397,14 @@ mod tests {
             names(&del("10080/udp").unwrap()),
             ["10022:22/tcp", "10080:80/tcp"]
         );
-        let error = del("10081").unwrap_err();
+        let error = del("10081").unwrap_err().to_string();
         assert!(error.contains("port 10081 is not mapped"), "{error}");
-        let error = del("10022/udp").unwrap_err();
+        let error = del("10022/udp").unwrap_err().to_string();
         assert!(error.contains("10022/udp is not mapped"), "{error}");
         let only = maps(&["10022:22"]);
-        let error = changed(&only, &MapChange::Del("10022".parse().unwrap())).unwrap_err();
+        let error = changed(&only, &MapChange::Del("10022".parse().unwrap()))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("last port map"), "{error}");
     }
 }

@@ -6,7 +6,7 @@ pub mod metrics;
 pub mod snapshot;
 
 use std::sync::{
-    Arc, Mutex, PoisonError,
+    Arc, PoisonError,
     atomic::{AtomicBool, Ordering::Relaxed},
 };
 
@@ -16,20 +16,14 @@ use reflector_common::Counter;
 
 pub use snapshot::{InterfaceMode, Snapshot};
 
-use crate::{kernel::FlowTable, map_slots::MapSlots, splice::SpliceCounters};
-use snapshot::{KernelSnapshot, SpliceSnapshot};
-
-/// The kernel program's per-map counters and the slot table that says which map each
-/// belongs to.
-pub type MapCounters = (PerCpuArray<MapData, Counter>, Arc<Mutex<MapSlots>>);
+use self::snapshot::{KernelSnapshot, SpliceSnapshot};
+use crate::{kernel::Readers, splice::SpliceCounters};
 
 /// What the daemon shares with everything that reports on it: the counters of both paths,
 /// how each interface is reflected, and whether the daemon is ready.
 pub struct Telemetry {
     splice: Arc<SpliceCounters>,
-    kernel: Option<PerCpuArray<MapData, Counter>>,
-    maps: Option<MapCounters>,
-    flows: Option<FlowTable>,
+    kernel: Option<Readers>,
     interfaces: Vec<InterfaceMode>,
     ready: AtomicBool,
     /// Whether a failed read of the kernel counters was already logged.
@@ -37,23 +31,18 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Telemetry over the userspace path's `splice` counters, the kernel program's
-    /// statistics map `kernel`, its per-map counters `maps` and its flow table `flows` (when
-    /// the program is loaded), and the mode of each interface. Not ready until
+    /// Telemetry over the userspace path's `splice` counters, the kernel path's maps
+    /// (when the program is loaded), and the mode of each interface. Not ready until
     /// [`Telemetry::set_ready`].
     #[must_use]
     pub fn new(
         splice: Arc<SpliceCounters>,
-        kernel: Option<PerCpuArray<MapData, Counter>>,
-        maps: Option<MapCounters>,
-        flows: Option<FlowTable>,
+        kernel: Option<Readers>,
         interfaces: Vec<InterfaceMode>,
     ) -> Self {
         Self {
             splice,
             kernel,
-            maps,
-            flows,
             interfaces,
             ready: AtomicBool::new(false),
             read_failed: AtomicBool::new(false),
@@ -75,27 +64,21 @@ impl Telemetry {
     /// the kernel section is left out (and the failure logged once).
     #[must_use]
     pub fn snapshot(&self) -> Snapshot {
-        let kernel = self.kernel.as_ref().and_then(|stats| {
-            let kernel = KernelSnapshot::read(|index| read_counter(stats, index.get())).and_then(
-                |mut kernel| {
-                    if let Some((counters, slots)) = &self.maps {
-                        let slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
-                        kernel.maps = KernelSnapshot::read_maps(&slots, |index| {
-                            read_counter(counters, index.get())
-                        })?;
-                    }
-                    if let Some(flows) = &self.flows {
-                        // One system call per entry: the kernel keeps no count of an LRU
-                        // table's entries. Bounded by --flow-table-size.
-                        kernel.flows_active = flows.keys().flatten().count() as u64;
-                        // Created was read first: a flow created since counts as active
-                        // only, never as evicted.
-                        kernel.flows_evicted =
-                            kernel.flows_created.saturating_sub(kernel.flows_active);
-                    }
+        let kernel = self.kernel.as_ref().and_then(|readers| {
+            let kernel = KernelSnapshot::read(|index| read_counter(&readers.stats, index.get()))
+                .and_then(|mut kernel| {
+                    let slots = readers.slots.lock().unwrap_or_else(PoisonError::into_inner);
+                    kernel.maps = KernelSnapshot::read_maps(&slots, |index| {
+                        read_counter(&readers.map_counters, index.get())
+                    })?;
+                    // One system call per entry: the kernel keeps no count of an LRU table's
+                    // entries. Bounded by --flow-table-size.
+                    kernel.flows_active = readers.flows.keys().flatten().count() as u64;
+                    // Created was read first: a flow created since counts as active only,
+                    // never as evicted.
+                    kernel.flows_evicted = kernel.flows_created.saturating_sub(kernel.flows_active);
                     Ok(kernel)
-                },
-            );
+                });
             match kernel {
                 Ok(kernel) => Some(kernel),
                 Err(error) => {

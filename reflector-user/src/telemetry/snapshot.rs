@@ -8,7 +8,7 @@ use reflector_common::{Counter, Direction, Family, MapStatIndex, PassReason};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    map_slots::MapSlots,
+    kernel::slots::MapSlots,
     splice::{ConnectFailure, SpliceCounters},
 };
 

@@ -6,7 +6,7 @@ use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 use clap::Parser;
 
 use super::check::{Check, Protocol};
-use crate::cli::positive_duration;
+use crate::settings::values::positive_duration;
 
 /// How long the whole probe may take by default.
 const DEFAULT_TIMEOUT: &str = "5s";

@@ -28,11 +28,11 @@ use serde::Deserialize;
 use thiserror::Error;
 use toml::Spanned;
 
-use crate::{
-    cli::{metrics_address, positive_duration},
-    mode::Mode,
-    settings::Overrides,
+use super::{
+    Overrides,
+    values::{metrics_address, positive_duration},
 };
+use crate::mode::Mode;
 
 /// A config file that cannot be used.
 #[derive(Debug, Error)]

@@ -11,13 +11,18 @@ use std::{
 use reflector_common::maps::FLOWS_DEFAULT_LEN;
 use thiserror::Error;
 
+pub mod file;
+pub mod values;
+
+use self::file::ConfigError;
 use crate::{
-    config::{self, ConfigError},
-    control::DEFAULT_SOCKET,
     mode::Mode,
     portmap::{self, PortMap, PortMapError},
     splice::SpliceOptions,
 };
+
+/// Where the control socket is when no `--control-socket` is given.
+pub const DEFAULT_SOCKET: &str = "/run/reflector/control.sock";
 
 /// Everything the daemon needs to know to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,7 +108,7 @@ impl Sources {
     /// [`SettingsError`] when the file is unreadable or wrong, or the result is incomplete
     /// or inconsistent.
     pub fn load(&self) -> Result<Settings, SettingsError> {
-        let file = self.config.as_deref().map(config::load).transpose()?;
+        let file = self.config.as_deref().map(file::load).transpose()?;
         Settings::layered(file.into_iter().chain([self.command_line.clone()]))
     }
 }

@@ -1,0 +1,181 @@
+//! The port table the program reads: one entry per listen and target port, written from
+//! the port maps, with the counter slot of each map.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, PoisonError},
+};
+
+use aya::maps::{Array, MapData, MapError, PerCpuArray, PerCpuValues};
+use reflector_common::{
+    Counter, Direction, Family, MapStatIndex, PORT_FLAG_TARGET, PortEntry, Protocol,
+    maps::{MAP_STATS, PORTS, PORTS_LEN},
+    port_index,
+    stats::COUNTERS_PER_MAP,
+};
+
+use super::{KernelError, KernelPath, slots::MapSlots};
+use crate::portmap::PortMap;
+
+impl KernelPath {
+    /// Writes the port table for `new` (replacing `old`), clearing entries no map needs any
+    /// more. Maps that stay keep their counter slot; a new map gets a free slot, whose
+    /// counters are zeroed first.
+    ///
+    /// # Errors
+    /// [`KernelError::TooManyMaps`] (nothing changed), or [`KernelError::Map`] when an
+    /// update fails.
+    pub fn set_port_maps(&mut self, old: &[PortMap], new: &[PortMap]) -> Result<(), KernelError> {
+        let shared = Arc::clone(&self.slots);
+        let mut slots = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut next = slots.clone();
+        let fresh = next.update(new)?;
+        self.zero_slots(&fresh)?;
+        let stale = port_table(old, &next).into_keys();
+        self.write_port_table(stale, &port_table(new, &next))?;
+        *slots = next;
+        Ok(())
+    }
+
+    /// Clears the entries at `stale` indices that `table` does not set, then writes `table`.
+    fn write_port_table(
+        &mut self,
+        stale: impl IntoIterator<Item = u32>,
+        table: &BTreeMap<u32, PortEntry>,
+    ) -> Result<(), KernelError> {
+        let map_error = |source| KernelError::Map {
+            name: PORTS,
+            source,
+        };
+        let mut ports: Array<&mut MapData, PortEntry> =
+            Array::try_from(&mut self.ports).map_err(map_error)?;
+        for index in stale {
+            if !table.contains_key(&index) {
+                ports
+                    .set(index, PortEntry::default(), 0)
+                    .map_err(map_error)?;
+            }
+        }
+        for (index, entry) in table {
+            ports.set(*index, entry, 0).map_err(map_error)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the port table for `maps` into an adopted table whose maps are not known:
+    /// every entry is read, the counter slots it records are kept for the maps that stay,
+    /// and the entries `maps` do not need are cleared.
+    ///
+    /// # Errors
+    /// [`KernelError::TooManyMaps`], or [`KernelError::Map`] when a read or update fails.
+    pub fn set_port_maps_adopted(&mut self, maps: &[PortMap]) -> Result<(), KernelError> {
+        let map_error = |source| KernelError::Map {
+            name: PORTS,
+            source,
+        };
+        let pinned = {
+            let ports: Array<&MapData, PortEntry> =
+                Array::try_from(&self.ports).map_err(map_error)?;
+            let mut pinned = Vec::new();
+            for index in 0..PORTS_LEN {
+                let entry = ports.get(&index, 0).map_err(map_error)?;
+                if entry != PortEntry::default() {
+                    pinned.push((index, entry));
+                }
+            }
+            pinned
+        };
+        let mut slots = MapSlots::from_table(pinned.iter().map(|&(index, entry)| {
+            let (protocol, port) = port_of_index(index);
+            (protocol, port, entry)
+        }));
+        let fresh = slots.update(maps)?;
+        self.zero_slots(&fresh)?;
+        let stale = pinned.iter().map(|&(index, _)| index);
+        self.write_port_table(stale, &port_table(maps, &slots))?;
+        *self.slots.lock().unwrap_or_else(PoisonError::into_inner) = slots;
+        Ok(())
+    }
+
+    /// Zeroes every CPU's per-map counters of `slots`, before they are given to new maps.
+    fn zero_slots(&mut self, slots: &[u16]) -> Result<(), KernelError> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let map_error = |source| KernelError::Map {
+            name: MAP_STATS,
+            source,
+        };
+        let mut counters: PerCpuArray<&mut MapData, Counter> =
+            PerCpuArray::try_from(&mut self.map_stats).map_err(map_error)?;
+        let cpus =
+            aya::util::nr_cpus().map_err(|(_, error)| map_error(MapError::IoError(error)))?;
+        for &slot in slots {
+            let first = MapStatIndex::new(slot, Direction::Forward, Family::V4).get();
+            for index in first..first + COUNTERS_PER_MAP {
+                let zero = PerCpuValues::try_from(vec![Counter::default(); cpus])
+                    .map_err(|error| map_error(MapError::IoError(error)))?;
+                counters.set(index, zero, 0).map_err(map_error)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The protocol and port of port-table index `index` ([`reflector_common::port_index`]).
+fn port_of_index(index: u32) -> (Protocol, u16) {
+    let protocol = if index >> 16 == 0 {
+        Protocol::Tcp
+    } else {
+        Protocol::Udp
+    };
+    (protocol, (index & 0xffff) as u16)
+}
+
+/// The port table the kernel program reads, as (index, entry) pairs: an entry for every
+/// listen port and every target port of `maps`, listen entries with their counter slot in
+/// `slots` (0 when it has none). Indices not listed are all-zero entries.
+#[must_use]
+pub fn port_table(maps: &[PortMap], slots: &MapSlots) -> BTreeMap<u32, PortEntry> {
+    let mut table: BTreeMap<u32, PortEntry> = BTreeMap::new();
+    for map in maps {
+        for &protocol in &map.protocols {
+            let listen = table.entry(port_index(protocol, map.listen)).or_default();
+            listen.target_port = map.target;
+            listen.map_slot = slots.slot(protocol, map.listen).unwrap_or_default();
+            table
+                .entry(port_index(protocol, map.target))
+                .or_default()
+                .flags |= PORT_FLAG_TARGET;
+        }
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(text: &str) -> PortMap {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn table_marks_listen_and_target_ports() {
+        let maps = [map("10022:22"), map("10053:53/udp"), map("22:10022")];
+        let mut slots = MapSlots::default();
+        slots.update(&maps).unwrap();
+        let table = port_table(&maps, &slots);
+        let tcp_10022 = table[&port_index(Protocol::Tcp, 10022)];
+        assert_eq!(tcp_10022.target_port, 22);
+        assert_eq!(Some(tcp_10022.map_slot), slots.slot(Protocol::Tcp, 10022));
+        assert!(tcp_10022.is_target());
+        let tcp_22 = table[&port_index(Protocol::Tcp, 22)];
+        assert_eq!(tcp_22.target_port, 10022);
+        assert!(tcp_22.is_target());
+        let udp_53 = table[&port_index(Protocol::Udp, 53)];
+        assert!(!udp_53.is_listen() && udp_53.is_target());
+        assert!(!table.contains_key(&port_index(Protocol::Udp, 10022)));
+        assert_eq!(table.len(), 4);
+    }
+}
