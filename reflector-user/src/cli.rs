@@ -7,7 +7,7 @@ use log::error;
 
 use crate::{
     commands::Command,
-    daemon,
+    daemon, error_text,
     mode::Mode,
     portmap::PortMap,
     settings::{
@@ -154,7 +154,7 @@ impl Cli {
         let settings = match sources.load() {
             Ok(settings) => settings,
             Err(error) => Self::command()
-                .error(ErrorKind::ArgumentConflict, error)
+                .error(ErrorKind::ArgumentConflict, error_text::render(&error))
                 .exit(),
         };
         let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -175,7 +175,7 @@ impl Cli {
         match runtime.block_on(daemon::run(settings, &sources, shutdown)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                error!("{:#}", anyhow::Error::from(error));
+                error!("{}", error_text::render(&error));
                 ExitCode::FAILURE
             }
         }

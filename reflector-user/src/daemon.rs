@@ -226,8 +226,9 @@ fn bind_control(settings: &Settings) -> Result<Option<ControlSocket>, DaemonErro
         Ok(socket) => Ok(Some(socket)),
         Err(error) if settings.control_socket.is_none() => {
             warn!(
-                "{error}; running without a control socket (`reflector stats` and \
-                 `reflector map` need one: give --control-socket PATH)"
+                "{}; running without a control socket (`reflector stats` and \
+                 `reflector map` need one: give --control-socket PATH)",
+                error_text::render(&error)
             );
             Ok(None)
         }

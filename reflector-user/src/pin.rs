@@ -57,7 +57,7 @@ pub enum PinDirError {
         path: PathBuf,
     },
     /// A file system operation failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// Where.
         path: PathBuf,

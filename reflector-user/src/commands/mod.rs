@@ -52,7 +52,7 @@ impl Command {
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                eprintln!("error: {error:#}");
+                eprintln!("error: {}", crate::error_text::render(error.as_ref()));
                 ExitCode::FAILURE
             }
         }

@@ -39,7 +39,7 @@ pub enum ClientError {
         path: PathBuf,
     },
     /// Talking to the daemon failed.
-    #[error("control socket {}: {what}: {source}", path.display())]
+    #[error("control socket {}: {what}", path.display())]
     Io {
         /// The socket path.
         path: PathBuf,
@@ -50,7 +50,7 @@ pub enum ClientError {
         source: io::Error,
     },
     /// The daemon's reply is not what this version understands.
-    #[error("control socket {}: unexpected reply {reply:?}: {source}", path.display())]
+    #[error("control socket {}: unexpected reply {reply:?}", path.display())]
     BadReply {
         /// The socket path.
         path: PathBuf,

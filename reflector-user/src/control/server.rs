@@ -28,7 +28,7 @@ pub type ChangeRequest = (MapChange, oneshot::Sender<Reply>);
 #[derive(Debug, Error)]
 pub enum ControlError {
     /// Its directory could not be created.
-    #[error("control socket {}: cannot create the directory {}: {source}", path.display(), dir.display())]
+    #[error("control socket {}: cannot create the directory {}", path.display(), dir.display())]
     CreateDir {
         /// The socket path.
         path: PathBuf,
@@ -54,7 +54,7 @@ pub enum ControlError {
         path: PathBuf,
     },
     /// Binding, removing the stale socket or setting its mode failed.
-    #[error("control socket {}: cannot {what}: {source}", path.display())]
+    #[error("control socket {}: cannot {what}", path.display())]
     Io {
         /// The socket path.
         path: PathBuf,

@@ -11,7 +11,7 @@ use log::{debug, info, warn};
 use reflector_common::maps::programs;
 
 use super::{KernelError, KernelPath, Link, program_error};
-use crate::{clsact, interfaces::Interface, mode::Attach, pin};
+use crate::{clsact, error_text, interfaces::Interface, mode::Attach, pin};
 
 impl KernelPath {
     /// Attaches the program to `interface` in the way `attach` says.
@@ -115,7 +115,11 @@ impl KernelPath {
                         adopted = Some((file.attach, link));
                         continue;
                     }
-                    Err(error) => warn!("{}: {error}; attaching anew", file.path.display()),
+                    Err(error) => warn!(
+                        "{}: {}; attaching anew",
+                        file.path.display(),
+                        error_text::render(&error)
+                    ),
                 }
             }
             pin::remove_link(&file);
@@ -164,7 +168,11 @@ impl KernelPath {
             };
             match result {
                 Ok(()) => debug!("detached {attach} from {}", interface.name),
-                Err(error) => warn!("detaching {attach} from {}: {error}", interface.name),
+                Err(error) => warn!(
+                    "detaching {attach} from {}: {}",
+                    interface.name,
+                    error_text::render(&error)
+                ),
             }
         }
         for interface in self.added_clsact.drain(..) {

@@ -37,15 +37,16 @@ impl Family {
 
 /// A listening socket could not be set up.
 #[derive(Debug, Error)]
-#[error("cannot listen on {address} ({protocol}): {source}{}", hint(source))]
+// The kernel's words go in the message, before the hint that depends on them, so they are
+// not also the error's source (an error shows its cause once).
+#[error("cannot listen on {address} ({protocol}): {cause}{}", hint(cause))]
 pub struct ListenError {
     /// Where.
     pub address: SocketAddr,
     /// Which protocol.
     pub protocol: &'static str,
     /// What the kernel said.
-    #[source]
-    pub source: io::Error,
+    pub cause: io::Error,
 }
 
 impl ListenError {
@@ -54,7 +55,7 @@ impl ListenError {
     pub fn is_family_unsupported(&self) -> bool {
         self.address.is_ipv6()
             && matches!(
-                self.source.raw_os_error(),
+                self.cause.raw_os_error(),
                 Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)
             )
     }
@@ -78,10 +79,10 @@ fn hint(source: &io::Error) -> &'static str {
 /// [`ListenError`] when the socket cannot be created, bound or put to listen.
 pub fn tcp(family: Family, port: u16) -> Result<TcpListener, ListenError> {
     let address = family.any(port);
-    let error = |source| ListenError {
+    let error = |cause| ListenError {
         address,
         protocol: Protocol::Tcp.name(),
-        source,
+        cause,
     };
     let socket = socket(family, Type::STREAM).map_err(error)?;
     socket.set_reuse_address(true).map_err(error)?;
@@ -99,10 +100,10 @@ pub fn tcp(family: Family, port: u16) -> Result<TcpListener, ListenError> {
 /// [`ListenError`] when the socket cannot be created or bound.
 pub fn udp(family: Family, port: u16) -> Result<UdpSocket, ListenError> {
     let address = family.any(port);
-    let error = |source| ListenError {
+    let error = |cause| ListenError {
         address,
         protocol: Protocol::Udp.name(),
-        source,
+        cause,
     };
     let socket = socket(family, Type::DGRAM).map_err(error)?;
     match family {

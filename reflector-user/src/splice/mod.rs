@@ -153,7 +153,10 @@ impl Userspace {
             match socket {
                 Ok(socket) => sockets.push(socket),
                 Err(error) if error.is_family_unsupported() => {
-                    warn!("{error}; reflecting port {port} over IPv4 only");
+                    warn!(
+                        "{}; reflecting port {port} over IPv4 only",
+                        crate::error_text::render(&error)
+                    );
                 }
                 Err(error) => return Err(error),
             }

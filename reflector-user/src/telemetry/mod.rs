@@ -83,7 +83,10 @@ impl Telemetry {
                 Ok(kernel) => Some(kernel),
                 Err(error) => {
                     if !self.read_failed.swap(true, Relaxed) {
-                        warn!("metrics: reading the kernel statistics failed: {error}");
+                        warn!(
+                            "metrics: reading the kernel statistics failed: {}",
+                            crate::error_text::render(&error)
+                        );
                     }
                     None
                 }

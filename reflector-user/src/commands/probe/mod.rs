@@ -130,7 +130,11 @@ fn run(plan: &Plan) -> Status {
             (verdict.status, results)
         }
         Err(error) => {
-            let line = format!("UNKNOWN {}: {:#}", plan.name, anyhow::Error::from(error));
+            let line = format!(
+                "UNKNOWN {}: {}",
+                plan.name,
+                crate::error_text::render(&error)
+            );
             if plan.json {
                 let json = serde_json::json!({
                     "status": Status::Unknown.word(),
@@ -148,7 +152,7 @@ fn run(plan: &Plan) -> Status {
         let elapsed = started.elapsed();
         let metrics = textfile::render(plan, status, &results, elapsed, SystemTime::now());
         if let Err(error) = textfile::write_atomically(path, &metrics) {
-            eprintln!("error: {:#}", anyhow::Error::from(error));
+            eprintln!("error: {}", crate::error_text::render(&error));
         }
     }
     status
