@@ -1,17 +1,18 @@
 //! Renders a [`Snapshot`] as Prometheus metrics with the official `prometheus-client` crate.
 //!
-//! Every metric name is a constant below, and each metric has one function that registers
-//! it. Names follow Prometheus conventions: the `reflector_` prefix, base units (bytes), and
+//! Every metric name is a constant below, and every metric one row of [`METRICS`]. Names follow Prometheus conventions: the `reflector_` prefix, base units (bytes), and
 //! `_total` on counters (the crate appends it, so the constants of counters leave it out).
 //! A fresh registry is filled from each snapshot, so a scrape shows one consistent moment.
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, text},
+    encoding::text,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 
-use super::snapshot::{KernelSnapshot, Snapshot, SpliceSnapshot};
+use super::snapshot::{
+    ConnectFailureCount, InterfaceMode, KernelSnapshot, MapCount, ReflectedCount, Snapshot,
+};
 
 /// `reflector_build_info{version}`: always 1.
 pub const BUILD_INFO: &str = "reflector_build_info";
@@ -65,366 +66,296 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 /// Content type of [`render_text`].
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct VersionLabels {
-    version: String,
+/// Whether a metric counts up or goes up and down.
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct InterfaceLabels {
-    interface: String,
-    mode: String,
+/// One sample: its label values (in the order of [`Metric::labels`]) and its value.
+type Sample = (Vec<String>, u64);
+
+/// One metric: what it is called and means, and how its samples are read from a snapshot
+/// (`None` leaves it out, as the kernel metrics when no kernel program is loaded).
+struct Metric {
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    labels: &'static [&'static str],
+    samples: fn(&Snapshot) -> Option<Vec<Sample>>,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DirectionFamilyLabels {
-    direction: String,
-    family: String,
+/// Every metric, in the order a scrape shows them.
+const METRICS: &[Metric] = &[
+    Metric {
+        name: BUILD_INFO,
+        help: "The reflector's version; always 1",
+        kind: Kind::Gauge,
+        labels: &["version"],
+        samples: |s| Some(vec![(vec![s.version.clone()], 1)]),
+    },
+    Metric {
+        name: INTERFACE_MODE,
+        help: "1 for the mode (xdp, xdp-skb, tc, splice) each interface is reflected with",
+        kind: Kind::Gauge,
+        labels: &["interface", "mode"],
+        samples: |s| {
+            let each =
+                |entry: &InterfaceMode| (vec![entry.interface.clone(), entry.mode.clone()], 1);
+            Some(s.interfaces.iter().map(each).collect())
+        },
+    },
+    Metric {
+        name: READY,
+        help: "1 once every interface has its mode active",
+        kind: Kind::Gauge,
+        labels: &[],
+        samples: |s| Some(vec![(vec![], u64::from(s.ready))]),
+    },
+    Metric {
+        name: REFLECTED_PACKETS,
+        help: "Packets the kernel program reflected, by direction (forward: client to service) and IP family",
+        kind: Kind::Counter,
+        labels: &["direction", "family"],
+        samples: |s| {
+            kernel(s, |k| {
+                k.reflected
+                    .iter()
+                    .map(|e| (direction_family(e), e.packets))
+                    .collect()
+            })
+        },
+    },
+    Metric {
+        name: REFLECTED_BYTES,
+        help: "Bytes (whole frames) the kernel program reflected, by direction and IP family",
+        kind: Kind::Counter,
+        labels: &["direction", "family"],
+        samples: |s| {
+            kernel(s, |k| {
+                k.reflected
+                    .iter()
+                    .map(|e| (direction_family(e), e.bytes))
+                    .collect()
+            })
+        },
+    },
+    Metric {
+        name: MAP_REFLECTED_PACKETS,
+        help: "Packets the kernel program reflected, by port map (listen port, target port, protocol), direction and IP family",
+        kind: Kind::Counter,
+        labels: MAP_LABELS,
+        samples: |s| {
+            kernel(s, |k| {
+                k.maps.iter().map(|e| (map_labels(e), e.packets)).collect()
+            })
+        },
+    },
+    Metric {
+        name: MAP_REFLECTED_BYTES,
+        help: "Bytes (whole frames) the kernel program reflected, by port map, direction and IP family",
+        kind: Kind::Counter,
+        labels: MAP_LABELS,
+        samples: |s| {
+            kernel(s, |k| {
+                k.maps.iter().map(|e| (map_labels(e), e.bytes)).collect()
+            })
+        },
+    },
+    Metric {
+        name: PASSED_PACKETS,
+        help: "Packets the kernel program passed to the network stack untouched, by reason",
+        kind: Kind::Counter,
+        labels: &["reason"],
+        samples: |s| {
+            kernel(s, |k| {
+                k.passed
+                    .iter()
+                    .map(|e| (vec![e.reason.clone()], e.packets))
+                    .collect()
+            })
+        },
+    },
+    Metric {
+        name: PASSED_BYTES,
+        help: "Bytes (whole frames) the kernel program passed to the network stack, by reason",
+        kind: Kind::Counter,
+        labels: &["reason"],
+        samples: |s| {
+            kernel(s, |k| {
+                k.passed
+                    .iter()
+                    .map(|e| (vec![e.reason.clone()], e.bytes))
+                    .collect()
+            })
+        },
+    },
+    Metric {
+        name: KERNEL_FLOWS_CREATED,
+        help: "Flow-table entries the kernel program created",
+        kind: Kind::Counter,
+        labels: &[],
+        samples: |s| kernel(s, |k| vec![(vec![], k.flows_created)]),
+    },
+    Metric {
+        name: KERNEL_FLOWS_ACTIVE,
+        help: "Entries in the kernel flow table now (flows not yet forgotten)",
+        kind: Kind::Gauge,
+        labels: &[],
+        samples: |s| kernel(s, |k| vec![(vec![], k.flows_active)]),
+    },
+    Metric {
+        name: KERNEL_FLOWS_EVICTED,
+        help: "Flows the full kernel flow table forgot to make room for new ones, least recently \
+               used first (created less active)",
+        kind: Kind::Counter,
+        labels: &[],
+        samples: |s| kernel(s, |k| vec![(vec![], k.flows_evicted)]),
+    },
+    Metric {
+        name: KERNEL_FLOW_INSERT_FAILURES,
+        help: "Forward packets reflected although their flow could not be recorded",
+        kind: Kind::Counter,
+        labels: &[],
+        samples: |s| kernel(s, |k| vec![(vec![], k.flow_insert_failures)]),
+    },
+    Metric {
+        name: SPLICE_CONNECTIONS,
+        help: "TCP connections accepted and UDP flows started by the userspace path",
+        kind: Kind::Counter,
+        labels: &["protocol"],
+        samples: |s| Some(by_protocol(s.splice.tcp_accepted, s.splice.udp_flows)),
+    },
+    Metric {
+        name: SPLICE_CONNECTIONS_ACTIVE,
+        help: "TCP connections and UDP flows the userspace path is reflecting now",
+        kind: Kind::Gauge,
+        labels: &["protocol"],
+        samples: |s| Some(by_protocol(s.splice.tcp_active, s.splice.udp_active)),
+    },
+    Metric {
+        name: SPLICE_OVER_LIMIT,
+        help: "TCP clients reset at --max-conns and UDP datagrams dropped at --max-udp-flows",
+        kind: Kind::Counter,
+        labels: &["protocol"],
+        samples: |s| {
+            Some(by_protocol(
+                s.splice.tcp_over_limit,
+                s.splice.udp_over_limit,
+            ))
+        },
+    },
+    Metric {
+        name: SPLICE_CONNECT_BACK_FAILURES,
+        help: "Connects back to a client's target port that failed, by reason",
+        kind: Kind::Counter,
+        labels: &["reason"],
+        samples: |s| {
+            let each = |e: &ConnectFailureCount| (vec![e.reason.clone()], e.count);
+            Some(s.splice.connect_failures.iter().map(each).collect())
+        },
+    },
+    Metric {
+        name: SPLICE_BYTES,
+        help: "Bytes the userspace path moved: forward to services, reverse back to clients",
+        kind: Kind::Counter,
+        labels: &["direction"],
+        samples: |s| {
+            Some(vec![
+                (vec!["forward".to_owned()], s.splice.bytes_to_services),
+                (vec!["reverse".to_owned()], s.splice.bytes_to_clients),
+            ])
+        },
+    },
+    Metric {
+        name: SPLICE_UDP_DATAGRAMS,
+        help: "UDP datagrams the userspace path moved, both ways",
+        kind: Kind::Counter,
+        labels: &[],
+        samples: |s| Some(vec![(vec![], s.splice.udp_datagrams)]),
+    },
+];
+
+/// The labels of the per-map metrics.
+const MAP_LABELS: &[&str] = &["listen", "target", "protocol", "direction", "family"];
+
+/// The samples of a kernel metric, or `None` when no kernel program is loaded.
+fn kernel(snapshot: &Snapshot, samples: fn(&KernelSnapshot) -> Vec<Sample>) -> Option<Vec<Sample>> {
+    snapshot.kernel.as_ref().map(samples)
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct MapLabels {
-    listen: String,
-    target: String,
-    protocol: String,
-    direction: String,
-    family: String,
+fn map_labels(entry: &MapCount) -> Vec<String> {
+    vec![
+        entry.listen.to_string(),
+        entry.target.to_string(),
+        entry.protocol.clone(),
+        entry.direction.clone(),
+        entry.family.clone(),
+    ]
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabels {
-    reason: String,
+fn direction_family(entry: &ReflectedCount) -> Vec<String> {
+    vec![entry.direction.clone(), entry.family.clone()]
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ProtocolLabels {
-    protocol: String,
+fn by_protocol(tcp: u64, udp: u64) -> Vec<Sample> {
+    vec![(vec!["tcp".to_owned()], tcp), (vec!["udp".to_owned()], udp)]
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DirectionLabels {
-    direction: String,
-}
+/// The label set of one sample: `labels` named, in order.
+type LabelSet = Vec<(&'static str, String)>;
 
-/// Registers a counter family, one counter per label set.
-fn counter_family<
-    L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
->(
-    registry: &mut Registry,
-    name: &str,
-    help: &str,
-    values: impl IntoIterator<Item = (L, u64)>,
-) {
-    let family = Family::<L, Counter>::default();
-    for (labels, value) in values {
-        family.get_or_create(&labels).inc_by(value);
+/// Registers `metric` with `samples`: a family when it has labels, a lone counter or gauge
+/// when it has none.
+fn register(registry: &mut Registry, metric: &Metric, samples: Vec<Sample>) {
+    let gauge_value = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+    if metric.labels.is_empty() {
+        let value = samples.first().map_or(0, |(_, value)| *value);
+        match metric.kind {
+            Kind::Counter => {
+                let counter = Counter::<u64>::default();
+                counter.inc_by(value);
+                registry.register(metric.name, metric.help, counter);
+            }
+            Kind::Gauge => {
+                let gauge = Gauge::<i64>::default();
+                gauge.set(gauge_value(value));
+                registry.register(metric.name, metric.help, gauge);
+            }
+        }
+        return;
     }
-    registry.register(name, help, family);
-}
-
-/// Registers a gauge family, one gauge per label set.
-fn gauge_family<
-    L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
->(
-    registry: &mut Registry,
-    name: &str,
-    help: &str,
-    values: impl IntoIterator<Item = (L, u64)>,
-) {
-    let family = Family::<L, Gauge>::default();
-    for (labels, value) in values {
-        family
-            .get_or_create(&labels)
-            .set(i64::try_from(value).unwrap_or(i64::MAX));
-    }
-    registry.register(name, help, family);
-}
-
-/// Registers a counter without labels.
-fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
-    let counter = Counter::<u64>::default();
-    counter.inc_by(value);
-    registry.register(name, help, counter);
-}
-
-fn build_info(registry: &mut Registry, version: &str) {
-    let labels = VersionLabels {
-        version: version.to_owned(),
-    };
-    gauge_family(
-        registry,
-        BUILD_INFO,
-        "The reflector's version; always 1",
-        [(labels, 1)],
-    );
-}
-
-fn interface_mode(registry: &mut Registry, snapshot: &Snapshot) {
-    let values = snapshot.interfaces.iter().map(|entry| {
-        let labels = InterfaceLabels {
-            interface: entry.interface.clone(),
-            mode: entry.mode.clone(),
-        };
-        (labels, 1)
-    });
-    gauge_family(
-        registry,
-        INTERFACE_MODE,
-        "1 for the mode (xdp, xdp-skb, tc, splice) each interface is reflected with",
-        values,
-    );
-}
-
-fn ready(registry: &mut Registry, ready: bool) {
-    let gauge = Gauge::<i64>::default();
-    gauge.set(i64::from(ready));
-    registry.register(READY, "1 once every interface has its mode active", gauge);
-}
-
-fn reflected_packets(registry: &mut Registry, kernel: &KernelSnapshot) {
-    let values = kernel
-        .reflected
-        .iter()
-        .map(|entry| (direction_family(entry), entry.packets));
-    counter_family(
-        registry,
-        REFLECTED_PACKETS,
-        "Packets the kernel program reflected, by direction (forward: client to service) and IP family",
-        values,
-    );
-}
-
-fn reflected_bytes(registry: &mut Registry, kernel: &KernelSnapshot) {
-    let values = kernel
-        .reflected
-        .iter()
-        .map(|entry| (direction_family(entry), entry.bytes));
-    counter_family(
-        registry,
-        REFLECTED_BYTES,
-        "Bytes (whole frames) the kernel program reflected, by direction and IP family",
-        values,
-    );
-}
-
-fn map_reflected_packets(registry: &mut Registry, kernel: &KernelSnapshot) {
-    let values = kernel
-        .maps
-        .iter()
-        .map(|entry| (map_labels(entry), entry.packets));
-    counter_family(
-        registry,
-        MAP_REFLECTED_PACKETS,
-        "Packets the kernel program reflected, by port map (listen port, target port, protocol), direction and IP family",
-        values,
-    );
-}
-
-fn map_reflected_bytes(registry: &mut Registry, kernel: &KernelSnapshot) {
-    let values = kernel
-        .maps
-        .iter()
-        .map(|entry| (map_labels(entry), entry.bytes));
-    counter_family(
-        registry,
-        MAP_REFLECTED_BYTES,
-        "Bytes (whole frames) the kernel program reflected, by port map, direction and IP family",
-        values,
-    );
-}
-
-fn map_labels(entry: &super::snapshot::MapCount) -> MapLabels {
-    MapLabels {
-        listen: entry.listen.to_string(),
-        target: entry.target.to_string(),
-        protocol: entry.protocol.clone(),
-        direction: entry.direction.clone(),
-        family: entry.family.clone(),
+    let label_set =
+        |values: Vec<String>| -> LabelSet { metric.labels.iter().copied().zip(values).collect() };
+    match metric.kind {
+        Kind::Counter => {
+            let family = Family::<LabelSet, Counter>::default();
+            for (values, value) in samples {
+                family.get_or_create(&label_set(values)).inc_by(value);
+            }
+            registry.register(metric.name, metric.help, family);
+        }
+        Kind::Gauge => {
+            let family = Family::<LabelSet, Gauge>::default();
+            for (values, value) in samples {
+                family
+                    .get_or_create(&label_set(values))
+                    .set(gauge_value(value));
+            }
+            registry.register(metric.name, metric.help, family);
+        }
     }
 }
 
-fn direction_family(entry: &super::snapshot::ReflectedCount) -> DirectionFamilyLabels {
-    DirectionFamilyLabels {
-        direction: entry.direction.clone(),
-        family: entry.family.clone(),
-    }
-}
-
-fn passed_packets(registry: &mut Registry, kernel: &KernelSnapshot) {
-    let values = kernel.passed.iter().map(|entry| {
-        let labels = ReasonLabels {
-            reason: entry.reason.clone(),
-        };
-        (labels, entry.packets)
-    });
-    counter_family(
-        registry,
-        PASSED_PACKETS,
-        "Packets the kernel program passed to the network stack untouched, by reason",
-        values,
-    );
-}
-
-fn passed_bytes(registry: &mut Registry, kernel: &KernelSnapshot) {
-    let values = kernel.passed.iter().map(|entry| {
-        let labels = ReasonLabels {
-            reason: entry.reason.clone(),
-        };
-        (labels, entry.bytes)
-    });
-    counter_family(
-        registry,
-        PASSED_BYTES,
-        "Bytes (whole frames) the kernel program passed to the network stack, by reason",
-        values,
-    );
-}
-
-fn kernel_flows_created(registry: &mut Registry, kernel: &KernelSnapshot) {
-    counter(
-        registry,
-        KERNEL_FLOWS_CREATED,
-        "Flow-table entries the kernel program created",
-        kernel.flows_created,
-    );
-}
-
-fn kernel_flows_active(registry: &mut Registry, kernel: &KernelSnapshot) {
-    let gauge = Gauge::<i64>::default();
-    gauge.set(i64::try_from(kernel.flows_active).unwrap_or(i64::MAX));
-    registry.register(
-        KERNEL_FLOWS_ACTIVE,
-        "Entries in the kernel flow table now (flows not yet forgotten)",
-        gauge,
-    );
-}
-
-fn kernel_flows_evicted(registry: &mut Registry, kernel: &KernelSnapshot) {
-    counter(
-        registry,
-        KERNEL_FLOWS_EVICTED,
-        "Flows the full kernel flow table forgot to make room for new ones, least recently \
-         used first (created less active)",
-        kernel.flows_evicted,
-    );
-}
-
-fn kernel_flow_insert_failures(registry: &mut Registry, kernel: &KernelSnapshot) {
-    counter(
-        registry,
-        KERNEL_FLOW_INSERT_FAILURES,
-        "Forward packets reflected although their flow could not be recorded",
-        kernel.flow_insert_failures,
-    );
-}
-
-fn protocol(name: &str) -> ProtocolLabels {
-    ProtocolLabels {
-        protocol: name.to_owned(),
-    }
-}
-
-fn splice_connections(registry: &mut Registry, splice: &SpliceSnapshot) {
-    counter_family(
-        registry,
-        SPLICE_CONNECTIONS,
-        "TCP connections accepted and UDP flows started by the userspace path",
-        [
-            (protocol("tcp"), splice.tcp_accepted),
-            (protocol("udp"), splice.udp_flows),
-        ],
-    );
-}
-
-fn splice_connections_active(registry: &mut Registry, splice: &SpliceSnapshot) {
-    gauge_family(
-        registry,
-        SPLICE_CONNECTIONS_ACTIVE,
-        "TCP connections and UDP flows the userspace path is reflecting now",
-        [
-            (protocol("tcp"), splice.tcp_active),
-            (protocol("udp"), splice.udp_active),
-        ],
-    );
-}
-
-fn splice_over_limit(registry: &mut Registry, splice: &SpliceSnapshot) {
-    counter_family(
-        registry,
-        SPLICE_OVER_LIMIT,
-        "TCP clients reset at --max-conns and UDP datagrams dropped at --max-udp-flows",
-        [
-            (protocol("tcp"), splice.tcp_over_limit),
-            (protocol("udp"), splice.udp_over_limit),
-        ],
-    );
-}
-
-fn splice_connect_back_failures(registry: &mut Registry, splice: &SpliceSnapshot) {
-    let values = splice.connect_failures.iter().map(|entry| {
-        let labels = ReasonLabels {
-            reason: entry.reason.clone(),
-        };
-        (labels, entry.count)
-    });
-    counter_family(
-        registry,
-        SPLICE_CONNECT_BACK_FAILURES,
-        "Connects back to a client's target port that failed, by reason",
-        values,
-    );
-}
-
-fn splice_bytes(registry: &mut Registry, splice: &SpliceSnapshot) {
-    let direction = |name: &str| DirectionLabels {
-        direction: name.to_owned(),
-    };
-    counter_family(
-        registry,
-        SPLICE_BYTES,
-        "Bytes the userspace path moved: forward to services, reverse back to clients",
-        [
-            (direction("forward"), splice.bytes_to_services),
-            (direction("reverse"), splice.bytes_to_clients),
-        ],
-    );
-}
-
-fn splice_udp_datagrams(registry: &mut Registry, splice: &SpliceSnapshot) {
-    counter(
-        registry,
-        SPLICE_UDP_DATAGRAMS,
-        "UDP datagrams the userspace path moved, both ways",
-        splice.udp_datagrams,
-    );
-}
-
-/// A registry holding every metric of `snapshot`. The kernel metrics are left out when no
-/// kernel program is loaded.
+/// A registry holding every metric of `snapshot`.
 fn registry(snapshot: &Snapshot) -> Registry {
     let mut registry = Registry::default();
-    build_info(&mut registry, &snapshot.version);
-    interface_mode(&mut registry, snapshot);
-    ready(&mut registry, snapshot.ready);
-    if let Some(kernel) = &snapshot.kernel {
-        reflected_packets(&mut registry, kernel);
-        reflected_bytes(&mut registry, kernel);
-        map_reflected_packets(&mut registry, kernel);
-        map_reflected_bytes(&mut registry, kernel);
-        passed_packets(&mut registry, kernel);
-        passed_bytes(&mut registry, kernel);
-        kernel_flows_created(&mut registry, kernel);
-        kernel_flows_active(&mut registry, kernel);
-        kernel_flows_evicted(&mut registry, kernel);
-        kernel_flow_insert_failures(&mut registry, kernel);
+    for metric in METRICS {
+        if let Some(samples) = (metric.samples)(snapshot) {
+            register(&mut registry, metric, samples);
+        }
     }
-    let splice = &snapshot.splice;
-    splice_connections(&mut registry, splice);
-    splice_connections_active(&mut registry, splice);
-    splice_over_limit(&mut registry, splice);
-    splice_connect_back_failures(&mut registry, splice);
-    splice_bytes(&mut registry, splice);
-    splice_udp_datagrams(&mut registry, splice);
     registry
 }
 
@@ -503,7 +434,7 @@ pub fn openmetrics_to_text(openmetrics: &str) -> String {
 mod tests {
     use super::*;
     use crate::telemetry::snapshot::{
-        ConnectFailureCount, InterfaceMode, MapCount, PassedCount, ReflectedCount,
+        ConnectFailureCount, InterfaceMode, MapCount, PassedCount, ReflectedCount, SpliceSnapshot,
     };
 
     fn snapshot(kernel: bool) -> Snapshot {
