@@ -121,6 +121,15 @@ fn non_empty<T>(list: Vec<T>) -> Option<Vec<T>> {
     (!list.is_empty()).then_some(list)
 }
 
+/// The program: parses the command line, sets up logging (`RUST_LOG`, `info` by default)
+/// and runs what it asks for.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    cli.run()
+}
+
 impl Cli {
     /// Where the settings come from: the config file and this command line (with the
     /// environment).

@@ -10,7 +10,7 @@ use nix::errno::Errno;
 /// Whether TC programs attach as TCX links (kernel >= 6.6), needing no qdisc; the same test
 /// aya makes when it chooses between TCX and netlink.
 #[must_use]
-pub fn tcx_supported() -> bool {
+pub(crate) fn tcx_supported() -> bool {
     KernelVersion::current().is_ok_and(|version| version >= KernelVersion::new(6, 6, 0))
 }
 
@@ -50,7 +50,7 @@ struct Request {
 ///
 /// # Errors
 /// The kernel's refusal (no such interface, no permission, ...).
-pub fn add(index: u32) -> io::Result<bool> {
+pub(crate) fn add(index: u32) -> io::Result<bool> {
     let flags = libc::NLM_F_REQUEST | libc::NLM_F_ACK | libc::NLM_F_EXCL | libc::NLM_F_CREATE;
     match request(libc::RTM_NEWQDISC, flags, index) {
         Ok(()) => Ok(true),
@@ -64,7 +64,7 @@ pub fn add(index: u32) -> io::Result<bool> {
 ///
 /// # Errors
 /// The kernel's refusal.
-pub fn remove(index: u32) -> io::Result<()> {
+pub(crate) fn remove(index: u32) -> io::Result<()> {
     match request(
         libc::RTM_DELQDISC,
         libc::NLM_F_REQUEST | libc::NLM_F_ACK,
@@ -89,7 +89,8 @@ pub fn remove(index: u32) -> io::Result<()> {
     reason = "netlink's constants and this 48-byte request fit the kernel's narrower fields"
 )]
 fn request(kind: u16, flags: i32, index: u32) -> io::Result<()> {
-    let ifindex = i32::try_from(index).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let ifindex =
+        i32::try_from(index).map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
     let len = size_of::<Request>();
     let request = Request {
         header: libc::nlmsghdr {
@@ -138,7 +139,8 @@ fn request(kind: u16, flags: i32, index: u32) -> io::Result<()> {
     let mut answer = [0_u8; 1024];
     // SAFETY: `answer` is writable for its whole length.
     let received = unsafe { libc::recv(raw, answer.as_mut_ptr().cast(), answer.len(), 0) };
-    let received = usize::try_from(received).map_err(|_| io::Error::last_os_error())?;
+    // A negative count is recv(2)'s -1: the cause is in errno.
+    let received = usize::try_from(received).map_err(|_negative| io::Error::last_os_error())?;
     let header_len = size_of::<libc::nlmsghdr>();
     if received < header_len + 4 {
         return Err(io::Error::new(

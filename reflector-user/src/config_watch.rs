@@ -32,7 +32,7 @@ const MASK: WatchMask = WatchMask::CLOSE_WRITE
 /// The config file cannot be watched.
 #[derive(Debug, Error)]
 #[error("cannot watch the config file's directory {}", dir.display())]
-pub struct WatchError {
+pub(crate) struct WatchError {
     /// The directory.
     dir: PathBuf,
     /// Why.
@@ -42,7 +42,7 @@ pub struct WatchError {
 
 /// A watch on one config file: [`ConfigWatch::changed`] resolves when what the file's path
 /// reads differs from what it read last.
-pub struct ConfigWatch {
+pub(crate) struct ConfigWatch {
     path: PathBuf,
     events: EventStream<Vec<u8>>,
     /// The content last seen; `None` when the file could not be read.
@@ -58,7 +58,7 @@ impl ConfigWatch {
     ///
     /// # Errors
     /// [`WatchError`] when inotify is unavailable or a directory cannot be watched.
-    pub fn new(path: &Path) -> Result<Self, WatchError> {
+    pub(crate) fn new(path: &Path) -> Result<Self, WatchError> {
         let dir = parent(path);
         let error = |dir: &Path| {
             let dir = dir.to_owned();
@@ -87,7 +87,7 @@ impl ConfigWatch {
     /// Resolves once the file's content differs from the last seen (it was written,
     /// replaced, swapped in or removed), and takes the new content as the baseline.
     /// Pending forever if inotify stops delivering events. Cancel-safe.
-    pub async fn changed(&mut self) {
+    pub(crate) async fn changed(&mut self) {
         loop {
             if !self.unread {
                 if self.events.next().await.is_none() {

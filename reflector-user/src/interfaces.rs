@@ -63,7 +63,10 @@ impl Interface {
 /// # Errors
 /// [`InterfaceError`] naming the interface that does not exist, or saying that none could
 /// be picked.
-pub async fn resolve(handle: &Handle, names: &[String]) -> Result<Vec<Interface>, InterfaceError> {
+pub(crate) async fn resolve(
+    handle: &Handle,
+    names: &[String],
+) -> Result<Vec<Interface>, InterfaceError> {
     let links = list_links(handle).await?;
     if names.is_empty() {
         let indices = default_route_interfaces(handle).await?;

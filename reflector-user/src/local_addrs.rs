@@ -26,14 +26,14 @@ pub enum LocalAddrsError {
 
 /// The local-address map as this host's addresses say it should be: IPv4-mapped key to
 /// [`addr_kind`] value.
-pub type AddressTable = BTreeMap<[u8; 16], u32>;
+pub(crate) type AddressTable = BTreeMap<[u8; 16], u32>;
 
 /// The kernel program's local-address map, as this module writes it.
-pub type LocalAddrMap = HashMap<MapData, [u8; 16], u32>;
+pub(crate) type LocalAddrMap = HashMap<MapData, [u8; 16], u32>;
 
 /// Key of `addr` in the local-address map.
 #[must_use]
-pub fn key(addr: IpAddr) -> [u8; 16] {
+pub(crate) fn key(addr: IpAddr) -> [u8; 16] {
     match addr {
         IpAddr::V4(v4) => v4_mapped(v4.octets()),
         IpAddr::V6(v6) => v6.octets(),
@@ -45,7 +45,7 @@ pub fn key(addr: IpAddr) -> [u8; 16] {
 ///
 /// # Errors
 /// [`LocalAddrsError::Netlink`] when the kernel cannot be asked.
-pub async fn current(handle: &Handle) -> Result<AddressTable, LocalAddrsError> {
+pub(crate) async fn current(handle: &Handle) -> Result<AddressTable, LocalAddrsError> {
     let mut table = AddressTable::new();
     let mut messages = handle.address().get().execute();
     while let Some(message) = messages
@@ -84,7 +84,7 @@ pub async fn current(handle: &Handle) -> Result<AddressTable, LocalAddrsError> {
 /// # Errors
 /// [`LocalAddrsError::Map`] when the kernel refuses an update; entries written before it
 /// stay written.
-pub fn apply(
+pub(crate) fn apply(
     map: &mut LocalAddrMap,
     wanted: &AddressTable,
 ) -> Result<(usize, usize), LocalAddrsError> {
@@ -113,7 +113,7 @@ pub fn apply(
 ///
 /// # Errors
 /// As [`current`] and [`apply`].
-pub async fn sync(handle: &Handle, map: &mut LocalAddrMap) -> Result<(), LocalAddrsError> {
+pub(crate) async fn sync(handle: &Handle, map: &mut LocalAddrMap) -> Result<(), LocalAddrsError> {
     let wanted = current(handle).await?;
     let (added, removed) = apply(map, &wanted)?;
     if added + removed > 0 {
@@ -129,7 +129,7 @@ pub async fn sync(handle: &Handle, map: &mut LocalAddrMap) -> Result<(), LocalAd
 ///
 /// # Errors
 /// The first failed sync.
-pub async fn follow<E>(
+pub(crate) async fn follow<E>(
     handle: Handle,
     mut map: LocalAddrMap,
     mut events: impl Stream<Item = E> + Unpin,

@@ -1,11 +1,9 @@
-//! The `reflector` binary: parses the command line, sets up logging and runs.
+//! The `reflector` binary: the command line ([`reflector::cli`]) is the whole program.
+#![expect(
+    unused_crate_dependencies,
+    reason = "the binary is the library's thin edge: its dependencies are the library's"
+)]
 
-use std::process::ExitCode;
-
-use clap::Parser as _;
-
-fn main() -> ExitCode {
-    let cli = reflector::cli::Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    cli.run()
+fn main() -> std::process::ExitCode {
+    reflector::cli::main()
 }

@@ -20,15 +20,15 @@ use std::{
 use log::{debug, warn};
 
 /// The variable that names the socket (a path, or `@name` for an abstract socket).
-pub const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
+pub(crate) const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
 /// The variable that asks for watchdog pings, in microseconds between deadlines.
-pub const WATCHDOG_USEC: &str = "WATCHDOG_USEC";
+pub(crate) const WATCHDOG_USEC: &str = "WATCHDOG_USEC";
 /// The variable that names the process the watchdog is meant for.
-pub const WATCHDOG_PID: &str = "WATCHDOG_PID";
+pub(crate) const WATCHDOG_PID: &str = "WATCHDOG_PID";
 
 /// The service manager's socket, when there is one.
 #[derive(Debug, Default)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     socket: Option<(UnixDatagram, SocketAddr)>,
 }
 
@@ -36,7 +36,7 @@ impl Notifier {
     /// The notifier `NOTIFY_SOCKET` asks for; one that does nothing when it is unset. A
     /// value that cannot be used is logged once and then ignored: the daemon runs anyway.
     #[must_use]
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         let Some(name) = std::env::var_os(NOTIFY_SOCKET) else {
             return Self::default();
         };
@@ -56,18 +56,18 @@ impl Notifier {
 
     /// Whether a service manager listens.
     #[must_use]
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         self.socket.is_some()
     }
 
     /// Start-up or a reload is done: `READY=1` and `status`.
-    pub fn ready(&self, status: &str) {
+    pub(crate) fn ready(&self, status: &str) {
         self.send(&format!("READY=1\nSTATUS={status}"));
     }
 
     /// A reload begins; [`Notifier::ready`] ends it. `MONOTONIC_USEC` lets systemd (253 and
     /// later, `Type=notify-reload`) tell this reload from an earlier one.
-    pub fn reloading(&self) {
+    pub(crate) fn reloading(&self) {
         self.send(&format!(
             "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading",
             monotonic_usec()
@@ -75,17 +75,17 @@ impl Notifier {
     }
 
     /// Shutdown begins.
-    pub fn stopping(&self) {
+    pub(crate) fn stopping(&self) {
         self.send("STOPPING=1\nSTATUS=stopping: detaching");
     }
 
     /// What the daemon does now, e.g. after the port maps changed.
-    pub fn status(&self, status: &str) {
+    pub(crate) fn status(&self, status: &str) {
         self.send(&format!("STATUS={status}"));
     }
 
     /// The main loop is alive.
-    pub fn watchdog(&self) {
+    pub(crate) fn watchdog(&self) {
         self.send("WATCHDOG=1");
     }
 
@@ -106,14 +106,14 @@ impl Notifier {
 /// The watchdog's clock: ticks every [`watchdog_interval`], or never when there is no
 /// watchdog (or no service manager to ping).
 #[derive(Debug)]
-pub struct Watchdog {
+pub(crate) struct Watchdog {
     interval: Option<tokio::time::Interval>,
 }
 
 impl Watchdog {
     /// The clock for `notifier`; the first tick is at once.
     #[must_use]
-    pub fn new(notifier: &Notifier) -> Self {
+    pub(crate) fn new(notifier: &Notifier) -> Self {
         let interval = watchdog_interval()
             .filter(|_| notifier.is_enabled())
             .map(|period| {
@@ -126,7 +126,7 @@ impl Watchdog {
     }
 
     /// Completes at the next tick; never, without a watchdog.
-    pub async fn tick(&mut self) {
+    pub(crate) async fn tick(&mut self) {
         match self.interval.as_mut() {
             Some(interval) => {
                 interval.tick().await;
@@ -139,7 +139,7 @@ impl Watchdog {
 /// How often to ping the watchdog: half of `WATCHDOG_USEC`, when it is set and meant for
 /// this process (`WATCHDOG_PID` unset or ours), as `sd_watchdog_enabled(3)` has it.
 #[must_use]
-pub fn watchdog_interval() -> Option<Duration> {
+pub(crate) fn watchdog_interval() -> Option<Duration> {
     watchdog_interval_from(
         std::env::var(WATCHDOG_USEC).ok().as_deref(),
         std::env::var(WATCHDOG_PID).ok().as_deref(),

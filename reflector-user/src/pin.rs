@@ -33,11 +33,11 @@ use thiserror::Error;
 use crate::mode::Attach;
 
 /// The pinned XDP program.
-pub const PROG_XDP: &str = "prog-xdp";
+pub(crate) const PROG_XDP: &str = "prog-xdp";
 /// The pinned TC program.
-pub const PROG_TC: &str = "prog-tc";
+pub(crate) const PROG_TC: &str = "prog-tc";
 /// The pinned maps; [`PORTS`] is pinned last and marks a complete directory.
-pub const MAPS: [&str; 5] = [FLOWS, LOCAL_ADDRS, STATS, MAP_STATS, PORTS];
+pub(crate) const MAPS: [&str; 5] = [FLOWS, LOCAL_ADDRS, STATS, MAP_STATS, PORTS];
 const LINK_PREFIX: &str = "link-";
 /// The layout stamp's name, before its version.
 const LAYOUT_PREFIX: &str = "layout-v";
@@ -106,7 +106,7 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> PinDirError {
 
 /// A pinned link found in the directory.
 #[derive(Debug)]
-pub struct PinnedLinkFile {
+pub(crate) struct PinnedLinkFile {
     /// The interface it is attached to.
     pub interface: String,
     /// How.
@@ -116,7 +116,7 @@ pub struct PinnedLinkFile {
 }
 
 /// What a complete pin directory holds.
-pub struct PinnedState {
+pub(crate) struct PinnedState {
     /// The port table.
     pub ports: MapData,
     /// The local addresses.
@@ -137,7 +137,7 @@ pub struct PinnedState {
 
 /// The file name of the link of `interface` attached as `attach`.
 #[must_use]
-pub fn link_file_name(interface: &str, attach: Attach) -> String {
+pub(crate) fn link_file_name(interface: &str, attach: Attach) -> String {
     format!("{LINK_PREFIX}{interface}-{attach}")
 }
 
@@ -155,7 +155,7 @@ fn parse_link_file_name(name: &str) -> Option<(String, Attach)> {
 ///
 /// # Errors
 /// [`PinDirError::NotBpffs`], or [`PinDirError::Io`] when it cannot be created.
-pub fn prepare_dir(dir: &Path) -> Result<(), PinDirError> {
+pub(crate) fn prepare_dir(dir: &Path) -> Result<(), PinDirError> {
     let existing = dir
         .ancestors()
         .find(|path| path.exists())
@@ -172,7 +172,7 @@ pub fn prepare_dir(dir: &Path) -> Result<(), PinDirError> {
 ///
 /// # Errors
 /// [`PinDirError::Io`] when `statfs(2)` fails (e.g. `path` does not exist).
-pub fn is_bpffs(path: &Path) -> Result<bool, PinDirError> {
+pub(crate) fn is_bpffs(path: &Path) -> Result<bool, PinDirError> {
     let stat = rustix::fs::statfs(path).map_err(|errno| PinDirError::Io {
         path: path.to_owned(),
         source: errno.into(),
@@ -185,7 +185,7 @@ pub fn is_bpffs(path: &Path) -> Result<bool, PinDirError> {
 ///
 /// # Errors
 /// [`PinDirError::Io`] when `dir` cannot be created or the mount fails.
-pub fn mount_bpffs(dir: &Path) -> Result<bool, PinDirError> {
+pub(crate) fn mount_bpffs(dir: &Path) -> Result<bool, PinDirError> {
     fs::create_dir_all(dir).map_err(io_error(dir))?;
     if is_bpffs(dir)? {
         return Ok(false);
@@ -208,7 +208,7 @@ pub fn mount_bpffs(dir: &Path) -> Result<bool, PinDirError> {
 ///
 /// # Errors
 /// [`PinDirError::Io`] when `dir` cannot be listed.
-pub fn links(dir: &Path) -> Result<Vec<PinnedLinkFile>, PinDirError> {
+pub(crate) fn links(dir: &Path) -> Result<Vec<PinnedLinkFile>, PinDirError> {
     let mut links = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_error(dir))? {
         let entry = entry.map_err(io_error(dir))?;
@@ -230,7 +230,7 @@ pub fn links(dir: &Path) -> Result<Vec<PinnedLinkFile>, PinDirError> {
 ///
 /// # Errors
 /// [`PinDirError`] when a pin is there but cannot be opened.
-pub fn open(dir: &Path) -> Result<Option<PinnedState>, PinDirError> {
+pub(crate) fn open(dir: &Path) -> Result<Option<PinnedState>, PinDirError> {
     if !dir.join(PORTS).exists() {
         if remove_pins(dir)? > 0 {
             warn!("{}: removed an incomplete earlier pin", dir.display());
@@ -337,7 +337,7 @@ const LAYOUT: [MapLayout; 5] = [
 ///
 /// # Errors
 /// [`PinDirError::Io`] when the stamp cannot be made.
-pub fn stamp_layout(dir: &Path) -> Result<(), PinDirError> {
+pub(crate) fn stamp_layout(dir: &Path) -> Result<(), PinDirError> {
     let path = dir.join(format!("{LAYOUT_PREFIX}{PIN_LAYOUT_VERSION}"));
     match fs::create_dir(&path) {
         Err(error) if error.kind() != io::ErrorKind::AlreadyExists => Err(PinDirError::Io {
@@ -424,7 +424,7 @@ fn layout_difference(
 }
 
 /// Unpins `link`, which detaches it.
-pub fn remove_link(link: &PinnedLinkFile) {
+pub(crate) fn remove_link(link: &PinnedLinkFile) {
     match fs::remove_file(&link.path) {
         Ok(()) => info!(
             "{}: detached the pinned {} link",
@@ -439,7 +439,7 @@ pub fn remove_link(link: &PinnedLinkFile) {
 ///
 /// # Errors
 /// [`PinDirError::Io`] when a pin cannot be removed.
-pub fn remove_all(dir: &Path) -> Result<usize, PinDirError> {
+pub(crate) fn remove_all(dir: &Path) -> Result<usize, PinDirError> {
     if !dir.exists() {
         return Ok(0);
     }

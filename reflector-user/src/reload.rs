@@ -14,7 +14,7 @@ use crate::{
 
 /// What asked for a reload; it starts each line the reload logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trigger {
+pub(crate) enum Trigger {
     /// SIGHUP (`systemctl reload`, `kill -HUP`).
     Hangup,
     /// The config file changed on disk (an edit, a Kubernetes ConfigMap update).
@@ -34,7 +34,7 @@ impl fmt::Display for Trigger {
 /// change at once, in the userspace listeners and the kernel program alike; flows of maps
 /// that stay are not touched. A file that fails to parse or check, or maps that cannot be
 /// applied (a listen port another program holds), leave everything as it was, and say why.
-pub fn reload(
+pub(crate) fn reload(
     trigger: Trigger,
     sources: &Sources,
     current: &mut Settings,

@@ -11,7 +11,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal as unix_signal};
 /// the daemon polls it only once it is ready, and a SIGTERM sent as soon as it says so
 /// (a test, or systemd stopping a unit that just started) would otherwise find the default
 /// disposition and kill it without any cleanup. Call it inside the runtime.
-pub fn signal() -> impl Future<Output = ()> {
+pub(crate) fn signal() -> impl Future<Output = ()> {
     let watch = |kind: SignalKind, name: &str| match unix_signal(kind) {
         Ok(stream) => Some(stream),
         Err(error) => {

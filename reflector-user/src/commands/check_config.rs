@@ -25,7 +25,7 @@ const REFUSED: u8 = 2;
 /// column where the parser has them) and exits 2. Flags and `REFLECTOR_*` variables are not
 /// layered on top: this checks the file alone.
 #[must_use]
-pub fn run(args: &CheckConfigArgs) -> ExitCode {
+pub(crate) fn run(args: &CheckConfigArgs) -> ExitCode {
     let sources = Sources {
         config: Some(args.file.clone()),
         command_line: Overrides::default(),

@@ -19,7 +19,7 @@ pub struct DetachArgs {
 ///
 /// # Errors
 /// When a pin cannot be removed.
-pub fn run(args: &DetachArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &DetachArgs) -> anyhow::Result<()> {
     let links = if args.pin.exists() {
         pin::links(&args.pin)?
     } else {

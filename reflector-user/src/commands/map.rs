@@ -36,7 +36,7 @@ pub enum MapCommand {
 ///
 /// # Errors
 /// When the daemon cannot be reached or refuses the change.
-pub fn run(command: MapCommand) -> anyhow::Result<()> {
+pub(crate) fn run(command: MapCommand) -> anyhow::Result<()> {
     let (control, request, done) = match command {
         MapCommand::Add { map, control } => {
             let done = format!("added {map}");

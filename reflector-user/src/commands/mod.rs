@@ -3,12 +3,12 @@
 //! `mount-bpffs` prepare a deployment; `probe` checks this node's service through
 //! reflectors elsewhere.
 
-pub mod check_config;
-pub mod detach;
-pub mod map;
-pub mod mount_bpffs;
-pub mod probe;
-pub mod stats;
+pub(crate) mod check_config;
+pub(crate) mod detach;
+pub(crate) mod map;
+pub(crate) mod mount_bpffs;
+pub(crate) mod probe;
+pub(crate) mod stats;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -75,7 +75,7 @@ pub struct ControlArgs {
 /// A reply the daemon refused with, as an error.
 #[derive(Debug, thiserror::Error)]
 #[error("the daemon refused: {0}")]
-pub struct Refused(pub String);
+pub(crate) struct Refused(pub String);
 
 impl ControlArgs {
     /// Sends `request` and returns the reply when the daemon carried it out.

@@ -20,7 +20,7 @@ pub struct MountBpffsArgs {
 ///
 /// # Errors
 /// When the directory cannot be created or the mount fails (it needs `CAP_SYS_ADMIN`).
-pub fn run(args: &MountBpffsArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &MountBpffsArgs) -> anyhow::Result<()> {
     if pin::mount_bpffs(&args.dir)? {
         println!("mounted a bpffs on {}", args.dir.display());
     } else {

@@ -28,7 +28,7 @@ pub struct StatsArgs {
 ///
 /// # Errors
 /// When the daemon cannot be reached or its reply has no counters.
-pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &StatsArgs) -> anyhow::Result<()> {
     let reply = args.control.ask(&Request::Stats)?;
     let stats = reply.stats.context("the daemon's reply has no counters")?;
     if args.json {
@@ -41,7 +41,7 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
 
 /// The snapshot as readable tables; `all` lists zero pass reasons and failures too.
 #[must_use]
-pub fn render(stats: &Snapshot, all: bool) -> String {
+pub(crate) fn render(stats: &Snapshot, all: bool) -> String {
     let mut out = String::new();
     let readiness = if stats.ready { "ready" } else { "starting" };
     let _ = writeln!(out, "reflector {} ({readiness})\n", stats.version);

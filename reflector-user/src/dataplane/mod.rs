@@ -7,7 +7,7 @@ mod start;
 use log::{error, info};
 use thiserror::Error;
 
-pub use self::start::StartError;
+pub(crate) use self::start::StartError;
 use crate::{
     error_text,
     interfaces::Interface,
@@ -21,7 +21,7 @@ use crate::{
 
 /// New port maps could not be applied; the old ones are still in place.
 #[derive(Debug, Error)]
-pub enum MapsError {
+pub(crate) enum MapsError {
     /// A listen port cannot be listened on (another program holds it).
     #[error(transparent)]
     Listen(#[from] ListenError),
@@ -31,7 +31,7 @@ pub enum MapsError {
 }
 
 /// Both data paths and the port maps they serve.
-pub struct Dataplane {
+pub(crate) struct Dataplane {
     kernel: Option<KernelPath>,
     userspace: Userspace,
     maps: Vec<PortMap>,
@@ -40,7 +40,7 @@ pub struct Dataplane {
 impl Dataplane {
     /// The port maps both paths serve now.
     #[must_use]
-    pub fn maps(&self) -> &[PortMap] {
+    pub(crate) fn maps(&self) -> &[PortMap] {
         &self.maps
     }
 
@@ -50,7 +50,7 @@ impl Dataplane {
     ///
     /// # Errors
     /// [`MapsError`]; then nothing changed.
-    pub fn set_maps(&mut self, new: Vec<PortMap>) -> Result<(), MapsError> {
+    pub(crate) fn set_maps(&mut self, new: Vec<PortMap>) -> Result<(), MapsError> {
         self.userspace.apply(&new)?;
         if let Some(kernel) = self.kernel.as_mut()
             && let Err(failure) = kernel.set_port_maps(&self.maps, &new)
@@ -80,7 +80,7 @@ impl Dataplane {
     ///
     /// # Errors
     /// [`KernelError`] when the program has no such map.
-    pub fn take_local_addrs(&mut self) -> Result<Option<LocalAddrMap>, KernelError> {
+    pub(crate) fn take_local_addrs(&mut self) -> Result<Option<LocalAddrMap>, KernelError> {
         self.kernel
             .as_mut()
             .map(KernelPath::take_local_addrs)
@@ -89,7 +89,7 @@ impl Dataplane {
 
     /// How each of `interfaces` is reflected: the kernel mode attached to it, else splice.
     #[must_use]
-    pub fn interface_modes(&self, interfaces: &[Interface]) -> Vec<InterfaceMode> {
+    pub(crate) fn interface_modes(&self, interfaces: &[Interface]) -> Vec<InterfaceMode> {
         interfaces
             .iter()
             .map(|interface| {
@@ -112,7 +112,10 @@ impl Dataplane {
     ///
     /// # Errors
     /// [`KernelError`] when the kernel maps cannot be opened for reading.
-    pub fn telemetry(&self, interfaces: Vec<InterfaceMode>) -> Result<Telemetry, KernelError> {
+    pub(crate) fn telemetry(
+        &self,
+        interfaces: Vec<InterfaceMode>,
+    ) -> Result<Telemetry, KernelError> {
         let readers = self.kernel.as_ref().map(KernelPath::readers).transpose()?;
         Ok(Telemetry::new(
             self.userspace.shared_counters(),
@@ -123,7 +126,7 @@ impl Dataplane {
 
     /// Stops both paths. The kernel path is detached, unless it is pinned: then it stays
     /// attached for the next start.
-    pub fn stop(self) {
+    pub(crate) fn stop(self) {
         if let Some(mut kernel) = self.kernel {
             if let Some(dir) = kernel.pin_dir().map(std::path::Path::to_owned) {
                 drop(kernel);
@@ -146,7 +149,7 @@ impl Dataplane {
 ///
 /// # Errors
 /// [`crate::pin::PinDirError`] when the pin directory cannot be used.
-pub fn check_pin(settings: &mut Settings) -> Result<(), crate::pin::PinDirError> {
+pub(crate) fn check_pin(settings: &mut Settings) -> Result<(), crate::pin::PinDirError> {
     if let Some(dir) = &settings.pin {
         if settings.mode == crate::mode::Mode::Splice {
             log::warn!(

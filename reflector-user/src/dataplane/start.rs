@@ -47,7 +47,7 @@ impl Dataplane {
     ///
     /// # Errors
     /// [`ListenError`] when a port cannot be listened on.
-    pub fn listen(settings: &Settings) -> Result<Self, ListenError> {
+    pub(crate) fn listen(settings: &Settings) -> Result<Self, ListenError> {
         crate::splice::fd_limit::raise(&settings.splice);
         let mut userspace = Userspace::new(settings.splice);
         userspace.apply(&settings.maps)?;
@@ -70,7 +70,7 @@ impl Dataplane {
     /// # Errors
     /// [`StartError`] when a mode other than `auto` cannot be had, or pinned state cannot
     /// be adopted.
-    pub fn start_kernel(
+    pub(crate) fn start_kernel(
         &mut self,
         settings: &Settings,
         interfaces: &[Interface],

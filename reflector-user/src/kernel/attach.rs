@@ -18,7 +18,11 @@ impl KernelPath {
     ///
     /// # Errors
     /// [`KernelError::Attach`] with the kernel's reason.
-    pub fn attach(&mut self, interface: &Interface, attach: Attach) -> Result<(), KernelError> {
+    pub(crate) fn attach(
+        &mut self,
+        interface: &Interface,
+        attach: Attach,
+    ) -> Result<(), KernelError> {
         let attach_error = |source| KernelError::Attach {
             interface: interface.name.clone(),
             attach,
@@ -93,7 +97,11 @@ impl KernelPath {
     /// Adopts the pinned link on `interface`, if the pin directory has one of a mode among
     /// `candidates`; it stays attached throughout. A pinned link of another mode there is
     /// detached (the caller attaches anew). Returns the adopted link's mode.
-    pub fn adopt_link(&mut self, interface: &Interface, candidates: &[Attach]) -> Option<Attach> {
+    pub(crate) fn adopt_link(
+        &mut self,
+        interface: &Interface,
+        candidates: &[Attach],
+    ) -> Option<Attach> {
         let (_, unadopted) = self.pin.as_mut()?;
         let mut adopted = None;
         let mut index = 0;
@@ -132,7 +140,7 @@ impl KernelPath {
 
     /// Detaches the pinned links that no interface adopted (interfaces no longer
     /// configured).
-    pub fn release_unadopted(&mut self) {
+    pub(crate) fn release_unadopted(&mut self) {
         if let Some((_, unadopted)) = self.pin.as_mut() {
             for file in unadopted.drain(..) {
                 pin::remove_link(&file);
@@ -141,7 +149,7 @@ impl KernelPath {
     }
 
     /// The interfaces attached so far and how.
-    pub fn attached(&self) -> impl Iterator<Item = (&Interface, Attach)> {
+    pub(crate) fn attached(&self) -> impl Iterator<Item = (&Interface, Attach)> {
         self.links
             .iter()
             .map(|(interface, attach, _)| (interface, *attach))
@@ -149,7 +157,7 @@ impl KernelPath {
 
     /// Detaches from every interface, logging any failure; the links' fds close anyway
     /// when the program is dropped.
-    pub fn detach_all(&mut self) {
+    pub(crate) fn detach_all(&mut self) {
         for (interface, attach, link) in self.links.drain(..) {
             let result = match link {
                 Link::Xdp(id) => self

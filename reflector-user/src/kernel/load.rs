@@ -15,7 +15,7 @@ use crate::pin;
 
 /// Options for loading the kernel program.
 #[derive(Clone, Copy, Debug)]
-pub struct LoadOptions {
+pub(crate) struct LoadOptions {
     /// Room in the flow table.
     pub flow_table_size: u32,
     /// Whether the program sends its debug events (one per new flow) to the daemon's log.
@@ -27,7 +27,7 @@ impl KernelPath {
     ///
     /// # Errors
     /// [`KernelError::Load`] or [`KernelError::Program`] when the kernel refuses.
-    pub fn load(object: &[u8], options: LoadOptions) -> Result<Self, KernelError> {
+    pub(crate) fn load(object: &[u8], options: LoadOptions) -> Result<Self, KernelError> {
         // aya-log checks this level in the program before it writes an event; 0 silences
         // the program entirely, so no per-flow work is done unless debug logging is on.
         let level: u8 = if options.debug_events { 0xff } else { 0 };
@@ -78,7 +78,11 @@ impl KernelPath {
     /// # Errors
     /// [`KernelError::Pin`] when `dir` is not on a bpffs or its pins cannot be opened,
     /// otherwise as [`KernelPath::load`].
-    pub fn pinned(object: &[u8], options: LoadOptions, dir: &Path) -> Result<Self, KernelError> {
+    pub(crate) fn pinned(
+        object: &[u8],
+        options: LoadOptions,
+        dir: &Path,
+    ) -> Result<Self, KernelError> {
         pin::prepare_dir(dir)?;
         if let Some(state) = pin::open(dir)? {
             let map = |name: &'static str, data: MapData| {

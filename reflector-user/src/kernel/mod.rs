@@ -9,7 +9,7 @@ mod attach;
 mod load;
 mod port_table;
 mod readers;
-pub mod slots;
+pub(crate) mod slots;
 
 use std::{
     path::{Path, PathBuf},
@@ -29,11 +29,7 @@ use reflector_common::maps::{LOCAL_ADDRS, programs};
 use thiserror::Error;
 
 use self::slots::MapSlots;
-pub use self::{
-    load::LoadOptions,
-    readers::{FlowTable, Readers},
-    slots::TooManyMaps,
-};
+pub(crate) use self::{load::LoadOptions, readers::Readers, slots::TooManyMaps};
 use crate::{interfaces::Interface, local_addrs::LocalAddrMap, mode::Attach, pin};
 
 /// The kernel path could not be set up.
@@ -158,7 +154,7 @@ impl Programs {
 }
 
 /// The loaded kernel program, its maps and its attachments.
-pub struct KernelPath {
+pub(crate) struct KernelPath {
     programs: Programs,
     ports: Map,
     flows: Map,
@@ -181,13 +177,13 @@ pub struct KernelPath {
 impl KernelPath {
     /// Whether the state was adopted from a pin directory rather than loaded anew.
     #[must_use]
-    pub fn is_adopted(&self) -> bool {
+    pub(crate) fn is_adopted(&self) -> bool {
         self.adopted
     }
 
     /// The pin directory, when the state outlives the process.
     #[must_use]
-    pub fn pin_dir(&self) -> Option<&Path> {
+    pub(crate) fn pin_dir(&self) -> Option<&Path> {
         self.pin.as_ref().map(|(dir, _)| dir.as_path())
     }
 
@@ -195,7 +191,7 @@ impl KernelPath {
     ///
     /// # Errors
     /// [`KernelError::Missing`] when the object has no such map (or it was taken already).
-    pub fn take_local_addrs(&mut self) -> Result<LocalAddrMap, KernelError> {
+    pub(crate) fn take_local_addrs(&mut self) -> Result<LocalAddrMap, KernelError> {
         let map = self
             .local_addrs
             .take()

@@ -25,7 +25,11 @@ impl KernelPath {
     /// # Errors
     /// [`KernelError::TooManyMaps`] (nothing changed), or [`KernelError::Map`] when an
     /// update fails.
-    pub fn set_port_maps(&mut self, old: &[PortMap], new: &[PortMap]) -> Result<(), KernelError> {
+    pub(crate) fn set_port_maps(
+        &mut self,
+        old: &[PortMap],
+        new: &[PortMap],
+    ) -> Result<(), KernelError> {
         let shared = Arc::clone(&self.slots);
         let mut slots = shared.lock().unwrap_or_else(PoisonError::into_inner);
         let mut next = slots.clone();
@@ -68,7 +72,7 @@ impl KernelPath {
     ///
     /// # Errors
     /// [`KernelError::TooManyMaps`], or [`KernelError::Map`] when a read or update fails.
-    pub fn set_port_maps_adopted(&mut self, maps: &[PortMap]) -> Result<(), KernelError> {
+    pub(crate) fn set_port_maps_adopted(&mut self, maps: &[PortMap]) -> Result<(), KernelError> {
         let map_error = |source| KernelError::Map {
             name: PORTS,
             source,
@@ -136,7 +140,7 @@ fn port_of_index(index: u32) -> (Protocol, u16) {
 /// listen port and every target port of `maps`, listen entries with their counter slot in
 /// `slots` (0 when it has none). Indices not listed are all-zero entries.
 #[must_use]
-pub fn port_table(maps: &[PortMap], slots: &MapSlots) -> BTreeMap<u32, PortEntry> {
+pub(super) fn port_table(maps: &[PortMap], slots: &MapSlots) -> BTreeMap<u32, PortEntry> {
     let mut table: BTreeMap<u32, PortEntry> = BTreeMap::new();
     for map in maps {
         for &protocol in &map.protocols {

@@ -15,7 +15,7 @@ use reflector_common::{
 use super::{KernelError, KernelPath, slots::MapSlots};
 
 /// The flow table, as telemetry reads it.
-pub type FlowTable = HashMap<MapData, FlowKey, FlowValue>;
+pub(crate) type FlowTable = HashMap<MapData, FlowKey, FlowValue>;
 
 /// What telemetry reads of the kernel path, on handles of its own so the daemon keeps the
 /// maps it writes: the counters, the per-map counters with the slot table that labels them,
@@ -38,7 +38,7 @@ impl KernelPath {
     /// # Errors
     /// [`KernelError::Map`] when a map cannot be opened a second time,
     /// [`KernelError::Missing`] when the object lacks one.
-    pub fn readers(&self) -> Result<Readers, KernelError> {
+    pub(crate) fn readers(&self) -> Result<Readers, KernelError> {
         Ok(Readers {
             stats: PerCpuArray::try_from(Map::PerCpuArray(second_handle(&self.stats, STATS)?))
                 .map_err(map_error(STATS))?,

@@ -149,7 +149,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Overrides, ConfigError> {
     overrides.interfaces = file.interfaces;
     if let Some(mode) = file.mode {
         let span = mode.span();
-        let value = Mode::from_str(mode.get_ref(), true).map_err(|_| {
+        // clap's own words ("invalid variant") say less than the list of modes below.
+        let value = Mode::from_str(mode.get_ref(), true).map_err(|_clap_words| {
             invalid(
                 Some(span),
                 format!(

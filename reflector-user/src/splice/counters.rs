@@ -140,11 +140,11 @@ impl fmt::Display for SpliceCounters {
 
 /// Holds one unit of an `*_active` gauge for as long as it lives.
 #[derive(Debug)]
-pub struct ActiveGuard<'a>(&'a AtomicU64);
+pub(crate) struct ActiveGuard<'a>(&'a AtomicU64);
 
 impl<'a> ActiveGuard<'a> {
     /// Adds one to `gauge` until dropped.
-    pub fn new(gauge: &'a AtomicU64) -> Self {
+    pub(crate) fn new(gauge: &'a AtomicU64) -> Self {
         gauge.fetch_add(1, Relaxed);
         Self(gauge)
     }

@@ -12,15 +12,15 @@ use super::SpliceOptions;
 
 /// Descriptors one reflected TCP connection holds: client and service sockets, and a pipe
 /// (two descriptors) per direction.
-pub const PER_TCP_CONNECTION: u64 = 6;
+pub(crate) const PER_TCP_CONNECTION: u64 = 6;
 /// Descriptors one UDP flow holds: its connected socket.
-pub const PER_UDP_FLOW: u64 = 1;
+pub(crate) const PER_UDP_FLOW: u64 = 1;
 /// Room for everything else: listeners, the control socket, netlink, BPF maps and links.
 const BASE: u64 = 1_024;
 
 /// Descriptors the daemon needs at `options`' limits.
 #[must_use]
-pub fn needed(options: &SpliceOptions) -> u64 {
+pub(crate) fn needed(options: &SpliceOptions) -> u64 {
     BASE + u64::from(options.max_conns) * PER_TCP_CONNECTION
         + u64::from(options.max_udp_flows) * PER_UDP_FLOW
 }
@@ -28,7 +28,7 @@ pub fn needed(options: &SpliceOptions) -> u64 {
 /// Raises the soft limit on open files to [`needed`] (and the hard limit too, up to the
 /// kernel's `fs.nr_open`, when privileged), and says so; warns, with the numbers, when that
 /// is not possible. Never lowers a limit.
-pub fn raise(options: &SpliceOptions) {
+pub(crate) fn raise(options: &SpliceOptions) {
     let needed = needed(options);
     let current = getrlimit(Resource::Nofile);
     let soft = current.current.unwrap_or(u64::MAX);

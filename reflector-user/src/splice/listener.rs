@@ -16,7 +16,7 @@ const BACKLOG: i32 = 4096;
 
 /// An IP family, as far as listening goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
+pub(crate) enum Family {
     /// IPv4, `0.0.0.0`.
     V4,
     /// IPv6, `[::]`, IPv6 only (IPv4 has its own socket).
@@ -25,7 +25,7 @@ pub enum Family {
 
 impl Family {
     /// Both, IPv4 first.
-    pub const BOTH: [Self; 2] = [Self::V4, Self::V6];
+    pub(crate) const BOTH: [Self; 2] = [Self::V4, Self::V6];
 
     fn any(self, port: u16) -> SocketAddr {
         match self {
@@ -77,7 +77,7 @@ fn hint(source: &io::Error) -> &'static str {
 ///
 /// # Errors
 /// [`ListenError`] when the socket cannot be created, bound or put to listen.
-pub fn tcp(family: Family, port: u16) -> Result<TcpListener, ListenError> {
+pub(crate) fn tcp(family: Family, port: u16) -> Result<TcpListener, ListenError> {
     let address = family.any(port);
     let error = |cause| ListenError {
         address,
@@ -98,7 +98,7 @@ pub fn tcp(family: Family, port: u16) -> Result<TcpListener, ListenError> {
 ///
 /// # Errors
 /// [`ListenError`] when the socket cannot be created or bound.
-pub fn udp(family: Family, port: u16) -> Result<UdpSocket, ListenError> {
+pub(crate) fn udp(family: Family, port: u16) -> Result<UdpSocket, ListenError> {
     let address = family.any(port);
     let error = |cause| ListenError {
         address,

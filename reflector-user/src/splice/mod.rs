@@ -4,9 +4,9 @@
 //! what the program never sees: connections from this host itself and from interfaces
 //! it is not attached to.
 
-pub mod counters;
-pub mod fd_limit;
-pub mod listener;
+pub(crate) mod counters;
+pub(crate) mod fd_limit;
+pub(crate) mod listener;
 mod relay;
 mod tcp;
 mod udp;
@@ -24,8 +24,8 @@ use log::warn;
 use reflector_common::Protocol;
 use tokio::{sync::Semaphore, task::JoinHandle};
 
-pub use counters::{ConnectFailure, SpliceCounters};
-pub use listener::ListenError;
+pub(crate) use counters::{ConnectFailure, SpliceCounters};
+pub(crate) use listener::ListenError;
 
 use crate::portmap::PortMap;
 use listener::Family;
@@ -72,7 +72,7 @@ type ListenerKey = (u16, Protocol);
 /// The userspace path: one task per listening socket, one per reflected connection or flow.
 /// Dropping it stops listening; connections already reflected run on until they end.
 #[derive(Debug)]
-pub struct Userspace {
+pub(crate) struct Userspace {
     shared: Arc<Shared>,
     listeners: HashMap<ListenerKey, Listening>,
 }
@@ -88,7 +88,7 @@ struct Listening {
 impl Userspace {
     /// A userspace path listening on nothing yet.
     #[must_use]
-    pub fn new(options: SpliceOptions) -> Self {
+    pub(crate) fn new(options: SpliceOptions) -> Self {
         Self {
             shared: Arc::new(Shared {
                 options,
@@ -107,7 +107,7 @@ impl Userspace {
     ///
     /// # Errors
     /// [`ListenError`] when a port cannot be listened on.
-    pub fn apply(&mut self, maps: &[PortMap]) -> Result<(), ListenError> {
+    pub(crate) fn apply(&mut self, maps: &[PortMap]) -> Result<(), ListenError> {
         let wanted: HashMap<ListenerKey, u16> = maps
             .iter()
             .flat_map(|map| {
@@ -166,13 +166,13 @@ impl Userspace {
 
     /// The counters so far.
     #[must_use]
-    pub fn counters(&self) -> &SpliceCounters {
+    pub(crate) fn counters(&self) -> &SpliceCounters {
         &self.shared.counters
     }
 
     /// The counters, shared: they stay readable (for metrics) while the path runs.
     #[must_use]
-    pub fn shared_counters(&self) -> Arc<SpliceCounters> {
+    pub(crate) fn shared_counters(&self) -> Arc<SpliceCounters> {
         Arc::clone(&self.shared.counters)
     }
 }

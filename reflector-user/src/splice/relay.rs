@@ -26,7 +26,7 @@ const COPY_LIMIT: usize = 4096;
 
 /// How a reflected connection ended.
 #[derive(Debug)]
-pub enum RelayEnd {
+pub(super) enum RelayEnd {
     /// Both directions reached end of file and were passed on.
     Closed,
     /// Nothing moved either way for the idle timeout.
@@ -92,7 +92,7 @@ impl Activity {
 /// nothing moves for `idle`. End of file one way is passed on as a half-close
 /// (`shutdown(SHUT_WR)`) while the other way keeps flowing; a failure resets both sides so
 /// neither end waits for bytes that will never come.
-pub async fn relay(
+pub(super) async fn relay(
     client: &TcpStream,
     service: &TcpStream,
     idle: Duration,
@@ -216,7 +216,7 @@ fn half_close(to: &TcpStream) -> io::Result<()> {
 
 /// Closes `stream` with a reset (`SO_LINGER` 0) instead of a FIN when it is dropped, so the
 /// peer learns at once that the connection is gone.
-pub fn reset(stream: &TcpStream) {
+pub(super) fn reset(stream: &TcpStream) {
     // Best effort: if the socket is already dead, its peer has been told.
     let _ = SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }

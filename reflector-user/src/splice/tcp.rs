@@ -33,7 +33,7 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Accepts clients on `listener` forever, reflecting each to its own port `target` (as it
 /// is when the client arrives).
-pub async fn serve(listener: TcpListener, target: Arc<AtomicU16>, shared: Arc<Shared>) {
+pub(super) async fn serve(listener: TcpListener, target: Arc<AtomicU16>, shared: Arc<Shared>) {
     let mut last_warning: Option<Instant> = None;
     loop {
         match listener.accept().await {

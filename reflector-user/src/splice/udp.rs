@@ -49,7 +49,7 @@ struct Flow {
 
 /// Serves one listening socket forever, reflecting each new client to its own port `target`
 /// (as it is when the client's first datagram arrives).
-pub async fn serve(listener: UdpSocket, target: Arc<AtomicU16>, shared: Arc<Shared>) {
+pub(super) async fn serve(listener: UdpSocket, target: Arc<AtomicU16>, shared: Arc<Shared>) {
     let listener = Arc::new(listener);
     let clock = Instant::now();
     let mut flows: HashMap<FlowKey, Flow> = HashMap::new();

@@ -31,14 +31,14 @@ pub struct BindError {
 ///
 /// # Errors
 /// [`BindError`] naming the address when it cannot be bound.
-pub async fn bind(address: SocketAddr) -> Result<TcpListener, BindError> {
+pub(crate) async fn bind(address: SocketAddr) -> Result<TcpListener, BindError> {
     TcpListener::bind(address)
         .await
         .map_err(|source| BindError { address, source })
 }
 
 /// The routes, for [`serve`] and for tests.
-pub fn router(telemetry: Arc<Telemetry>) -> Router {
+pub(crate) fn router(telemetry: Arc<Telemetry>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_page))
         .route("/healthz", get(healthz))
@@ -50,7 +50,7 @@ pub fn router(telemetry: Arc<Telemetry>) -> Router {
 ///
 /// # Errors
 /// When accepting connections fails for good.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     telemetry: Arc<Telemetry>,
     shutdown: impl Future<Output = ()> + Send + 'static,

@@ -15,56 +15,56 @@ use super::snapshot::{
 };
 
 /// `reflector_build_info{version}`: always 1.
-pub const BUILD_INFO: &str = "reflector_build_info";
+pub(crate) const BUILD_INFO: &str = "reflector_build_info";
 /// `reflector_interface_mode{interface,mode}`: 1 for the mode each interface is reflected
 /// with.
-pub const INTERFACE_MODE: &str = "reflector_interface_mode";
+pub(crate) const INTERFACE_MODE: &str = "reflector_interface_mode";
 /// `reflector_ready`: 1 once every interface has its mode active.
-pub const READY: &str = "reflector_ready";
+pub(crate) const READY: &str = "reflector_ready";
 /// `reflector_reflected_packets_total{direction,family}`: packets the kernel reflected.
-pub const REFLECTED_PACKETS: &str = "reflector_reflected_packets";
+pub(crate) const REFLECTED_PACKETS: &str = "reflector_reflected_packets";
 /// `reflector_reflected_bytes_total{direction,family}`: bytes the kernel reflected.
-pub const REFLECTED_BYTES: &str = "reflector_reflected_bytes";
+pub(crate) const REFLECTED_BYTES: &str = "reflector_reflected_bytes";
 /// `reflector_map_reflected_packets_total{listen,target,protocol,direction,family}`:
 /// packets the kernel reflected per port map.
-pub const MAP_REFLECTED_PACKETS: &str = "reflector_map_reflected_packets";
+pub(crate) const MAP_REFLECTED_PACKETS: &str = "reflector_map_reflected_packets";
 /// `reflector_map_reflected_bytes_total{listen,target,protocol,direction,family}`: bytes
 /// the kernel reflected per port map.
-pub const MAP_REFLECTED_BYTES: &str = "reflector_map_reflected_bytes";
+pub(crate) const MAP_REFLECTED_BYTES: &str = "reflector_map_reflected_bytes";
 /// `reflector_passed_packets_total{reason}`: packets the kernel passed to the stack.
-pub const PASSED_PACKETS: &str = "reflector_passed_packets";
+pub(crate) const PASSED_PACKETS: &str = "reflector_passed_packets";
 /// `reflector_passed_bytes_total{reason}`: bytes the kernel passed to the stack.
-pub const PASSED_BYTES: &str = "reflector_passed_bytes";
+pub(crate) const PASSED_BYTES: &str = "reflector_passed_bytes";
 /// `reflector_kernel_flows_created_total`: flow-table entries the kernel created.
-pub const KERNEL_FLOWS_CREATED: &str = "reflector_kernel_flows_created";
+pub(crate) const KERNEL_FLOWS_CREATED: &str = "reflector_kernel_flows_created";
 /// `reflector_kernel_flows_active`: entries in the kernel flow table now.
-pub const KERNEL_FLOWS_ACTIVE: &str = "reflector_kernel_flows_active";
+pub(crate) const KERNEL_FLOWS_ACTIVE: &str = "reflector_kernel_flows_active";
 /// `reflector_kernel_flows_evicted_total`: flows the full kernel flow table forgot.
-pub const KERNEL_FLOWS_EVICTED: &str = "reflector_kernel_flows_evicted";
+pub(crate) const KERNEL_FLOWS_EVICTED: &str = "reflector_kernel_flows_evicted";
 /// `reflector_kernel_flow_insert_failures_total`: flows the kernel could not record.
-pub const KERNEL_FLOW_INSERT_FAILURES: &str = "reflector_kernel_flow_insert_failures";
+pub(crate) const KERNEL_FLOW_INSERT_FAILURES: &str = "reflector_kernel_flow_insert_failures";
 /// `reflector_splice_connections_total{protocol}`: TCP connections accepted, UDP flows
 /// started by the userspace path.
-pub const SPLICE_CONNECTIONS: &str = "reflector_splice_connections";
+pub(crate) const SPLICE_CONNECTIONS: &str = "reflector_splice_connections";
 /// `reflector_splice_connections_active{protocol}`: TCP connections and UDP flows open now.
-pub const SPLICE_CONNECTIONS_ACTIVE: &str = "reflector_splice_connections_active";
+pub(crate) const SPLICE_CONNECTIONS_ACTIVE: &str = "reflector_splice_connections_active";
 /// `reflector_splice_over_limit_total{protocol}`: TCP clients reset at `--max-conns`, UDP
 /// datagrams dropped at `--max-udp-flows`.
-pub const SPLICE_OVER_LIMIT: &str = "reflector_splice_over_limit";
+pub(crate) const SPLICE_OVER_LIMIT: &str = "reflector_splice_over_limit";
 /// `reflector_splice_connect_back_failures_total{reason}`: connects back to a client that
 /// failed.
-pub const SPLICE_CONNECT_BACK_FAILURES: &str = "reflector_splice_connect_back_failures";
+pub(crate) const SPLICE_CONNECT_BACK_FAILURES: &str = "reflector_splice_connect_back_failures";
 /// `reflector_splice_bytes_total{direction}`: bytes the userspace path moved, `forward` to
 /// services, `reverse` back to clients.
-pub const SPLICE_BYTES: &str = "reflector_splice_bytes";
+pub(crate) const SPLICE_BYTES: &str = "reflector_splice_bytes";
 /// `reflector_splice_udp_datagrams_total`: UDP datagrams the userspace path moved.
-pub const SPLICE_UDP_DATAGRAMS: &str = "reflector_splice_udp_datagrams";
+pub(crate) const SPLICE_UDP_DATAGRAMS: &str = "reflector_splice_udp_datagrams";
 
 /// Content type of [`render_openmetrics`].
-pub const OPENMETRICS_CONTENT_TYPE: &str =
+pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Content type of [`render_text`].
-pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Whether a metric counts up or goes up and down.
 #[derive(Clone, Copy)]
@@ -365,7 +365,7 @@ fn registry(snapshot: &Snapshot) -> Registry {
 /// # Panics
 /// Never: writing to a `String` does not fail.
 #[must_use]
-pub fn render_openmetrics(snapshot: &Snapshot) -> String {
+pub(crate) fn render_openmetrics(snapshot: &Snapshot) -> String {
     let mut encoded = String::new();
     text::encode(&mut encoded, &registry(snapshot)).expect("writing to a String cannot fail");
     let mut out = String::with_capacity(encoded.len());
@@ -394,14 +394,14 @@ pub fn render_openmetrics(snapshot: &Snapshot) -> String {
 /// in that a counter's `HELP` and `TYPE` lines carry the `_total` name of its samples, and
 /// there is no `# EOF`.
 #[must_use]
-pub fn render_text(snapshot: &Snapshot) -> String {
+pub(crate) fn render_text(snapshot: &Snapshot) -> String {
     openmetrics_to_text(&render_openmetrics(snapshot))
 }
 
 /// `OpenMetrics` text as `prometheus-client` renders it, in the classic Prometheus text
 /// format 0.0.4 (see [`render_text`]; also what `node_exporter`'s textfile collector reads).
 #[must_use]
-pub fn openmetrics_to_text(openmetrics: &str) -> String {
+pub(crate) fn openmetrics_to_text(openmetrics: &str) -> String {
     let counters: Vec<&str> = openmetrics
         .lines()
         .filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter"))

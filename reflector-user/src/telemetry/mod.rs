@@ -1,9 +1,9 @@
 //! Telemetry: the counters of both paths read as one [`Snapshot`], rendered as Prometheus
 //! metrics ([`metrics`]) and served over HTTP with health and readiness checks ([`http`]).
 
-pub mod http;
-pub mod metrics;
-pub mod snapshot;
+pub(crate) mod http;
+pub(crate) mod metrics;
+pub(crate) mod snapshot;
 
 use std::sync::{
     Arc, PoisonError,
@@ -14,7 +14,7 @@ use aya::maps::{MapData, MapError, PerCpuArray};
 use log::warn;
 use reflector_common::Counter;
 
-pub use snapshot::{InterfaceMode, Snapshot};
+pub(crate) use snapshot::{InterfaceMode, Snapshot};
 
 use self::snapshot::{KernelSnapshot, SpliceSnapshot};
 use crate::{kernel::Readers, splice::SpliceCounters};

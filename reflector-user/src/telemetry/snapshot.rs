@@ -141,7 +141,7 @@ pub struct ConnectFailureCount {
 
 /// The label value of a direction.
 #[must_use]
-pub const fn direction_name(direction: Direction) -> &'static str {
+pub(crate) const fn direction_name(direction: Direction) -> &'static str {
     match direction {
         Direction::Forward => "forward",
         Direction::Reverse => "reverse",
@@ -150,7 +150,7 @@ pub const fn direction_name(direction: Direction) -> &'static str {
 
 /// The label value of an IP family.
 #[must_use]
-pub const fn family_name(family: Family) -> &'static str {
+pub(crate) const fn family_name(family: Family) -> &'static str {
     match family {
         Family::V4 => "ipv4",
         Family::V6 => "ipv6",

@@ -47,7 +47,7 @@ Examples:
       --send-hex 12340100000100000000000007726566...0001 --expect-hex 1234
   reflector probe --via [2001:db8::53]:10022 --service 22 --expect-banner SSH- \\
       --count 5 --timeout 3s --json --prometheus /var/lib/node_exporter/ssh.prom")]
-pub struct ProbeArgs {
+pub(crate) struct ProbeArgs {
     /// A reflector, R or R:L (an address or a name; IPv6 as [ADDR]:L): L is the port R
     /// maps to this node's service [default L: the service port]. Repeat for a quorum.
     #[arg(long = "via", value_name = "R[:L]", required = true)]
@@ -133,7 +133,7 @@ pub struct ProbeArgs {
 
 /// A reflector as given to `--via`: host and optional listen port.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Via {
+pub(crate) struct Via {
     /// The address or name, without brackets.
     pub host: String,
     /// L, when given.
@@ -144,7 +144,7 @@ pub struct Via {
 
 /// A `--via`, `--self-test` or hex value the probe cannot use.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ArgError {
+pub(crate) enum ArgError {
     /// Not `R`, `R:L` or `[ADDR]:L`.
     #[error(
         "invalid reflector '{text}': write R or R:L, e.g. r1.example:10022, 192.0.2.1:10022 or [2001:db8::1]:10022"
@@ -243,7 +243,7 @@ impl fmt::Display for Via {
 
 /// `--self-test L0[:Q]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SelfTestPorts {
+pub(crate) struct SelfTestPorts {
     /// The port the reflectors listen on for self-tests.
     pub listen: u16,
     /// The port on this node they map it to, where the probe listens.
@@ -270,7 +270,7 @@ impl FromStr for SelfTestPorts {
 
 /// Bytes given as hex digits (spaces and colons between pairs are allowed).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Hex(pub Vec<u8>);
+pub(crate) struct Hex(pub Vec<u8>);
 
 impl FromStr for Hex {
     type Err = ArgError;
@@ -337,7 +337,7 @@ fn unescape(text: &str) -> Result<Vec<u8>, ArgError> {
 
 /// What one run of the probe does: the arguments, checked against each other.
 #[derive(Clone, Debug)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The reflectors, each with its listen port L resolved (L defaults to P).
     pub vias: Vec<(Via, u16)>,
     /// This node's port P.
@@ -367,7 +367,7 @@ impl ProbeArgs {
     ///
     /// # Errors
     /// [`ArgError`] naming the flag and the fix.
-    pub fn plan(self) -> Result<Plan, ArgError> {
+    pub(crate) fn plan(self) -> Result<Plan, ArgError> {
         let send = match (&self.send, self.send_hex) {
             (Some(text), _) => Some(unescape(text)?),
             (None, bytes) => bytes.map(|Hex(bytes)| bytes),

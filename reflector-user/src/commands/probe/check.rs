@@ -20,7 +20,7 @@ const QUOTE_MAX: usize = 60;
 
 /// TCP or UDP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     /// TCP.
     Tcp,
     /// UDP.
@@ -29,7 +29,7 @@ pub enum Protocol {
 
 /// What the service must do for a check to pass.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Check {
+pub(crate) enum Check {
     /// Accept a TCP connection. Inexact through a reflector in splice mode, which accepts
     /// before it connects back.
     Connect,
@@ -61,7 +61,7 @@ pub enum Check {
 impl Check {
     /// The transport.
     #[must_use]
-    pub const fn protocol(&self) -> Protocol {
+    pub(crate) const fn protocol(&self) -> Protocol {
         match self {
             Self::Udp { .. } => Protocol::Udp,
             _ => Protocol::Tcp,
@@ -70,7 +70,7 @@ impl Check {
 
     /// A short name for the JSON output: connect, banner, exchange, http or udp.
     #[must_use]
-    pub const fn kind(&self) -> &'static str {
+    pub(crate) const fn kind(&self) -> &'static str {
         match self {
             Self::Connect => "connect",
             Self::Banner(_) => "banner",
@@ -83,7 +83,7 @@ impl Check {
 
 /// Why a connection or a check failed, in the words the output uses.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// A reset in answer to the SYN (or an ICMP port unreachable, for UDP).
     #[error("connection refused")]
     Refused,
@@ -163,7 +163,7 @@ impl Failure {
 /// One probe of a service: the source port it came from, how long it took, and the
 /// answer's summary or why it failed.
 #[derive(Clone, Debug)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     /// The probe's source port (0 when the socket could not be made).
     pub source_port: u16,
     /// From the first packet to the answer (or the failure).
@@ -175,7 +175,7 @@ pub struct Attempt {
 /// Runs `check` once against `target` (a reflector's R:L), within `deadline`; `host` is
 /// the Host header when the check does not name one, `timeout` the probe's `--timeout`
 /// (for messages).
-pub async fn attempt(
+pub(crate) async fn attempt(
     check: &Check,
     target: SocketAddr,
     host: &str,

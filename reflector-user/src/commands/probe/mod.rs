@@ -9,12 +9,12 @@
 //! Every reflector is probed at once, its self-test beside its service probes, all within
 //! one deadline (`--timeout`), so the probe's wall time is bounded whatever fails.
 
-pub mod args;
-pub mod check;
-pub mod report;
-pub mod self_test;
-pub mod textfile;
-pub mod verdict;
+pub(crate) mod args;
+pub(crate) mod check;
+pub(crate) mod report;
+pub(crate) mod self_test;
+pub(crate) mod textfile;
+pub(crate) mod verdict;
 
 use std::{
     ffi::OsString,
@@ -52,7 +52,7 @@ pub struct ProbeCommand {
 
 /// Why the probe could not run at all.
 #[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
+pub(crate) enum ProbeError {
     /// The self-test listener could not be opened.
     #[error(transparent)]
     Listen(#[from] self_test::ListenError),

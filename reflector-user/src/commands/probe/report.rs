@@ -13,7 +13,7 @@ use super::{
 
 /// The whole result.
 #[derive(Debug, Serialize)]
-pub struct Report<'a> {
+pub(crate) struct Report<'a> {
     /// OK, WARNING, CRITICAL.
     pub status: &'static str,
     /// The exit code: 0, 1, 2 (0 for WARNING with `--pass-on-warning`).
@@ -32,7 +32,7 @@ pub struct Report<'a> {
 
 /// What was checked.
 #[derive(Debug, Serialize)]
-pub struct Service<'a> {
+pub(crate) struct Service<'a> {
     /// `--name`.
     pub name: &'a str,
     /// P.
@@ -45,7 +45,7 @@ pub struct Service<'a> {
 
 /// One reflector.
 #[derive(Debug, Serialize)]
-pub struct Reflector<'a> {
+pub(crate) struct Reflector<'a> {
     /// R[:L] as given.
     pub via: &'a str,
     /// R:L resolved (absent when it did not resolve).
@@ -66,7 +66,7 @@ pub struct Reflector<'a> {
 
 /// One connection (a self-test or a service probe).
 #[derive(Debug, Serialize)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// Whether it passed.
     pub passed: bool,
     /// Its source port.
@@ -81,7 +81,7 @@ pub struct Probe {
 
 /// Round-trip statistics.
 #[derive(Debug, Serialize)]
-pub struct RoundTrips {
+pub(crate) struct RoundTrips {
     /// Fastest.
     pub min: f64,
     /// Median (the lower one of an even count).
@@ -104,7 +104,7 @@ impl From<&Attempt> for Probe {
 
 /// Round-trip statistics of `samples`, if any.
 #[must_use]
-pub fn round_trips(samples: &[Duration]) -> Option<RoundTrips> {
+pub(crate) fn round_trips(samples: &[Duration]) -> Option<RoundTrips> {
     min_median_max(samples).map(|(min, median, max)| RoundTrips {
         min: min.as_secs_f64(),
         median: median.as_secs_f64(),
@@ -115,7 +115,7 @@ pub fn round_trips(samples: &[Duration]) -> Option<RoundTrips> {
 impl<'a> Report<'a> {
     /// The report of one probe run.
     #[must_use]
-    pub fn new(
+    pub(crate) fn new(
         plan: &'a Plan,
         verdict: &'a Verdict,
         results: &'a [ReflectorResult],

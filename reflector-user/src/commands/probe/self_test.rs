@@ -34,7 +34,7 @@ const MAX_LINE: u64 = 128;
 /// The self-test listener could not be opened.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on port {port} for the self-test ({family})")]
-pub struct ListenError {
+pub(crate) struct ListenError {
     /// Q.
     pub port: u16,
     /// `IPv4` or `IPv6`.
@@ -46,7 +46,7 @@ pub struct ListenError {
 
 /// A nonce to send through one reflector and the token this node answers it with.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ticket {
+pub(crate) struct Ticket {
     nonce: String,
     token: String,
 }
@@ -56,7 +56,7 @@ impl Ticket {
     ///
     /// # Errors
     /// When the kernel gives no random bytes.
-    pub fn new() -> io::Result<Self> {
+    pub(crate) fn new() -> io::Result<Self> {
         Ok(Self {
             nonce: random_hex()?,
             token: random_hex()?,
@@ -78,7 +78,7 @@ fn random_hex() -> io::Result<String> {
 /// The listener on Q (per IP family the reflectors use), answering each ticket's nonce
 /// with its token, until dropped.
 #[derive(Debug)]
-pub struct Listener {
+pub(crate) struct Listener {
     // Dropping the set aborts the accept loops and every connection they serve.
     _tasks: JoinSet<()>,
 }
@@ -90,7 +90,7 @@ impl Listener {
     ///
     /// # Errors
     /// [`ListenError`] when it cannot listen by then.
-    pub async fn open(
+    pub(crate) async fn open(
         port: u16,
         v4: bool,
         v6: bool,
@@ -183,7 +183,7 @@ async fn answer(stream: TcpStream, answers: &HashMap<String, String>) -> io::Res
 
 /// Connects to `target` (R:L0), sends the ticket's nonce and expects its token back,
 /// within `deadline`; `timeout` is the probe's `--timeout`, for messages.
-pub async fn run(
+pub(crate) async fn run(
     target: SocketAddr,
     ticket: &Ticket,
     deadline: Instant,

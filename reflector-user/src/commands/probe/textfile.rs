@@ -26,34 +26,34 @@ use super::{
 use crate::telemetry::metrics::openmetrics_to_text;
 
 /// `reflector_probe_success{service,port}`: 1 when the verdict is OK.
-pub const SUCCESS: &str = "reflector_probe_success";
+pub(crate) const SUCCESS: &str = "reflector_probe_success";
 /// `reflector_probe_status{service,port}`: the exit code, 0 OK, 1 WARNING, 2 CRITICAL.
-pub const STATUS: &str = "reflector_probe_status";
+pub(crate) const STATUS: &str = "reflector_probe_status";
 /// `reflector_probe_duration_seconds{service,port}`: how long the probe took.
-pub const DURATION: &str = "reflector_probe_duration_seconds";
+pub(crate) const DURATION: &str = "reflector_probe_duration_seconds";
 /// `reflector_probe_last_run_timestamp_seconds{service,port}`: when it finished (for
 /// staleness alerts).
-pub const TIMESTAMP: &str = "reflector_probe_last_run_timestamp_seconds";
+pub(crate) const TIMESTAMP: &str = "reflector_probe_last_run_timestamp_seconds";
 /// `reflector_probe_reflector_up{service,port,reflector}`: 1 when the self-test through
 /// the reflector passed (absent without `--self-test`).
-pub const REFLECTOR_UP: &str = "reflector_probe_reflector_up";
+pub(crate) const REFLECTOR_UP: &str = "reflector_probe_reflector_up";
 /// `reflector_probe_service_up{service,port,reflector}`: 1 when every probe of the service
 /// through the reflector passed.
-pub const SERVICE_UP: &str = "reflector_probe_service_up";
+pub(crate) const SERVICE_UP: &str = "reflector_probe_service_up";
 /// `reflector_probe_failed_leg{service,port,reflector,leg}`: 1 for the leg that failed
 /// through the reflector (none, reflector, service), 0 for the others.
-pub const FAILED_LEG: &str = "reflector_probe_failed_leg";
+pub(crate) const FAILED_LEG: &str = "reflector_probe_failed_leg";
 /// `reflector_probe_round_trip_seconds{service,port,reflector,stat}`: min, median and max
 /// of the passed probes' round trips.
-pub const ROUND_TRIP: &str = "reflector_probe_round_trip_seconds";
+pub(crate) const ROUND_TRIP: &str = "reflector_probe_round_trip_seconds";
 /// `reflector_probe_self_test_round_trip_seconds{service,port,reflector}`: the passed
 /// self-test's round trip.
-pub const SELF_TEST_ROUND_TRIP: &str = "reflector_probe_self_test_round_trip_seconds";
+pub(crate) const SELF_TEST_ROUND_TRIP: &str = "reflector_probe_self_test_round_trip_seconds";
 
 /// `--prometheus FILE` could not be written.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write {}", path.display())]
-pub struct WriteError {
+pub(crate) struct WriteError {
     /// The file (or its temporary sibling).
     pub path: PathBuf,
     /// Why.
@@ -109,7 +109,7 @@ fn gauges<
 
 /// The metrics of one probe run, in the Prometheus text format.
 #[must_use]
-pub fn render(
+pub(crate) fn render(
     plan: &Plan,
     status: Status,
     results: &[ReflectorResult],
@@ -265,7 +265,7 @@ fn encode(registry: &Registry) -> String {
 ///
 /// # Errors
 /// [`WriteError`] naming the file; the temporary file is removed.
-pub fn write_atomically(path: &Path, contents: &str) -> Result<(), WriteError> {
+pub(crate) fn write_atomically(path: &Path, contents: &str) -> Result<(), WriteError> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(format!(".{}.tmp", std::process::id()));
     let temporary = PathBuf::from(temporary);

@@ -48,7 +48,7 @@ impl From<Status> for ExitCode {
 
 /// Which leg of one reflector's round trip failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Leg {
+pub(crate) enum Leg {
     /// None: the service answered through this reflector.
     None,
     /// The reflector or the network: its self-test failed (or its name did not resolve).
@@ -61,7 +61,7 @@ pub enum Leg {
 impl Leg {
     /// `none`, `reflector` or `service`: the JSON value and the metric label.
     #[must_use]
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Self::None => "none",
             Self::Reflector => "reflector",
@@ -72,7 +72,7 @@ impl Leg {
 
 /// What the probe saw through one reflector.
 #[derive(Clone, Debug)]
-pub struct ReflectorResult {
+pub(crate) struct ReflectorResult {
     /// R[:L] as given.
     pub via: String,
     /// R:L resolved, or why it could not be.
@@ -86,20 +86,20 @@ pub struct ReflectorResult {
 impl ReflectorResult {
     /// Whether every service probe passed.
     #[must_use]
-    pub fn service_passed(&self) -> bool {
+    pub(crate) fn service_passed(&self) -> bool {
         !self.attempts.is_empty() && self.attempts.iter().all(|a| a.result.is_ok())
     }
 
     /// Whether the self-test passed (`None` when there was none).
     #[must_use]
-    pub fn self_test_passed(&self) -> Option<bool> {
+    pub(crate) fn self_test_passed(&self) -> Option<bool> {
         self.self_test.as_ref().map(|test| test.result.is_ok())
     }
 
     /// The leg that failed. A service that answered is proof enough that the path works,
     /// whatever the self-test said.
     #[must_use]
-    pub fn leg(&self) -> Leg {
+    pub(crate) fn leg(&self) -> Leg {
         if self.service_passed() {
             Leg::None
         } else if self.target.is_err() || self.self_test_passed() == Some(false) {
@@ -149,7 +149,7 @@ impl ReflectorResult {
 
     /// The round trips of the probes that passed.
     #[must_use]
-    pub fn round_trips(&self) -> Vec<Duration> {
+    pub(crate) fn round_trips(&self) -> Vec<Duration> {
         self.attempts
             .iter()
             .filter(|a| a.result.is_ok())
@@ -167,7 +167,7 @@ impl ReflectorResult {
 
 /// Min, median and max of `samples` (the lower median of an even count), if any.
 #[must_use]
-pub fn min_median_max(samples: &[Duration]) -> Option<(Duration, Duration, Duration)> {
+pub(crate) fn min_median_max(samples: &[Duration]) -> Option<(Duration, Duration, Duration)> {
     let mut sorted = samples.to_vec();
     sorted.sort_unstable();
     let min = *sorted.first()?;
@@ -182,7 +182,7 @@ fn ms(duration: Duration) -> String {
 
 /// The status and the line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// OK, WARNING or CRITICAL.
     pub status: Status,
     /// The one human line, e.g. `OK ssh via r1,r2: SSH-2.0-OpenSSH_9.2 in 0.41 ms`.
@@ -195,7 +195,7 @@ pub struct Verdict {
 /// judged than `--quorum` is WARNING; otherwise a majority that saw the service answer is
 /// OK, a majority that saw it fail is CRITICAL, and a tie is WARNING.
 #[must_use]
-pub fn judge(plan: &Plan, results: &[ReflectorResult]) -> Verdict {
+pub(crate) fn judge(plan: &Plan, results: &[ReflectorResult]) -> Verdict {
     let legs = Legs::sort(results);
     let judged = legs.passed.len() + legs.failed.len();
     let too_few = judged < plan.quorum as usize;
