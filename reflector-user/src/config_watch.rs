@@ -17,6 +17,7 @@ use futures::StreamExt as _;
 use inotify::{EventStream, Inotify, WatchMask};
 use log::debug;
 use thiserror::Error;
+use tokio::time::Instant;
 
 /// How long to wait after the first event for the rest of one change (a ConfigMap swap, an
 /// editor's write-then-rename) before reading the file.
@@ -47,9 +48,11 @@ pub(crate) struct ConfigWatch {
     events: EventStream<Vec<u8>>,
     /// The content last seen; `None` when the file could not be read.
     last: Option<Vec<u8>>,
-    /// An event arrived and the file has not been read since: a `changed` cancelled
-    /// while settling (the daemon's loop polls it in a `select!`) loses no change.
-    unread: bool,
+    /// When the file is read after an event that has not been looked at yet. Kept across
+    /// calls: a `changed` cancelled while settling (the daemon's loop polls it in a
+    /// `select!`, beside control requests that may come faster than [`SETTLE`]) loses no
+    /// change and does not start settling over again.
+    read_at: Option<Instant>,
 }
 
 impl ConfigWatch {
@@ -80,7 +83,7 @@ impl ConfigWatch {
             path: path.to_owned(),
             events,
             last: std::fs::read(path).ok(),
-            unread: false,
+            read_at: None,
         })
     }
 
@@ -89,17 +92,21 @@ impl ConfigWatch {
     /// Pending forever if inotify stops delivering events. Cancel-safe.
     pub(crate) async fn changed(&mut self) {
         loop {
-            if !self.unread {
-                if self.events.next().await.is_none() {
-                    return std::future::pending().await;
+            let read_at = match self.read_at {
+                Some(read_at) => read_at,
+                None => {
+                    if self.events.next().await.is_none() {
+                        return std::future::pending().await;
+                    }
+                    // One change is often several events: let them all arrive, then read
+                    // once.
+                    *self.read_at.insert(Instant::now() + SETTLE)
                 }
-                self.unread = true;
-            }
-            // One change is often several events: let them all arrive, then read once.
-            tokio::time::sleep(SETTLE).await;
+            };
+            tokio::time::sleep_until(read_at).await;
             while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, self.events.next()).await {
             }
-            self.unread = false;
+            self.read_at = None;
             let now = std::fs::read(&self.path).ok();
             if now != self.last {
                 self.last = now;

@@ -125,6 +125,9 @@ pub async fn run(
         placed.push("every interface (splice)".to_owned());
     }
 
+    // Watching before anything says ready: a change made right after `ready` is not missed.
+    let mut hangups = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+    let mut config_watch = watch_config(sources);
     let telemetry = Arc::new(dataplane.telemetry(modes)?);
     let metrics_server =
         metrics_listener.map(|listener| MetricsServer::start(listener, Arc::clone(&telemetry)));
@@ -139,8 +142,6 @@ pub async fn run(
     notifier.ready(&status(&dataplane, &placed));
     let mut watchdog = Watchdog::new(&notifier);
 
-    let mut hangups = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
-    let mut config_watch = watch_config(sources);
     tokio::pin!(shutdown, follow);
     let outcome = loop {
         tokio::select! {
