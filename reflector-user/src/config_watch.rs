@@ -92,16 +92,14 @@ impl ConfigWatch {
     /// Pending forever if inotify stops delivering events. Cancel-safe.
     pub(crate) async fn changed(&mut self) {
         loop {
-            let read_at = match self.read_at {
-                Some(read_at) => read_at,
-                None => {
-                    if self.events.next().await.is_none() {
-                        return std::future::pending().await;
-                    }
-                    // One change is often several events: let them all arrive, then read
-                    // once.
-                    *self.read_at.insert(Instant::now() + SETTLE)
+            let read_at = if let Some(read_at) = self.read_at {
+                read_at
+            } else {
+                if self.events.next().await.is_none() {
+                    return std::future::pending().await;
                 }
+                // One change is often several events: let them all arrive, then read once.
+                *self.read_at.insert(Instant::now() + SETTLE)
             };
             tokio::time::sleep_until(read_at).await;
             while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, self.events.next()).await {

@@ -60,7 +60,7 @@ impl Drop for Scratch {
 /// dropped.
 struct Daemon {
     stop: Option<oneshot::Sender<()>>,
-    thread: Option<thread::JoinHandle<Result<(), DaemonError>>>,
+    thread: Option<thread::JoinHandle<Result<(), Box<DaemonError>>>>,
     control: PathBuf,
 }
 
@@ -77,9 +77,11 @@ impl Daemon {
                 .enable_all()
                 .build()
                 .expect("a runtime");
-            runtime.block_on(daemon::run(settings, &sources, async {
-                let _ = stopped.await;
-            }))
+            runtime
+                .block_on(daemon::run(settings, &sources, async {
+                    let _ = stopped.await;
+                }))
+                .map_err(Box::new)
         });
         let daemon = Self {
             stop: Some(stop),
@@ -112,7 +114,7 @@ impl Daemon {
     }
 
     /// Stops the daemon and returns how `run` ended.
-    fn stop(mut self) -> Result<(), DaemonError> {
+    fn stop(mut self) -> Result<(), Box<DaemonError>> {
         self.stop.take().map(|stop| stop.send(()));
         self.thread
             .take()
