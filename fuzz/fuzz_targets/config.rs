@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use reflector::{
-    config::{self, ConfigError},
-    settings::Settings,
+use reflector::settings::{
+    Settings,
+    file::{self as config, ConfigError},
 };
 
 fuzz_target!(|text: &str| {
