@@ -1,11 +1,12 @@
-//! `cargo xtask lint`: formatting, and clippy on the control plane and on the kernel program.
+//! `cargo xtask lint`: formatting, clippy on the control plane and on the kernel program,
+//! and no import cycles between modules.
 
 use std::{env::consts::ARCH, process::Command};
 
 use anyhow::{Result, bail};
 
 use crate::{
-    process,
+    modules, process,
     toolchain::{self, NIGHTLY, Scope},
 };
 
@@ -33,10 +34,30 @@ pub fn run() -> Result<()> {
             failed.push(name);
         }
     }
+    if let Err(err) = module_cycles() {
+        process::say(&format!("import cycles: {err:#}"));
+        failed.push("import cycles");
+    }
     if !failed.is_empty() {
         bail!("lint failed: {}", failed.join(", "));
     }
     process::say("lint clean");
+    Ok(())
+}
+
+/// Fails when a crate's modules use each other round a loop ([`modules`]).
+fn module_cycles() -> Result<()> {
+    let mut found = Vec::new();
+    for root in modules::CRATES {
+        let cycles = modules::cycles(&process::workspace_root().join(root))?;
+        found.extend(cycles.into_iter().map(|cycle| format!("{root}: {cycle}")));
+    }
+    if !found.is_empty() {
+        bail!(
+            "{}; move the item one side needs from the other so the uses go one way",
+            found.join("; ")
+        );
+    }
     Ok(())
 }
 

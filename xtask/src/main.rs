@@ -8,6 +8,7 @@ mod deb;
 mod fuzz;
 mod image;
 mod lint;
+mod modules;
 mod process;
 mod pytools;
 mod run;
