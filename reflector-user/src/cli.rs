@@ -4,12 +4,14 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{CommandFactory as _, Parser, error::ErrorKind};
 use log::error;
+use rustix::thread::CapabilitySet;
 
 use crate::{
     commands::Command,
     daemon, error_text,
     mode::Mode,
     portmap::PortMap,
+    privileges,
     settings::{
         Overrides, Sources,
         values::{metrics_address, positive_duration},
@@ -166,8 +168,21 @@ impl Cli {
                 .error(ErrorKind::ArgumentConflict, error_text::render(&error))
                 .exit(),
         };
+        // The workers never need more than reading the kernel maps ([`privileges`]); they
+        // drop the rest as they start, before any task runs on them.
+        let worker_keeps = if settings.mode == Mode::Splice {
+            CapabilitySet::empty()
+        } else {
+            privileges::WORKER
+        };
         let runtime = match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
+            .on_thread_start(move || {
+                if let Err(error) = privileges::keep_only(worker_keeps) {
+                    error!("a worker thread cannot drop its capabilities: {error}");
+                    std::process::abort();
+                }
+            })
             .build()
         {
             Ok(runtime) => runtime,

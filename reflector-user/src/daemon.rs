@@ -72,6 +72,9 @@ pub enum DaemonError {
     /// The pin directory cannot be used.
     #[error(transparent)]
     Pin(#[from] PinDirError),
+    /// The capabilities nothing needs any more could not be dropped.
+    #[error("cannot drop the capabilities the daemon no longer needs")]
+    Privileges(#[source] std::io::Error),
     /// SIGHUP cannot be watched.
     #[error("cannot watch SIGHUP")]
     Signal(#[source] std::io::Error),
@@ -116,6 +119,9 @@ pub async fn run(
         }
         None => Either::Right(future::pending()),
     };
+    dataplane
+        .drop_privileges()
+        .map_err(DaemonError::Privileges)?;
     let modes = dataplane.interface_modes(&interfaces);
     let mut placed: Vec<String> = modes
         .iter()

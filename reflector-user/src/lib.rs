@@ -17,6 +17,7 @@ pub mod mode;
 mod notify;
 mod pin;
 pub mod portmap;
+mod privileges;
 mod reload;
 pub mod settings;
 mod shutdown;

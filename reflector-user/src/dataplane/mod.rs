@@ -14,6 +14,7 @@ use crate::{
     kernel::{KernelError, KernelPath},
     local_addrs::LocalAddrMap,
     portmap::PortMap,
+    privileges,
     settings::Settings,
     splice::{ListenError, Userspace},
     telemetry::{InterfaceMode, Telemetry},
@@ -85,6 +86,20 @@ impl Dataplane {
             .as_mut()
             .map(KernelPath::take_local_addrs)
             .transpose()
+    }
+
+    /// Gives up the capabilities nothing the data paths still do needs ([`privileges`]),
+    /// in the calling thread: the one that loaded and attached.
+    ///
+    /// # Errors
+    /// When the kernel refuses to lower them.
+    pub(crate) fn drop_privileges(&self) -> std::io::Result<()> {
+        privileges::drop_after_start(
+            self.kernel.is_some(),
+            self.kernel
+                .as_ref()
+                .is_some_and(KernelPath::detaches_through_netlink),
+        )
     }
 
     /// How each of `interfaces` is reflected: the kernel mode attached to it, else splice.

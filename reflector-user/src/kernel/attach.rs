@@ -148,6 +148,18 @@ impl KernelPath {
         }
     }
 
+    /// Whether detaching needs netlink (and so `CAP_NET_ADMIN`): TC on a kernel without
+    /// TCX is a filter on a clsact qdisc, not a link that closing its fd detaches.
+    #[must_use]
+    pub(crate) fn detaches_through_netlink(&self) -> bool {
+        !self.added_clsact.is_empty()
+            || (self
+                .links
+                .iter()
+                .any(|(_, _, link)| matches!(link, Link::Tc(_)))
+                && !clsact::tcx_supported())
+    }
+
     /// The interfaces attached so far and how.
     pub(crate) fn attached(&self) -> impl Iterator<Item = (&Interface, Attach)> {
         self.links
