@@ -33,6 +33,8 @@ fuzz_target!(|text: &str| {
             }
             let _ = format!("{location}: {message}");
         }
-        Err(error @ ConfigError::Read { .. }) => panic!("parsing text read a file: {error}"),
+        Err(error @ (ConfigError::Read { .. } | ConfigError::Writable { .. })) => {
+            panic!("parsing text read a file: {error}")
+        }
     }
 });

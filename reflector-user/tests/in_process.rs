@@ -11,6 +11,7 @@ use std::{
     fs,
     io::{Read as _, Write as _},
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     sync::atomic::{AtomicU32, Ordering},
     thread,
@@ -349,6 +350,22 @@ fn errors_show_each_cause_once() {
             missing.display()
         )
     );
+
+    // The file decides where the host sends packets: nobody but its owner may write it.
+    let shared = scratch.path("shared.toml");
+    fs::write(&shared, "maps = [\"10022:22\"]\n").unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o664)).unwrap();
+    let sources = self::sources(&scratch, Vec::new(), Some(shared.clone()));
+    assert_eq!(
+        error_text::render(&sources.load().unwrap_err()),
+        format!(
+            "config file {0} is writable by group or others (mode 0664); it decides where \
+             this host sends packets, so only its owner may write it: chmod go-w {0}",
+            shared.display()
+        )
+    );
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o644)).unwrap();
+    sources.load().expect("a file only its owner writes loads");
 
     let taken = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
     let port = taken.local_addr().unwrap().port();

@@ -20,6 +20,7 @@
 use std::{
     fmt, fs,
     ops::Range,
+    os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
 };
 
@@ -45,6 +46,19 @@ pub enum ConfigError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// Others than its owner may write the file, and it decides what this host sends.
+    #[error(
+        "config file {} is writable by group or others (mode {mode:04o}); it decides where \
+         this host sends packets, so only its owner may write it: chmod go-w {}",
+        path.display(),
+        path.display()
+    )]
+    Writable {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
     },
     /// The file is not valid TOML, has an unknown key, or a value of the wrong type or out of
     /// range.
@@ -114,10 +128,20 @@ struct ConfigFile {
 /// # Errors
 /// [`ConfigError`] when it cannot be read, parsed or checked.
 pub fn load(path: &Path) -> Result<Overrides, ConfigError> {
-    let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let read_error = |source| ConfigError::Read {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let file = fs::File::open(path).map_err(read_error)?;
+    // Checked on the file read (a symlink's target, as a ConfigMap mounts it).
+    let mode = file.metadata().map_err(read_error)?.permissions().mode();
+    if mode & 0o022 != 0 {
+        return Err(ConfigError::Writable {
+            path: path.to_owned(),
+            mode: mode & 0o7777,
+        });
+    }
+    let text = std::io::read_to_string(file).map_err(read_error)?;
     parse(path, &text)
 }
 
