@@ -88,11 +88,9 @@ impl AdmissionConfig {
     };
 
     /// Every source allowed, no limits, the loop guard on.
-    pub const UNLIMITED: Self = Self {
-        source_rate: 0,
-        global_rate: 0,
-        ..Self::DEFAULT
-    };
+    pub const UNLIMITED: Self = Self::DEFAULT
+        .with_source_limit(0, Self::DEFAULT.source_burst)
+        .with_global_limit(0, Self::DEFAULT.global_burst);
 
     /// The configuration in force for an entry as read from the map: the entry itself once
     /// the control plane wrote it, [`Self::DEFAULT`] while it is still zeroed.
@@ -117,6 +115,33 @@ impl AdmissionConfig {
     #[must_use]
     pub const fn loop_guard(&self) -> bool {
         self.flags & ADMISSION_LOOP_GUARD_OFF == 0
+    }
+
+    /// This configuration with the per-source limit at `rate` new flows/s, bursts of `burst`
+    /// (rate 0: no per-source limit).
+    #[must_use]
+    pub const fn with_source_limit(mut self, rate: u32, burst: u32) -> Self {
+        self.source_rate = rate;
+        self.source_burst = burst;
+        self
+    }
+
+    /// This configuration with the global limit at `rate` new flows/s, bursts of `burst`
+    /// (rate 0: no global limit).
+    #[must_use]
+    pub const fn with_global_limit(mut self, rate: u32, burst: u32) -> Self {
+        self.global_rate = rate;
+        self.global_burst = burst;
+        self
+    }
+
+    /// This configuration with sources aggregated to `v4` (IPv4) and `v6` (IPv6) bit
+    /// prefixes for their rate limit.
+    #[must_use]
+    pub const fn with_source_prefixes(mut self, v4: u32, v6: u32) -> Self {
+        self.source_prefix_v4 = v4;
+        self.source_prefix_v6 = v6;
+        self
     }
 
     /// This configuration with `flag` set (`on`) or cleared.
@@ -160,7 +185,24 @@ const fn min(a: u32, b: u32) -> u32 {
 #[inline]
 #[must_use]
 pub const fn mask(addr: [u8; 16], bits: u32) -> [u8; 16] {
-    let [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7] = addr;
+    let [
+        a0,
+        a1,
+        a2,
+        a3,
+        a4,
+        a5,
+        a6,
+        a7,
+        b0,
+        b1,
+        b2,
+        b3,
+        b4,
+        b5,
+        b6,
+        b7,
+    ] = addr;
     let high = u64::from_be_bytes([a0, a1, a2, a3, a4, a5, a6, a7]);
     let low = u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]);
     let high_mask = if bits >= 64 {
@@ -271,10 +313,7 @@ mod tests {
 
     #[test]
     fn prefixes_aggregate_sources() {
-        let config = AdmissionConfig {
-            source_prefix_v4: 24,
-            ..AdmissionConfig::DEFAULT
-        };
+        let config = AdmissionConfig::DEFAULT.with_source_prefixes(24, 64);
         let a = source_bucket_key(v4_mapped([198, 51, 100, 7]), true, &config);
         let b = source_bucket_key(v4_mapped([198, 51, 100, 200]), true, &config);
         let c = source_bucket_key(v4_mapped([198, 51, 101, 7]), true, &config);
@@ -288,11 +327,7 @@ mod tests {
             core::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, 0).octets()
         );
         // Out-of-range lengths are clamped, not wrapped.
-        let whole = AdmissionConfig {
-            source_prefix_v4: 99,
-            source_prefix_v6: 999,
-            ..AdmissionConfig::DEFAULT
-        };
+        let whole = AdmissionConfig::DEFAULT.with_source_prefixes(99, 999);
         assert_eq!(source_bucket_key(v6, false, &whole), v6);
         assert_eq!(
             source_bucket_key(v4_mapped([1, 2, 3, 4]), true, &whole),

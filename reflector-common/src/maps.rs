@@ -82,11 +82,11 @@ mod tests {
     use std::string::String;
     use std::vec::Vec;
 
-    use super::{FLOWS_DEFAULT_LEN, LOCAL_ADDRS_LEN, MAP_STATS_LEN, PIN_LAYOUT_VERSION, PORTS_LEN};
     use super::{ALLOW_LEN, SOURCE_BUCKETS_LEN};
+    use super::{FLOWS_DEFAULT_LEN, LOCAL_ADDRS_LEN, MAP_STATS_LEN, PIN_LAYOUT_VERSION, PORTS_LEN};
     use crate::{
-        AdmissionConfig, Counter, DropReason, FlowKey, FlowValue, PassReason, PortEntry,
-        STATS_LEN, StatIndex,
+        AdmissionConfig, Counter, DropReason, FlowKey, FlowValue, PassReason, PortEntry, STATS_LEN,
+        StatIndex,
     };
 
     /// Everything [`PIN_LAYOUT_VERSION`] stands for, as text.

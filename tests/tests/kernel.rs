@@ -60,6 +60,9 @@ fn run_case(case: &Case) {
 fn run_at(hook: Hook, case: &Case) -> Vec<String> {
     let mut kernel = Kernel::reflector(hook);
     fixture::configure(&mut kernel);
+    if let Some(setup) = case.setup {
+        setup(&mut kernel);
+    }
     for (i, frame) in case.prelude.iter().enumerate() {
         let run = kernel.run(frame);
         if run.verdict != hook.reflect_verdict() {
@@ -116,6 +119,13 @@ fn run_at(hook: Hook, case: &Case) -> Vec<String> {
             None,
             None,
         ),
+        Expect::Drop(reason) => (
+            hook.drop_verdict(),
+            &case.input,
+            StatIndex::dropped(*reason),
+            None,
+            None,
+        ),
     };
     if run.verdict != verdict {
         problems.push(format!(
@@ -128,6 +138,9 @@ fn run_at(hook: Hook, case: &Case) -> Vec<String> {
         let what = match case.expect {
             Expect::Reflect { .. } => "the expected reflected frame",
             Expect::Pass(_) => "the input (a passed frame must be unchanged)",
+            Expect::Drop(_) => {
+                "the input (every drop reason but rewrite_failed comes before the rewrite)"
+            }
         };
         problems.push(format!(
             "output frame differs from {what}: {}",
@@ -154,11 +167,16 @@ fn run_at(hook: Hook, case: &Case) -> Vec<String> {
         map_counted,
         case.input.len() as u64,
     ));
-    problems.extend(check_flows(&flows_before, &flows_after, new_flow));
+    problems.extend(check_flows(
+        &flows_before,
+        &flows_after,
+        new_flow.or(case.flow_update),
+    ));
     problems
 }
 
-/// Checks that the flow table holds exactly what it held before plus `new_flow`.
+/// Checks that the flow table holds exactly what it held before plus `new_flow` (a new
+/// entry, or an entry changed in place).
 fn check_flows(
     before: &StdHashMap<FlowKey, FlowValue>,
     after: &StdHashMap<FlowKey, FlowValue>,
@@ -375,6 +393,32 @@ kernel_cases! {
     ipv4_icmp_not_tcp_udp,
     ipv6_icmp_not_tcp_udp,
     qinq_ipv6_icmp_not_tcp_udp,
+    // Dropped: the allow-list.
+    ipv4_source_not_allowed,
+    ipv6_source_not_allowed,
+    ipv4_source_allowed_forward,
+    ipv6_source_allowed_forward,
+    allow_list_not_enforced_allows_every_source,
+    known_flow_forward_skips_allow_list,
+    known_flow_reverse_skips_allow_list,
+    // Dropped: rate limits.
+    ipv4_rate_limited_per_source,
+    ipv6_rate_limited_per_64,
+    ipv4_rate_limit_other_source_own_bucket,
+    ipv4_rate_limited_per_24,
+    ipv4_rate_limit_burst,
+    global_rate_limited,
+    known_flow_not_rate_limited,
+    reply_not_rate_limited,
+    refused_flow_does_not_charge_the_global_bucket,
+    // Dropped: the loop guard.
+    ipv4_loop_detected,
+    ipv6_loop_detected,
+    ipv4_retransmission_not_a_loop,
+    ipv4_ttl_3_below_not_a_loop,
+    ipv4_higher_ttl_raises_the_flow,
+    ipv4_reverse_loop_detected,
+    loop_guard_off_reflects,
 }
 
 /// `baseline_mac_swap` swaps the Ethernet addresses of any frame, changes nothing else, and
