@@ -17,7 +17,7 @@ use std::{collections::HashMap as StdHashMap, io::ErrorKind};
 
 use aya::{programs::ProgramError, sys::SyscallError};
 use reflector_common::{
-    Counter, Direction, Family, FlowKey, FlowValue, MapStatIndex, Protocol, StatIndex,
+    Counter, Direction, Family, FlowKey, FlowValue, MapStatIndex, Protocol, STATS_LEN, StatIndex,
     stats::COUNTERS_PER_MAP,
 };
 
@@ -25,7 +25,7 @@ use reflector_tests::differential::stat_name;
 use reflector_tests::hexdump::{byte_diff, hex};
 use reflector_tests::{
     kernel_fixture as fixture,
-    packets::{Frame, Vlan, arp_request, verify_checksums},
+    packets::{ETH_LEN, Frame, Vlan, arp_request, verify_checksums},
     test_run::{Hook, Kernel},
 };
 
@@ -487,4 +487,101 @@ fn checksum_verification_catches_corruption() {
     // The IPv4 header checksum of an untagged frame: bytes 24 and 25.
     header_changed[25] ^= 0x01;
     assert!(verify_checksums(&header_changed).is_err_and(|e| e.contains("IPv4 header")));
+}
+
+/// Two reflectors aimed at each other (`80:80` on both, each the other's client) and one
+/// packet spoofed from one to the other: each reflection arrives at the other as a forward
+/// packet to a listen port. Runs the packet back and forth, each program's output the
+/// other's input (`hops` routers between them, each taking one from the TTL), until one of
+/// them does not reflect it; returns the reflections and the last verdict's reason.
+fn ping_pong(hook: Hook, family: Family, ttl: u8, hops: u8, guard: bool) -> (u32, StatIndex) {
+    use reflector_common::{
+        AdmissionConfig, DropReason, PassReason, addr_kind, admission::ADMISSION_LOOP_GUARD_OFF,
+    };
+    const PORT: u16 = 80;
+    let (r1_addr, r2_addr) = (fixture::host(family), fixture::client(family));
+    let mut reflectors = [r1_addr, r2_addr].map(|local| {
+        let mut kernel = Kernel::reflector(hook);
+        kernel.add_address(local, addr_kind::LOCAL);
+        kernel.map_port(Protocol::Tcp, PORT, PORT, 1);
+        kernel.set_admission(AdmissionConfig::DEFAULT.with_flag(ADMISSION_LOOP_GUARD_OFF, !guard));
+        kernel
+    });
+    let mut frame = Frame::tcp(r2_addr, fixture::CLIENT_PORT, r1_addr, PORT)
+        .with_ttl(ttl)
+        .bytes();
+    let mut reflections = 0;
+    for turn in 0..1_000 {
+        let kernel = &mut reflectors[turn % 2];
+        let before = kernel.stats();
+        let run = kernel.run(&frame);
+        if run.verdict != hook.reflect_verdict() {
+            let after = kernel.stats();
+            let reason = (0..STATS_LEN)
+                .find(|&i| after[i as usize].packets != before[i as usize].packets)
+                .expect("the last verdict was counted");
+            let known = [
+                StatIndex::dropped(DropReason::LoopDetected),
+                StatIndex::passed(PassReason::TtlExpired),
+            ];
+            let reason = known
+                .into_iter()
+                .find(|index| index.get() == reason)
+                .unwrap_or_else(|| panic!("stopped for {}", stat_name(reason)));
+            return (reflections, reason);
+        }
+        reflections += 1;
+        frame = run.output;
+        // The routers between them: IPv6 only (no header checksum to fix).
+        if hops > 0 {
+            assert_eq!(family, Family::V6, "routers between reflectors: IPv6 only");
+            let hop_limit = ETH_LEN + 7;
+            frame[hop_limit] = frame[hop_limit].saturating_sub(hops);
+        }
+    }
+    panic!("1000 reflections and counting")
+}
+
+/// The loop guard bounds a ping-pong between two reflectors to 4 reflections (2 round
+/// trips) when they are neighbours, 2 with a router between them, whatever the spoofed
+/// packet's TTL; without it the packet bounces until its TTL runs out.
+#[test]
+fn two_reflectors_aimed_at_each_other_stop_a_spoofed_packet() {
+    use reflector_common::DropReason;
+    let loop_detected = StatIndex::dropped(DropReason::LoopDetected);
+    let mut report = Vec::new();
+    for hook in Hook::BOTH {
+        for ttl in [64, 255] {
+            for family in [Family::V4, Family::V6] {
+                let got = ping_pong(hook, family, ttl, 0, true);
+                if got != (4, loop_detected) {
+                    report.push(format!(
+                        "{hook:?} {family:?} TTL {ttl}, neighbours: {} reflections, stopped \
+                         by {}; expected 4, loop_detected",
+                        got.0,
+                        stat_name(got.1.get())
+                    ));
+                }
+            }
+            let got = ping_pong(hook, Family::V6, ttl, 1, true);
+            if got != (2, loop_detected) {
+                report.push(format!(
+                    "{hook:?} IPv6 TTL {ttl}, a router between: {} reflections, stopped by {}; \
+                     expected 2, loop_detected",
+                    got.0,
+                    stat_name(got.1.get())
+                ));
+            }
+        }
+        // The guard off: what it prevents. Each reflection takes one from the TTL, and
+        // the packet is passed at TTL 1.
+        let got = ping_pong(hook, Family::V4, 64, 0, false);
+        if got.0 != 63 {
+            report.push(format!(
+                "{hook:?} without the loop guard: {} reflections, expected 63 (TTL 64 to 1)",
+                got.0
+            ));
+        }
+    }
+    assert!(report.is_empty(), "{}", report.join("\n"));
 }
