@@ -340,6 +340,35 @@ impl Kernel {
         }
     }
 
+    /// Removes `addr/prefix_len` from the allow-list of its family (nothing happens if it
+    /// was not there).
+    pub fn disallow(&mut self, addr: IpAddr, prefix_len: u32) {
+        let result = match addr {
+            IpAddr::V4(v4) => {
+                let mut trie: LpmTrie<&mut MapData, [u8; 4], u32> =
+                    LpmTrie::try_from(self.ebpf.map_mut(maps::ALLOW_V4).unwrap_or_else(|| {
+                        panic!("the kernel object has no map {}", maps::ALLOW_V4)
+                    }))
+                    .unwrap_or_else(|e| panic!("{} is not an LPM trie: {e:?}", maps::ALLOW_V4));
+                trie.remove(&LpmKey::new(prefix_len, v4.octets()))
+            }
+            IpAddr::V6(v6) => {
+                let mut trie: LpmTrie<&mut MapData, [u8; 16], u32> =
+                    LpmTrie::try_from(self.ebpf.map_mut(maps::ALLOW_V6).unwrap_or_else(|| {
+                        panic!("the kernel object has no map {}", maps::ALLOW_V6)
+                    }))
+                    .unwrap_or_else(|e| panic!("{} is not an LPM trie: {e:?}", maps::ALLOW_V6));
+                trie.remove(&LpmKey::new(prefix_len, v6.octets()))
+            }
+        };
+        match result {
+            Ok(()) => {}
+            Err(MapError::SyscallError(SyscallError { io_error, .. }))
+                if io_error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("removing {addr}/{prefix_len} from the allow-list: {e:?}"),
+        }
+    }
+
     /// Runs the program once on `frame`.
     #[must_use]
     pub fn run(&self, frame: &[u8]) -> Run {
