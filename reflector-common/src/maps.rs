@@ -45,7 +45,8 @@ pub const ALLOW_LEN: u32 = 16_384;
 /// which refills that prefix's bucket: eviction only ever admits more. An LRU hash map is
 /// preallocated: 72 bytes an entry (a 48-byte element header with its LRU node and hash,
 /// the 16-byte key, the 8-byte value) plus a 16-byte hash bucket per entry (the bucket count
-/// is the entries rounded up to a power of two): ~88 bytes, 5.5 MiB in all.
+/// is the entries rounded up to a power of two): 88 bytes, 5.5 MiB in all (5,768,064 B by
+/// the kernel's `memlock`).
 pub const SOURCE_BUCKETS_LEN: u32 = 65_536;
 /// Default room in [`FLOWS`]; the loader may resize it before loading.
 pub const FLOWS_DEFAULT_LEN: u32 = 131_072;
