@@ -16,6 +16,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::DropReason;
+
 /// Set in [`AdmissionConfig::flags`] by the control plane when it wrote the entry. A
 /// zeroed entry (no control plane has written one yet) means [`AdmissionConfig::DEFAULT`].
 pub const ADMISSION_CONFIGURED: u32 = 1;
@@ -70,7 +72,7 @@ impl AdmissionConfig {
     ///
     /// - **1,000 new flows/s per source prefix, bursts of 2,000**: a node health-checking a
     ///   handful of ports every second opens ~10 flows/s, 1% of it; a NAT gateway or a
-    ///   Kubernetes node SNATing a hundred such pods still fits, and a `/64` of IPv6
+    ///   Kubernetes node that SNATs a hundred such pods still fits, and a `/64` of IPv6
     ///   containers shares one bucket the same way. What it stops is one source opening
     ///   flows at packet rate.
     /// - **50,000 new flows/s in all, bursts of 50,000**: tens of thousands of nodes each
@@ -257,11 +259,11 @@ pub const fn admit(tat: u64, now: u64, rate: u32, burst: u32) -> Option<u64> {
 /// packet went round a loop; `Ok` with the highest TTL to remember otherwise.
 ///
 /// # Errors
-/// `()` when `ttl` is [`LOOP_TTL_DROP`] or more below `highest`.
+/// [`DropReason::LoopDetected`] when `ttl` is [`LOOP_TTL_DROP`] or more below `highest`.
 #[inline]
-pub const fn loop_detected(highest: u8, ttl: u8) -> Result<u8, ()> {
+pub const fn loop_detected(highest: u8, ttl: u8) -> Result<u8, DropReason> {
     if (ttl as u16) + (LOOP_TTL_DROP as u16) <= highest as u16 {
-        Err(())
+        Err(DropReason::LoopDetected)
     } else if ttl > highest {
         Ok(ttl)
     } else {
@@ -272,7 +274,7 @@ pub const fn loop_detected(highest: u8, ttl: u8) -> Result<u8, ()> {
 #[cfg(test)]
 mod tests {
     use super::{AdmissionConfig, LOOP_TTL_DROP, admit, loop_detected, mask, source_bucket_key};
-    use crate::v4_mapped;
+    use crate::{DropReason, v4_mapped};
 
     const SECOND: u64 = 1_000_000_000;
 
@@ -350,9 +352,12 @@ mod tests {
         assert_eq!(loop_detected(0, 64), Ok(64), "the first packet sets it");
         assert_eq!(loop_detected(64, 64), Ok(64), "a retransmission");
         assert_eq!(loop_detected(64, 61), Ok(64), "a route 3 hops longer");
-        assert_eq!(loop_detected(64, 64 - LOOP_TTL_DROP), Err(()));
+        assert_eq!(
+            loop_detected(64, 64 - LOOP_TTL_DROP),
+            Err(DropReason::LoopDetected)
+        );
         assert_eq!(loop_detected(64, 200), Ok(200), "a higher TTL raises it");
-        assert_eq!(loop_detected(255, 0), Err(()));
+        assert_eq!(loop_detected(255, 0), Err(DropReason::LoopDetected));
         assert_eq!(loop_detected(3, 0), Ok(3));
     }
 

@@ -22,7 +22,7 @@ use crate::{
 
 /// The admission configuration in force.
 #[inline(always)]
-pub fn config() -> AdmissionConfig {
+pub(crate) fn config() -> AdmissionConfig {
     AdmissionConfig::in_force(ADMISSION.get(0))
 }
 
@@ -33,7 +33,7 @@ pub fn config() -> AdmissionConfig {
 /// [`DropReason::RateLimited`] when its prefix's bucket or the global one is empty (then
 /// neither is charged).
 #[inline(always)]
-pub fn admit_new_flow<H: IpHeader>(
+pub(crate) fn admit_new_flow<H: IpHeader>(
     packet: &Packet<H>,
     config: &AdmissionConfig,
 ) -> Result<(), DropReason> {
@@ -100,10 +100,10 @@ fn allowed<H: IpHeader>(addr: &[u8; 16]) -> bool {
 /// # Safety
 /// `highest` must point into a value of the flow table.
 #[inline(always)]
-pub unsafe fn guard_loop(highest: *mut u8, ttl: u8) -> Result<(), DropReason> {
+pub(crate) unsafe fn guard_loop(highest: *mut u8, ttl: u8) -> Result<(), DropReason> {
     // SAFETY: the caller passes a pointer into a map value.
     let seen = unsafe { *highest };
-    let raised = admission::loop_detected(seen, ttl).map_err(|()| DropReason::LoopDetected)?;
+    let raised = admission::loop_detected(seen, ttl)?;
     // Written only when it rises: a legitimate flow's packets arrive with one TTL, so they
     // never write, and the value's cache line stays shared between CPUs.
     if raised != seen {

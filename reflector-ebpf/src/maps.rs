@@ -36,22 +36,22 @@ pub static MAP_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(MAP_S
 /// The allow-list switch, the new-flow rate limits and the loop-guard switch (one entry;
 /// zeroed means `AdmissionConfig::DEFAULT`).
 #[map(name = "ADMISSION")]
-pub static ADMISSION: Array<AdmissionConfig> = Array::with_max_entries(1, 0);
+pub(crate) static ADMISSION: Array<AdmissionConfig> = Array::with_max_entries(1, 0);
 
 /// Allowed IPv4 source prefixes, looked up when the allow-list is enforced.
 #[map(name = "ALLOW_V4")]
-pub static ALLOW_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(ALLOW_LEN, 0);
+pub(crate) static ALLOW_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(ALLOW_LEN, 0);
 
 /// Allowed IPv6 source prefixes, looked up when the allow-list is enforced.
 #[map(name = "ALLOW_V6")]
-pub static ALLOW_V6: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(ALLOW_LEN, 0);
+pub(crate) static ALLOW_V6: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(ALLOW_LEN, 0);
 
 /// The new-flow bucket of each recently seen source prefix (a GCRA arrival time, ns);
 /// shared by every CPU, the least recently used evicted (which refills it).
 #[map(name = "SOURCE_BUCKETS")]
-pub static SOURCE_BUCKETS: LruHashMap<[u8; 16], u64> =
+pub(crate) static SOURCE_BUCKETS: LruHashMap<[u8; 16], u64> =
     LruHashMap::with_max_entries(SOURCE_BUCKETS_LEN, 0);
 
 /// The global new-flow bucket (one entry, as `SOURCE_BUCKETS`' values).
 #[map(name = "GLOBAL_BUCKET")]
-pub static GLOBAL_BUCKET: Array<u64> = Array::with_max_entries(1, 0);
+pub(crate) static GLOBAL_BUCKET: Array<u64> = Array::with_max_entries(1, 0);

@@ -83,39 +83,36 @@ fn forward<C: EbpfContext, H: IpHeader>(
     let known = FLOWS
         .get_ptr_mut(key)
         .filter(|flow| unsafe { (**flow).same_route(&value) });
-    match known {
-        Some(flow) => {
-            check_ttl(packet)?;
-            if config.loop_guard() {
-                // SAFETY: a pointer into the flow's map value.
-                unsafe { admission::guard_loop(&raw mut (*flow).forward_ttl, packet.ttl)? };
-            }
+    if let Some(flow) = known {
+        check_ttl(packet)?;
+        if config.loop_guard() {
+            // SAFETY: a pointer into the flow's map value.
+            unsafe { admission::guard_loop(&raw mut (*flow).forward_ttl, packet.ttl)? };
         }
-        None => {
-            // SAFETY: map values are plain integers; the reference is used at once.
-            let dst_kind = unsafe { LOCAL_ADDRS.get(packet.dst_addr) }.copied();
-            if dst_kind != Some(addr_kind::LOCAL) {
-                return Err(PassReason::DestinationNotLocal.into());
-            }
-            check_source(&packet.src_addr)?;
-            check_ttl(packet)?;
-            admission::admit_new_flow(packet, &config)?;
-            if FLOWS
-                .insert(key, value.with_forward_ttl(packet.ttl), 0)
-                .is_ok()
-            {
-                stats::count(StatIndex::FLOWS_CREATED, 0);
-                debug!(
-                    ctx,
-                    "flow: port {} from [{:i}]:{} back to port {}",
-                    packet.dst_port,
-                    packet.src_addr,
-                    packet.src_port,
-                    target_port
-                );
-            } else {
-                stats::count(StatIndex::FLOW_INSERT_FAILED, 0);
-            }
+    } else {
+        // SAFETY: map values are plain integers; the reference is used at once.
+        let dst_kind = unsafe { LOCAL_ADDRS.get(packet.dst_addr) }.copied();
+        if dst_kind != Some(addr_kind::LOCAL) {
+            return Err(PassReason::DestinationNotLocal.into());
+        }
+        check_source(&packet.src_addr)?;
+        check_ttl(packet)?;
+        admission::admit_new_flow(packet, &config)?;
+        if FLOWS
+            .insert(key, value.with_forward_ttl(packet.ttl), 0)
+            .is_ok()
+        {
+            stats::count(StatIndex::FLOWS_CREATED, 0);
+            debug!(
+                ctx,
+                "flow: port {} from [{:i}]:{} back to port {}",
+                packet.dst_port,
+                packet.src_addr,
+                packet.src_port,
+                target_port
+            );
+        } else {
+            stats::count(StatIndex::FLOW_INSERT_FAILED, 0);
         }
     }
     Ok(Reflection {

@@ -15,7 +15,7 @@ pub fn count(index: StatIndex, bytes: u64) {
 }
 
 /// What the entry point does with a packet.
-pub enum Action {
+pub(crate) enum Action {
     /// Sends it back out (`XDP_TX`, `TC_ACT_REDIRECT`).
     Reflect,
     /// Hands it to the stack (`XDP_PASS`, `TC_ACT_OK`).
