@@ -68,24 +68,27 @@ const _: () = assert!(core::mem::size_of::<AdmissionConfig>() == 32);
 
 impl AdmissionConfig {
     /// Every source allowed; the default limits; the loop guard on. The rates are generous
-    /// on purpose, sized for the users reflector has:
+    /// on purpose, sized for the users reflector has, so that no legitimate pattern meets
+    /// them while a reflector left open cannot be used as a bouncer at packet rate:
     ///
-    /// - **1,000 new flows/s per source prefix, bursts of 2,000**: a node health-checking a
-    ///   handful of ports every second opens ~10 flows/s, 1% of it; a NAT gateway or a
-    ///   Kubernetes node that SNATs a hundred such pods still fits, and a `/64` of IPv6
-    ///   containers shares one bucket the same way. What it stops is one source opening
-    ///   flows at packet rate.
-    /// - **50,000 new flows/s in all, bursts of 50,000**: tens of thousands of nodes each
-    ///   checking every second fit; a spoofed flood, where every packet is a new flow from
-    ///   a fresh source, is held to ~50,000 reflections/s (~26 Mbit/s of 64-byte SYNs).
+    /// - **10,000 new flows/s per source prefix, bursts of 20,000**: a node health-checking
+    ///   a handful of ports every second opens ~10 flows/s, 0.1% of it; a NAT gateway or a
+    ///   Kubernetes node that SNATs a thousand such pods still fits, and a `/64` of IPv6
+    ///   containers shares one bucket the same way. It bounds what a forged source aimed at
+    ///   one victim gets reflected to it: 10,000 packets/s, ~5 Mbit/s of 64-byte SYNs.
+    /// - **100,000 new flows/s in all, bursts of 100,000**: tens of thousands of nodes each
+    ///   checking a few ports every second fit; a spoofed flood, where every packet is a new
+    ///   flow from a fresh source (which per-source buckets cannot see), is held to 100,000
+    ///   reflections/s (~51 Mbit/s of 64-byte SYNs), whatever it is sent at. The kernel's
+    ///   ICMP limiter needed such a global bucket once spoofed sources multiplied.
     pub const DEFAULT: Self = Self {
         flags: ADMISSION_CONFIGURED,
         source_prefix_v4: 32,
         source_prefix_v6: 64,
-        source_rate: 1_000,
-        source_burst: 2_000,
-        global_rate: 50_000,
-        global_burst: 50_000,
+        source_rate: 10_000,
+        source_burst: 20_000,
+        global_rate: 100_000,
+        global_burst: 100_000,
         pad: 0,
     };
 
