@@ -483,6 +483,17 @@ impl Kernel {
             .collect()
     }
 
+    /// Source prefixes with a rate-limit bucket in `SOURCE_BUCKETS`.
+    #[must_use]
+    pub fn source_buckets(&self) -> usize {
+        let buckets: HashMap<&MapData, [u8; 16], u64> =
+            HashMap::try_from(self.ebpf.map(maps::SOURCE_BUCKETS).unwrap_or_else(|| {
+                panic!("the kernel object has no map {}", maps::SOURCE_BUCKETS)
+            }))
+            .unwrap_or_else(|e| panic!("{} is not a hash map: {e:?}", maps::SOURCE_BUCKETS));
+        buckets.keys().filter(Result::is_ok).count()
+    }
+
     /// Every entry of `FLOWS`.
     #[must_use]
     pub fn flows(&self) -> StdHashMap<FlowKey, FlowValue> {

@@ -585,3 +585,85 @@ fn two_reflectors_aimed_at_each_other_stop_a_spoofed_packet() {
     }
     assert!(report.is_empty(), "{}", report.join("\n"));
 }
+
+/// A forward frame from `source` (port `port`) to this host's TCP listen port.
+fn from_source(source: std::net::Ipv4Addr, port: u16) -> Vec<u8> {
+    Frame::tcp(
+        source.into(),
+        port,
+        fixture::HOST_V4.into(),
+        fixture::TCP_LISTEN,
+    )
+    .bytes()
+}
+
+/// A flood of new flows from more spoofed sources than `SOURCE_BUCKETS` holds costs no more
+/// than its bound, and an allowed source within its limit is still reflected after it:
+/// outside an enforced allow-list the flood is dropped before any bucket; with every source
+/// allowed (per-source limit only), each spoofed source gets a bucket, the LRU map stays at
+/// its size, and the client's bucket (evicted or not) still admits it.
+#[test]
+fn a_flood_of_spoofed_sources_is_bounded_and_spares_an_allowed_client() {
+    use reflector_common::{
+        AdmissionConfig, DropReason, admission::ADMISSION_ALLOW_LIST, maps::SOURCE_BUCKETS_LEN,
+    };
+    let flood = SOURCE_BUCKETS_LEN + 4_096;
+    let spoofed = |i: u32| std::net::Ipv4Addr::from(0x0a00_0000 + i);
+    for (enforced, expected) in [
+        (true, Hook::Xdp.drop_verdict()),
+        (false, Hook::Xdp.reflect_verdict()),
+    ] {
+        let mut kernel = Kernel::reflector(Hook::Xdp);
+        fixture::configure(&mut kernel);
+        kernel.set_admission(
+            AdmissionConfig::DEFAULT
+                .with_global_limit(0, 0)
+                .with_source_limit(1, 1)
+                .with_flag(ADMISSION_ALLOW_LIST, enforced),
+        );
+        kernel.allow(fixture::CLIENT_V4.into(), 24);
+        let first = kernel.run(&from_source(fixture::CLIENT_V4, fixture::CLIENT_PORT));
+        assert_eq!(
+            first.verdict,
+            Hook::Xdp.reflect_verdict(),
+            "the client's first flow"
+        );
+        for i in 0..flood {
+            let run = kernel.run(&from_source(spoofed(i), 1_024));
+            assert_eq!(
+                run.verdict,
+                expected,
+                "spoofed source {} (allow-list enforced: {enforced}): {}",
+                spoofed(i),
+                Hook::Xdp.verdict_name(run.verdict)
+            );
+        }
+        let buckets = kernel.source_buckets();
+        let stats = kernel.stats();
+        if enforced {
+            assert_eq!(buckets, 1, "only the client's bucket: the flood got none");
+            assert_eq!(
+                stats[StatIndex::dropped(DropReason::SourceNotAllowed).get() as usize].packets,
+                u64::from(flood)
+            );
+        } else {
+            assert!(
+                buckets <= SOURCE_BUCKETS_LEN as usize,
+                "{buckets} buckets, more than the map's {SOURCE_BUCKETS_LEN}"
+            );
+            // Full, so the last of the flood got in by evicting: the map is at its bound.
+            assert!(
+                buckets > SOURCE_BUCKETS_LEN as usize / 2,
+                "the flood filled the map: {buckets} buckets of {SOURCE_BUCKETS_LEN}"
+            );
+        }
+        // A second later the client's bucket holds a flow again, evicted or not.
+        std::thread::sleep(std::time::Duration::from_millis(1_050));
+        let again = kernel.run(&from_source(fixture::CLIENT_V4, fixture::CLIENT_PORT + 1));
+        assert_eq!(
+            again.verdict,
+            Hook::Xdp.reflect_verdict(),
+            "the client's next flow after the flood (allow-list enforced: {enforced})"
+        );
+    }
+}
