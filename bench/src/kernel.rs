@@ -24,6 +24,13 @@
 //! and an LRU insert) cannot be repeated on one buffer; it is timed with single runs and
 //! the kernel's per-call overhead taken out (see [`first_packet`]).
 //!
+//! The repeated paths feed each reflection back to the program, which is what a loop of
+//! reflectors does: the loop guard is off on them (it would drop the fifth repetition).
+//! Admission (the allow-list and the new-flow rate limits) applies to first packets only,
+//! so the first packet is timed twice, side by side: with admission off (every source
+//! allowed, no limits) and on (the allow-list enforced, the client inside it among
+//! [`ALLOW_PREFIXES`] prefixes, both buckets charged at rates that never refuse).
+//!
 //! Calls of all rows are interleaved, so a slow spell of the machine hits every row alike;
 //! a row's figure is the median over calls of the kernel's mean per repetition.
 
@@ -32,7 +39,9 @@ use std::time::Duration;
 
 use anyhow::{Result, bail, ensure};
 use reflector_common::{
-    Counter, Direction, Family, FlowKey, FlowValue, PassReason, Protocol, StatIndex,
+    AdmissionConfig, Counter, Direction, Family, FlowKey, FlowValue, PassReason, Protocol,
+    StatIndex,
+    admission::{ADMISSION_ALLOW_LIST, ADMISSION_LOOP_GUARD_OFF},
 };
 use reflector_tests::Netns;
 use reflector_tests::kernel_fixture::{UNMAPPED_PORT, client, host};
@@ -67,6 +76,8 @@ const REVERSE_PORT: u16 = 40_001;
 const FIRST_PACKET_PORTS: u16 = 20_000;
 /// The counter slot of the maps.
 const SLOT: u16 = 1;
+/// Prefixes in each allow-list trie when admission is on, the client's among them.
+const ALLOW_PREFIXES: u16 = 256;
 
 /// One program on one path, over one family.
 #[derive(Debug, Serialize)]
@@ -222,6 +233,7 @@ impl Programs {
 /// forward pair; `L` and `P` target ports and both flows of a reverse pair; over both
 /// families. See the module's documentation.
 fn set_up_paths(kernel: &mut Kernel) {
+    kernel.set_admission(AdmissionConfig::UNLIMITED.with_flag(ADMISSION_LOOP_GUARD_OFF, true));
     kernel.map_port(Protocol::Tcp, LISTEN, LISTEN, SLOT);
     kernel.map_port(Protocol::Tcp, OTHER_LISTEN, TARGET, SLOT);
     for family in [Family::V4, Family::V6] {
@@ -354,7 +366,8 @@ pub fn measure(rounds: u32) -> Result<Report> {
             for path in [Path::Forward, Path::Reverse, Path::Pass] {
                 repeated.push(Repeated::new(Program::Reflector(hook), path, family));
             }
-            firsts.push(FirstPacket::new(hook, family));
+            firsts.push(FirstPacket::new(hook, family, false));
+            firsts.push(FirstPacket::new(hook, family, true));
         }
     }
     // The single-call overhead, per family: single calls of the baseline, interleaved
@@ -402,7 +415,7 @@ pub fn measure(rounds: u32) -> Result<Report> {
             let ns = first.estimate(baseline, singles);
             rows.push(Row {
                 program: first.kernel.hook().reflector_program(),
-                path: "forward, first packet",
+                path: first.path(),
                 family: family_name(family),
                 ns_per_packet: ns,
                 ratio_to_baseline: ns / baseline,
@@ -435,18 +448,42 @@ pub fn measure(rounds: u32) -> Result<Report> {
 struct FirstPacket {
     kernel: Kernel,
     family: Family,
+    admission: bool,
     next_port: u16,
     samples: Vec<f64>,
 }
 
 impl FirstPacket {
-    fn new(hook: Hook, family: Family) -> Self {
+    fn new(hook: Hook, family: Family, admission: bool) -> Self {
         let mut kernel = Kernel::reflector(hook);
         reflector_tests::kernel_fixture::configure(&mut kernel);
         kernel.map_port(Protocol::Tcp, LISTEN, TARGET, SLOT);
+        if admission {
+            // Rates no run can exhaust: every first packet charges both buckets and is
+            // admitted, so each run is the whole admission path.
+            kernel.set_admission(
+                AdmissionConfig::DEFAULT
+                    .with_source_limit(u32::MAX, u32::MAX)
+                    .with_global_limit(u32::MAX, u32::MAX)
+                    .with_flag(ADMISSION_ALLOW_LIST, true),
+            );
+            for i in 0..ALLOW_PREFIXES {
+                let [hi, lo] = i.to_be_bytes();
+                kernel.allow(IpAddr::from([10, hi, lo, 0]), 24);
+                kernel.allow(IpAddr::from([0x2001, 0xdb8, 0xf000, i, 0, 0, 0, 0]), 64);
+            }
+            let client_prefix = match family {
+                Family::V4 => 24,
+                Family::V6 => 64,
+            };
+            kernel.allow(client(family), client_prefix);
+        } else {
+            kernel.set_admission(AdmissionConfig::UNLIMITED);
+        }
         Self {
             kernel,
             family,
+            admission,
             next_port: FIRST_PACKET_PORTS,
             samples: Vec::new(),
         }
@@ -487,6 +524,15 @@ impl FirstPacket {
             self.samples.len()
         );
         Ok(())
+    }
+
+    /// The row's path.
+    const fn path(&self) -> &'static str {
+        if self.admission {
+            "forward, first packet, allow-list + limits"
+        } else {
+            "forward, first packet"
+        }
     }
 
     /// The first packet's cost: its mean single-call time, less what a single call of the

@@ -50,7 +50,7 @@ impl FlowKey {
 
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 40);
 
-/// Where a reply of a reflected flow goes back to.
+/// Where a reply of a reflected flow goes back to, and what the loop guard remembers of it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct FlowValue {
@@ -60,17 +60,44 @@ pub struct FlowValue {
     /// The counter slot of the flow's port map ([`crate::PortEntry::map_slot`]), so replies
     /// are counted with their map without another lookup.
     pub map_slot: u16,
+    /// The highest TTL (hop limit) a forward packet of the flow arrived with; 0 before the
+    /// first. The loop guard drops a packet that arrives well below it
+    /// ([`crate::admission::LOOP_TTL_DROP`]).
+    pub forward_ttl: u8,
+    /// The same for reverse packets (replies of the client's service).
+    pub reverse_ttl: u8,
+    /// Always zero: keeps the value free of padding.
+    pad: u16,
 }
 
 impl FlowValue {
-    /// A flow whose replies leave from `listen_port`, counted in `map_slot`.
+    /// A flow whose replies leave from `listen_port`, counted in `map_slot`, with no TTL
+    /// seen yet.
     #[must_use]
     pub const fn new(listen_port: u16, map_slot: u16) -> Self {
         Self {
             listen_port,
             map_slot,
+            forward_ttl: 0,
+            reverse_ttl: 0,
+            pad: 0,
         }
+    }
+
+    /// This flow, with `ttl` as the highest TTL seen on forward packets (as the forward
+    /// packet that records a flow leaves it).
+    #[must_use]
+    pub const fn with_forward_ttl(mut self, ttl: u8) -> Self {
+        self.forward_ttl = ttl;
+        self
+    }
+
+    /// Whether `other` sends replies the same way: the same listen port and counter slot,
+    /// whatever TTLs either has seen.
+    #[must_use]
+    pub const fn same_route(&self, other: &Self) -> bool {
+        self.listen_port == other.listen_port && self.map_slot == other.map_slot
     }
 }
 
-const _: () = assert!(core::mem::size_of::<FlowValue>() == 4);
+const _: () = assert!(core::mem::size_of::<FlowValue>() == 8);

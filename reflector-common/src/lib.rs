@@ -5,15 +5,17 @@
 //! `user` feature the types also implement [`aya::Pod`], which aya's typed maps require.
 #![no_std]
 
+pub mod admission;
 pub mod flow;
 pub mod maps;
 pub mod port;
 pub mod reason;
 pub mod stats;
 
+pub use admission::AdmissionConfig;
 pub use flow::{FlowKey, FlowValue};
 pub use port::{PORT_FLAG_TARGET, PortEntry, Protocol, port_index};
-pub use reason::PassReason;
+pub use reason::{DropReason, NotReflected, PassReason};
 pub use stats::{Counter, Direction, Family, MapStatIndex, STATS_LEN, StatIndex};
 
 /// What an entry of the local-address map says about an address of this host.
@@ -42,6 +44,7 @@ mod pod {
     unsafe impl aya::Pod for super::FlowValue {}
     unsafe impl aya::Pod for super::PortEntry {}
     unsafe impl aya::Pod for super::Counter {}
+    unsafe impl aya::Pod for super::AdmissionConfig {}
 }
 
 #[cfg(test)]

@@ -13,6 +13,21 @@ pub const STATS: &str = "STATS";
 /// `PerCpuArray<Counter>` indexed by [`crate::MapStatIndex`]: reflected packets and bytes
 /// per port map (counter slot), direction and IP family.
 pub const MAP_STATS: &str = "MAP_STATS";
+/// `Array<AdmissionConfig>` of one entry: the allow-list switch, the rate limits, the loop
+/// guard switch ([`crate::AdmissionConfig`]; zeroed means its `DEFAULT`).
+pub const ADMISSION: &str = "ADMISSION";
+/// `LpmTrie<[u8; 4], u32>`: allowed IPv4 source prefixes (value unused, 1), looked up when
+/// the allow-list is enforced.
+pub const ALLOW_V4: &str = "ALLOW_V4";
+/// `LpmTrie<[u8; 16], u32>`: allowed IPv6 source prefixes (value unused, 1). IPv4-mapped
+/// sources of IPv6 packets are looked up here as they are (`::ffff:0:0/96`).
+pub const ALLOW_V6: &str = "ALLOW_V6";
+/// `LruHashMap<[u8; 16], u64>`: the new-flow bucket of each source prefix
+/// ([`crate::admission::source_bucket_key`]), as a GCRA arrival time in `bpf_ktime_get_ns`
+/// nanoseconds ([`crate::admission::admit`]).
+pub const SOURCE_BUCKETS: &str = "SOURCE_BUCKETS";
+/// `Array<u64>` of one entry: the global new-flow bucket, as [`SOURCE_BUCKETS`]' values.
+pub const GLOBAL_BUCKET: &str = "GLOBAL_BUCKET";
 
 /// Entries in [`PORTS`]: one per port for each of the two protocols.
 pub const PORTS_LEN: u32 = 2 * 65_536;
@@ -23,6 +38,16 @@ pub const MAP_SLOTS: u32 = 1_024;
 pub const MAP_STATS_LEN: u32 = MAP_SLOTS * crate::stats::COUNTERS_PER_MAP;
 /// Room in [`LOCAL_ADDRS`]; a host with more addresses than this is told so at start.
 pub const LOCAL_ADDRS_LEN: u32 = 4_096;
+/// Prefixes each allow-list trie holds ([`ALLOW_V4`], [`ALLOW_V6`]). Tries are not
+/// preallocated: memory grows with the prefixes written (about 100 bytes each).
+pub const ALLOW_LEN: u32 = 16_384;
+/// Source prefixes [`SOURCE_BUCKETS`] tracks at once; the least recently used is evicted,
+/// which refills that prefix's bucket: eviction only ever admits more. An LRU hash map is
+/// preallocated: 72 bytes an entry (a 48-byte element header with its LRU node and hash,
+/// the 16-byte key, the 8-byte value) plus a 16-byte hash bucket per entry (the bucket count
+/// is the entries rounded up to a power of two): 88 bytes, 5.5 MiB in all (5,768,064 B by
+/// the kernel's `memlock`).
+pub const SOURCE_BUCKETS_LEN: u32 = 65_536;
 /// Default room in [`FLOWS`]; the loader may resize it before loading.
 pub const FLOWS_DEFAULT_LEN: u32 = 131_072;
 
@@ -49,7 +74,7 @@ pub mod programs {
 /// slot of [`STATS`] ([`crate::PassReason`], [`crate::StatIndex`]), [`MAP_STATS`] and
 /// [`PORTS`]. A daemon adopts only a pin directory stamped with this version. Bump it with
 /// any change to those; the test `pinned_layout_is_frozen` records what each version means.
-pub const PIN_LAYOUT_VERSION: u32 = 1;
+pub const PIN_LAYOUT_VERSION: u32 = 2;
 
 #[cfg(test)]
 mod tests {
@@ -58,8 +83,12 @@ mod tests {
     use std::string::String;
     use std::vec::Vec;
 
+    use super::{ALLOW_LEN, SOURCE_BUCKETS_LEN};
     use super::{FLOWS_DEFAULT_LEN, LOCAL_ADDRS_LEN, MAP_STATS_LEN, PIN_LAYOUT_VERSION, PORTS_LEN};
-    use crate::{Counter, FlowKey, FlowValue, PassReason, PortEntry, STATS_LEN, StatIndex};
+    use crate::{
+        AdmissionConfig, Counter, DropReason, FlowKey, FlowValue, PassReason, PortEntry, STATS_LEN,
+        StatIndex,
+    };
 
     /// Everything [`PIN_LAYOUT_VERSION`] stands for, as text.
     fn layout() -> String {
@@ -67,7 +96,17 @@ mod tests {
             .iter()
             .map(|&reason| format!("{}={}", reason.name(), StatIndex::passed(reason).get()))
             .collect();
-        format!(
+        let drops: Vec<String> = DropReason::ALL
+            .iter()
+            .map(|&reason| format!("{}={}", reason.name(), StatIndex::dropped(reason).get()))
+            .collect();
+        let admission = format!(
+            "; drops {}; allow_len={ALLOW_LEN} source_buckets_len={SOURCE_BUCKETS_LEN} \
+             admission_config={}",
+            drops.join(","),
+            size_of::<AdmissionConfig>()
+        );
+        let layout = format!(
             "reasons {}; flows_created={} flow_insert_failed={} stats_len={STATS_LEN}; \
              map_stats_len={MAP_STATS_LEN} ports_len={PORTS_LEN} local_addrs_len={LOCAL_ADDRS_LEN} \
              flows_default_len={FLOWS_DEFAULT_LEN}; sizes: flow_key={} flow_value={} \
@@ -79,7 +118,12 @@ mod tests {
             size_of::<FlowValue>(),
             size_of::<PortEntry>(),
             size_of::<Counter>(),
-        )
+        );
+        if PIN_LAYOUT_VERSION >= 2 {
+            layout + &admission
+        } else {
+            layout
+        }
     }
 
     #[test]
@@ -93,6 +137,17 @@ mod tests {
                  flow_insert_failed=20 stats_len=21; map_stats_len=4096 ports_len=131072 \
                  local_addrs_len=4096 flows_default_len=131072; sizes: flow_key=40 \
                  flow_value=4 port_entry=8 counter=16"
+            }
+            2 => {
+                "reasons not_ip=0,not_tcp_udp=1,truncated=2,malformed=3,fragment=4,\
+                 ipv6_extension_header=5,port_not_mapped=6,no_flow=7,destination_not_local=8,\
+                 source_multicast=9,source_broadcast=10,source_loopback=11,\
+                 source_unspecified=12,source_local=13,ttl_expired=14; flows_created=19 \
+                 flow_insert_failed=20 stats_len=25; map_stats_len=4096 ports_len=131072 \
+                 local_addrs_len=4096 flows_default_len=131072; sizes: flow_key=40 \
+                 flow_value=8 port_entry=8 counter=16; drops source_not_allowed=21,\
+                 rate_limited=22,loop_detected=23,rewrite_failed=24; allow_len=16384 \
+                 source_buckets_len=65536 admission_config=32"
             }
             version => panic!("layout {version} is not recorded here: add it"),
         };

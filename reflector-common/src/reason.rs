@@ -1,7 +1,8 @@
-//! The one list of reasons a packet is passed to the stack instead of reflected. The names
-//! are also the values of the `reason` label in metrics.
+//! The one list of reasons a packet is not reflected: passed to the stack untouched
+//! ([`PassReason`]) or dropped ([`DropReason`]). The names are also the values of the
+//! `reason` label in metrics (`reflector_passed_*` and `reflector_dropped_*`).
 //!
-//! Each reason's number is its counter's slot in the pinned statistics array, which a
+//! Each reason's number gives its counter's slot in the pinned statistics array, which a
 //! program left running by an older daemon keeps using (`--pin`): the list is append-only.
 //! A new reason takes the next number (and a new [`crate::maps::PIN_LAYOUT_VERSION`]); a
 //! reason no longer used keeps its number, never given to another.
@@ -95,3 +96,75 @@ const _: () = {
         i += 1;
     }
 };
+
+/// Why a packet was dropped instead of reflected or passed. A dropped packet is one the
+/// network stack must not see either: passed, it would reach the hybrid userspace listener,
+/// which would reflect it; or the program had already changed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum DropReason {
+    /// The source of a new flow is outside the allow-list.
+    SourceNotAllowed = 0,
+    /// A new flow over its source prefix's rate limit or over the global one.
+    RateLimited = 1,
+    /// A packet of a known flow arrived with a TTL (hop limit) at least
+    /// [`crate::admission::LOOP_TTL_DROP`] below the highest seen on that flow and direction:
+    /// it went round a loop of reflectors.
+    LoopDetected = 2,
+    /// The packet was turned around, then a checksum helper refused it (TC): it can be
+    /// neither sent nor passed as it now stands.
+    RewriteFailed = 3,
+}
+
+impl DropReason {
+    /// Number of reasons.
+    pub const COUNT: usize = 4;
+
+    /// Every reason, in index order.
+    pub const ALL: [Self; Self::COUNT] = [
+        Self::SourceNotAllowed,
+        Self::RateLimited,
+        Self::LoopDetected,
+        Self::RewriteFailed,
+    ];
+
+    /// The reason's name, as a metric label value.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::SourceNotAllowed => "source_not_allowed",
+            Self::RateLimited => "rate_limited",
+            Self::LoopDetected => "loop_detected",
+            Self::RewriteFailed => "rewrite_failed",
+        }
+    }
+}
+
+const _: () = {
+    let mut i = 0;
+    while i < DropReason::COUNT {
+        assert!(DropReason::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
+/// Why a packet was not reflected: passed or dropped, with the reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NotReflected {
+    /// Passed to the stack untouched.
+    Pass(PassReason),
+    /// Dropped.
+    Drop(DropReason),
+}
+
+impl From<PassReason> for NotReflected {
+    fn from(reason: PassReason) -> Self {
+        Self::Pass(reason)
+    }
+}
+
+impl From<DropReason> for NotReflected {
+    fn from(reason: DropReason) -> Self {
+        Self::Drop(reason)
+    }
+}

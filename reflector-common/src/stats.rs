@@ -2,7 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::PassReason;
+use crate::{DropReason, PassReason};
 
 /// A packet and byte counter.
 #[repr(C)]
@@ -82,14 +82,23 @@ const FLOWS_CREATED: u32 = REFLECTED_BASE + 4;
 /// Index of the counter of flow-table inserts that failed.
 const FLOW_INSERT_FAILED: u32 = FLOWS_CREATED + 1;
 
+/// First index of the dropped counters, one per [`DropReason`] (appended in layout 2).
+const DROPPED_BASE: u32 = FLOW_INSERT_FAILED + 1;
+
 /// Entries in the statistics array.
-pub const STATS_LEN: u32 = FLOW_INSERT_FAILED + 1;
+pub const STATS_LEN: u32 = DROPPED_BASE + DropReason::COUNT as u32;
 
 impl StatIndex {
     /// Packets passed to the stack for `reason`.
     #[must_use]
     pub const fn passed(reason: PassReason) -> Self {
         Self(reason as u32)
+    }
+
+    /// Packets dropped for `reason`.
+    #[must_use]
+    pub const fn dropped(reason: DropReason) -> Self {
+        Self(DROPPED_BASE + reason as u32)
     }
 
     /// Packets reflected in `direction` for `family`.

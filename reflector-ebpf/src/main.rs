@@ -14,6 +14,8 @@
 )]
 
 #[cfg(target_arch = "bpf")]
+mod admission;
+#[cfg(target_arch = "bpf")]
 mod baseline;
 #[cfg(target_arch = "bpf")]
 mod consts;

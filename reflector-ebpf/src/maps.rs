@@ -3,11 +3,13 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
 };
 use reflector_common::{
-    Counter, FlowKey, FlowValue, PortEntry, STATS_LEN,
-    maps::{FLOWS_DEFAULT_LEN, LOCAL_ADDRS_LEN, MAP_STATS_LEN, PORTS_LEN},
+    AdmissionConfig, Counter, FlowKey, FlowValue, PortEntry, STATS_LEN,
+    maps::{
+        ALLOW_LEN, FLOWS_DEFAULT_LEN, LOCAL_ADDRS_LEN, MAP_STATS_LEN, PORTS_LEN, SOURCE_BUCKETS_LEN,
+    },
 };
 
 /// Which (protocol, port) pairs are listen ports `L` or target ports `P`.
@@ -30,3 +32,26 @@ pub static STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(STATS_LEN
 /// Reflected packets and bytes per port map, direction and family, per CPU.
 #[map(name = "MAP_STATS")]
 pub static MAP_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(MAP_STATS_LEN, 0);
+
+/// The allow-list switch, the new-flow rate limits and the loop-guard switch (one entry;
+/// zeroed means `AdmissionConfig::DEFAULT`).
+#[map(name = "ADMISSION")]
+pub(crate) static ADMISSION: Array<AdmissionConfig> = Array::with_max_entries(1, 0);
+
+/// Allowed IPv4 source prefixes, looked up when the allow-list is enforced.
+#[map(name = "ALLOW_V4")]
+pub(crate) static ALLOW_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(ALLOW_LEN, 0);
+
+/// Allowed IPv6 source prefixes, looked up when the allow-list is enforced.
+#[map(name = "ALLOW_V6")]
+pub(crate) static ALLOW_V6: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(ALLOW_LEN, 0);
+
+/// The new-flow bucket of each recently seen source prefix (a GCRA arrival time, ns);
+/// shared by every CPU, the least recently used evicted (which refills it).
+#[map(name = "SOURCE_BUCKETS")]
+pub(crate) static SOURCE_BUCKETS: LruHashMap<[u8; 16], u64> =
+    LruHashMap::with_max_entries(SOURCE_BUCKETS_LEN, 0);
+
+/// The global new-flow bucket (one entry, as `SOURCE_BUCKETS`' values).
+#[map(name = "GLOBAL_BUCKET")]
+pub(crate) static GLOBAL_BUCKET: Array<u64> = Array::with_max_entries(1, 0);

@@ -3,7 +3,7 @@
 
 use aya_ebpf::EbpfContext;
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
-use reflector_common::{Direction, Family, PassReason};
+use reflector_common::{Direction, DropReason, Family, NotReflected, PassReason};
 
 use crate::{
     consts::{ETH_P_IPV4, ETH_P_IPV6},
@@ -19,12 +19,13 @@ pub trait Hook: EbpfContext {
     /// of the interface it came in on.
     ///
     /// # Errors
-    /// The reason to pass the packet after all (a helper refused it).
+    /// [`DropReason::RewriteFailed`] when a helper refused the packet: it is already
+    /// turned around, so it can be neither sent nor passed.
     fn send_back<H: IpHeader>(
         &self,
         packet: &Packet<H>,
         patch: &ChecksumPatch,
-    ) -> Result<(), PassReason>;
+    ) -> Result<(), DropReason>;
 }
 
 /// A reflected packet, as the entry point counts it.
@@ -40,21 +41,21 @@ pub struct Reflected {
 /// Reflects the frame between `data` and `data_end`, if the policy says so.
 ///
 /// # Errors
-/// The reason the frame is passed to the stack untouched.
+/// The reason the frame is passed to the stack untouched, or dropped.
 #[inline(always)]
-pub fn reflect<C: Hook>(ctx: &C, data: usize, data_end: usize) -> Result<Reflected, PassReason> {
+pub fn reflect<C: Hook>(ctx: &C, data: usize, data_end: usize) -> Result<Reflected, NotReflected> {
     let frame = parse::parse_frame(data, data_end)?;
     // One monomorphised path per family: the verifier checks each with its own header
     // bounds instead of tracking a family tag the compiler may spill to the stack.
     match frame.ether_type {
         ETH_P_IPV4 => reflect_ip::<C, Ipv4Hdr>(ctx, &frame),
         ETH_P_IPV6 => reflect_ip::<C, Ipv6Hdr>(ctx, &frame),
-        _ => Err(PassReason::NotIp),
+        _ => Err(PassReason::NotIp.into()),
     }
 }
 
 #[inline(always)]
-fn reflect_ip<C: Hook, H: IpHeader>(ctx: &C, frame: &Frame) -> Result<Reflected, PassReason> {
+fn reflect_ip<C: Hook, H: IpHeader>(ctx: &C, frame: &Frame) -> Result<Reflected, NotReflected> {
     let packet = parse::parse_packet::<H>(frame)?;
     let reflection = policy::decide(ctx, &packet)?;
     // SAFETY: `packet` was parsed from this very frame, which nothing has moved since.

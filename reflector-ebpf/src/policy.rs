@@ -1,14 +1,22 @@
 //! Decides what happens to a parsed packet: reflected forward (to a listen port), reflected
-//! back (a reply of a reflected flow), or passed to the stack for a named reason. Records
-//! new flows as a side effect of the forward decision.
+//! back (a reply of a reflected flow), passed to the stack or dropped for a named reason.
+//! Records new flows as a side effect of the forward decision.
+//!
+//! Admission (the allow-list and the rate limits) applies to the forward packet that would
+//! record a new flow, after the checks that pass a packet to the stack (a packet reflector
+//! would not reflect anyway is not its to drop). Packets of a known flow, forward or
+//! reverse, skip it: their source was admitted when the flow was recorded (a reverse
+//! packet's source is the flow's client itself). They get the loop guard instead.
 
 use aya_ebpf::EbpfContext;
 use aya_log_ebpf::debug;
 use reflector_common::{
-    Direction, Family, FlowKey, FlowValue, PassReason, StatIndex, addr_kind, port_index,
+    Direction, Family, FlowKey, FlowValue, NotReflected, PassReason, StatIndex, addr_kind,
+    port_index,
 };
 
 use crate::{
+    admission,
     ip::IpHeader,
     maps::{FLOWS, LOCAL_ADDRS, PORTS},
     parse::Packet,
@@ -30,12 +38,12 @@ pub struct Reflection {
 /// Decides whether `packet` is reflected, and how.
 ///
 /// # Errors
-/// The reason the packet is passed to the stack instead.
+/// The reason the packet is passed to the stack or dropped instead.
 #[inline(always)]
 pub fn decide<C: EbpfContext, H: IpHeader>(
     ctx: &C,
     packet: &Packet<H>,
-) -> Result<Reflection, PassReason> {
+) -> Result<Reflection, NotReflected> {
     let listen = PORTS.get(port_index(packet.protocol, packet.dst_port));
     if let Some(entry) = listen
         && entry.is_listen()
@@ -44,7 +52,7 @@ pub fn decide<C: EbpfContext, H: IpHeader>(
     }
     match PORTS.get(port_index(packet.protocol, packet.src_port)) {
         Some(entry) if entry.is_target() => reverse(packet),
-        _ => Err(PassReason::PortNotMapped),
+        _ => Err(PassReason::PortNotMapped.into()),
     }
 }
 
@@ -55,7 +63,7 @@ fn forward<C: EbpfContext, H: IpHeader>(
     packet: &Packet<H>,
     target_port: u16,
     map_slot: u16,
-) -> Result<Reflection, PassReason> {
+) -> Result<Reflection, NotReflected> {
     let key = FlowKey::new(
         packet.src_addr,
         packet.dst_addr,
@@ -64,25 +72,36 @@ fn forward<C: EbpfContext, H: IpHeader>(
         packet.protocol as u8,
     );
     if is_ipv6_to_ipv4_mapped(packet) {
-        return Err(PassReason::DestinationNotLocal);
+        return Err(PassReason::DestinationNotLocal.into());
     }
     let value = FlowValue::new(packet.dst_port, map_slot);
-    // The flow first: a known flow passed the address checks when it was recorded, so its
-    // packets skip two hash lookups. The lookup also refreshes the flow without taking a
-    // free LRU node, as an insert would on every packet.
-    // SAFETY: map values are plain integers; the reference is used at once.
-    let known = unsafe { FLOWS.get(key) }.copied() == Some(value);
-    if !known {
+    let config = admission::config();
+    // The flow first: a known flow passed the address checks and admission when it was
+    // recorded, so its packets skip them. The lookup also refreshes the flow without taking
+    // a free LRU node, as an insert would on every packet.
+    // SAFETY: map values are plain integers; the pointer is used before the program ends.
+    let known = FLOWS
+        .get_ptr_mut(key)
+        .filter(|flow| unsafe { (**flow).same_route(&value) });
+    if let Some(flow) = known {
+        check_ttl(packet)?;
+        if config.loop_guard() {
+            // SAFETY: a pointer into the flow's map value.
+            unsafe { admission::guard_loop(&raw mut (*flow).forward_ttl, packet.ttl)? };
+        }
+    } else {
         // SAFETY: map values are plain integers; the reference is used at once.
         let dst_kind = unsafe { LOCAL_ADDRS.get(packet.dst_addr) }.copied();
         if dst_kind != Some(addr_kind::LOCAL) {
-            return Err(PassReason::DestinationNotLocal);
+            return Err(PassReason::DestinationNotLocal.into());
         }
         check_source(&packet.src_addr)?;
-    }
-    check_ttl(packet)?;
-    if !known {
-        if FLOWS.insert(key, value, 0).is_ok() {
+        check_ttl(packet)?;
+        admission::admit_new_flow(packet, &config)?;
+        if FLOWS
+            .insert(key, value.with_forward_ttl(packet.ttl), 0)
+            .is_ok()
+        {
             stats::count(StatIndex::FLOWS_CREATED, 0);
             debug!(
                 ctx,
@@ -106,10 +125,10 @@ fn forward<C: EbpfContext, H: IpHeader>(
 
 /// A packet from a target port `P`: a reply of a reflected flow, if the flow table knows it.
 #[inline(always)]
-fn reverse<H: IpHeader>(packet: &Packet<H>) -> Result<Reflection, PassReason> {
+fn reverse<H: IpHeader>(packet: &Packet<H>) -> Result<Reflection, NotReflected> {
     // Never a reply: IPv6 flows are recorded only to this host's IPv6 addresses.
     if is_ipv6_to_ipv4_mapped(packet) {
-        return Err(PassReason::NoFlow);
+        return Err(PassReason::NoFlow.into());
     }
     let key = FlowKey::new(
         packet.src_addr,
@@ -118,11 +137,14 @@ fn reverse<H: IpHeader>(packet: &Packet<H>) -> Result<Reflection, PassReason> {
         packet.dst_port,
         packet.protocol as u8,
     );
-    // SAFETY: map values are plain integers; the reference is used at once.
-    let flow = unsafe { FLOWS.get(key) }
-        .copied()
-        .ok_or(PassReason::NoFlow)?;
+    let flow = FLOWS.get_ptr_mut(key).ok_or(PassReason::NoFlow)?;
     check_ttl(packet)?;
+    if admission::config().loop_guard() {
+        // SAFETY: a pointer into the flow's map value.
+        unsafe { admission::guard_loop(&raw mut (*flow).reverse_ttl, packet.ttl)? };
+    }
+    // SAFETY: map values are plain integers; read at once.
+    let flow = unsafe { *flow };
     Ok(Reflection {
         direction: Direction::Reverse,
         src_port: flow.listen_port,

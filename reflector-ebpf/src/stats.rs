@@ -1,7 +1,7 @@
 //! Counting, done once per packet at the program's entry point.
 
 use aya_ebpf::maps::PerCpuArray;
-use reflector_common::{Counter, MapStatIndex, PassReason, StatIndex};
+use reflector_common::{Counter, MapStatIndex, NotReflected, StatIndex};
 
 use crate::{
     maps::{MAP_STATS, STATS},
@@ -14,10 +14,20 @@ pub fn count(index: StatIndex, bytes: u64) {
     add(&STATS, index.get(), bytes);
 }
 
+/// What the entry point does with a packet.
+pub(crate) enum Action {
+    /// Sends it back out (`XDP_TX`, `TC_ACT_REDIRECT`).
+    Reflect,
+    /// Hands it to the stack (`XDP_PASS`, `TC_ACT_OK`).
+    Pass,
+    /// Drops it (`XDP_DROP`, `TC_ACT_SHOT`).
+    Drop,
+}
+
 /// Counts a packet's verdict, once: a reflected packet under its direction and family and
-/// under its port map, a passed one under its reason. Returns whether it was reflected.
+/// under its port map, a passed or dropped one under its reason. Returns what to do with it.
 #[inline(always)]
-pub fn count_verdict(verdict: Result<Reflected, PassReason>, bytes: u64) -> bool {
+pub fn count_verdict(verdict: Result<Reflected, NotReflected>, bytes: u64) -> Action {
     match verdict {
         Ok(reflected) => {
             count_map(&reflected, bytes);
@@ -25,11 +35,15 @@ pub fn count_verdict(verdict: Result<Reflected, PassReason>, bytes: u64) -> bool
                 StatIndex::reflected(reflected.direction, reflected.family),
                 bytes,
             );
-            true
+            Action::Reflect
         }
-        Err(reason) => {
+        Err(NotReflected::Pass(reason)) => {
             count(StatIndex::passed(reason), bytes);
-            false
+            Action::Pass
+        }
+        Err(NotReflected::Drop(reason)) => {
+            count(StatIndex::dropped(reason), bytes);
+            Action::Drop
         }
     }
 }

@@ -2,12 +2,12 @@
 //! egress, fixing checksums through the kernel's helpers.
 
 use aya_ebpf::{
-    bindings::{BPF_F_MARK_MANGLED_0, TC_ACT_OK, TC_ACT_REDIRECT},
+    bindings::{BPF_F_MARK_MANGLED_0, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT},
     helpers::bpf_redirect,
     macros::classifier,
     programs::TcContext,
 };
-use reflector_common::{PassReason, Protocol};
+use reflector_common::{DropReason, Protocol};
 
 use crate::{
     consts::TC_LINEAR_HEADROOM,
@@ -15,7 +15,7 @@ use crate::{
     parse::Packet,
     pipeline::{self, Hook},
     rewrite::ChecksumPatch,
-    stats,
+    stats::{self, Action},
 };
 
 /// Size flag of `bpf_l4_csum_replace`/`bpf_l3_csum_replace`: the bytes that changed.
@@ -40,10 +40,10 @@ pub fn reflector_tc(ctx: TcContext) -> i32 {
         // A failed pull leaves the skb as it was; the parser then says how far it got.
         let _ = ctx.pull_data(wanted);
     }
-    if stats::count_verdict(pipeline::reflect(&ctx, ctx.data(), ctx.data_end()), bytes) {
-        TC_ACT_REDIRECT
-    } else {
-        TC_ACT_OK
+    match stats::count_verdict(pipeline::reflect(&ctx, ctx.data(), ctx.data_end()), bytes) {
+        Action::Reflect => TC_ACT_REDIRECT,
+        Action::Pass => TC_ACT_OK,
+        Action::Drop => TC_ACT_SHOT,
     }
 }
 
@@ -55,7 +55,7 @@ impl Hook for TcContext {
         &self,
         packet: &Packet<H>,
         patch: &ChecksumPatch,
-    ) -> Result<(), PassReason> {
+    ) -> Result<(), DropReason> {
         // The helpers may move the skb's data, so they come after every direct write and take
         // offsets rather than pointers.
         let udp_flag = match packet.protocol {
@@ -68,7 +68,7 @@ impl Hook for TcContext {
             u64::from(u32::from_ne_bytes(patch.ports.1)),
             udp_flag | CSUM_PORTS_LEN,
         )
-        .map_err(|_| PassReason::Truncated)?;
+        .map_err(|_| DropReason::RewriteFailed)?;
         if let (Some((old_word, new_word)), Some(offset)) = (patch.ttl_word, H::CHECK_OFFSET) {
             self.l3_csum_replace(
                 packet.l3_offset + offset,
@@ -76,7 +76,7 @@ impl Hook for TcContext {
                 u64::from(u16::from_ne_bytes(new_word)),
                 CSUM_WORD_LEN,
             )
-            .map_err(|_| PassReason::Truncated)?;
+            .map_err(|_| DropReason::RewriteFailed)?;
         }
         // SAFETY: `skb` is the context the kernel handed this program.
         let ifindex = unsafe { (*self.skb.skb).ifindex };

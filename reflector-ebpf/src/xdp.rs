@@ -1,7 +1,7 @@
 //! The XDP entry point: reflects with `XDP_TX`, patching checksums in place.
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use reflector_common::{PassReason, Protocol};
+use reflector_common::{DropReason, Protocol};
 
 use crate::{
     csum,
@@ -9,7 +9,7 @@ use crate::{
     parse::Packet,
     pipeline::{self, Hook},
     rewrite::ChecksumPatch,
-    stats,
+    stats::{self, Action},
 };
 
 /// Reflects packets to mapped ports back out of the interface they came in on.
@@ -25,21 +25,22 @@ use crate::{
 pub fn reflector_xdp(ctx: XdpContext) -> u32 {
     let (data, data_end) = (ctx.data(), ctx.data_end());
     let bytes = (data_end - data) as u64;
-    if stats::count_verdict(pipeline::reflect(&ctx, data, data_end), bytes) {
-        xdp_action::XDP_TX
-    } else {
-        xdp_action::XDP_PASS
+    match stats::count_verdict(pipeline::reflect(&ctx, data, data_end), bytes) {
+        Action::Reflect => xdp_action::XDP_TX,
+        Action::Pass => xdp_action::XDP_PASS,
+        Action::Drop => xdp_action::XDP_DROP,
     }
 }
 
 impl Hook for XdpContext {
     /// Patches both checksums in place (RFC 1624); `XDP_TX` then sends the frame back.
+    /// Never fails: the parser checked every byte it writes.
     #[inline(always)]
     fn send_back<H: IpHeader>(
         &self,
         packet: &Packet<H>,
         patch: &ChecksumPatch,
-    ) -> Result<(), PassReason> {
+    ) -> Result<(), DropReason> {
         // SAFETY: the parser checked both checksum pointers against the frame's end.
         let (l4_check, l3_check) = unsafe {
             (

@@ -20,8 +20,9 @@ use std::{
 
 use aya::{programs::ProgramError, sys::SyscallError};
 use reflector_common::{
-    Counter, Direction, Family, FlowKey, FlowValue, MapStatIndex, PORT_FLAG_TARGET, PassReason,
-    PortEntry, Protocol, STATS_LEN, StatIndex, maps::MAP_STATS_LEN,
+    AdmissionConfig, Counter, Direction, DropReason, Family, FlowKey, FlowValue, MapStatIndex,
+    PORT_FLAG_TARGET, PassReason, PortEntry, Protocol, STATS_LEN, StatIndex,
+    admission::ADMISSION_ALLOW_LIST, maps::MAP_STATS_LEN,
 };
 
 use crate::hexdump::{byte_diff, hex};
@@ -61,6 +62,8 @@ pub struct Summary {
     pub reflected: HashMap<(Direction, Family), u64>,
     /// Frames the model passed, by reason.
     pub passed: HashMap<PassReason, u64>,
+    /// Frames the model dropped, by reason.
+    pub dropped: HashMap<DropReason, u64>,
     /// Frames the TC program could not be run on (the kernel refuses an IP ethertype
     /// without a full fixed IP header for skb programs).
     pub tc_refused: u64,
@@ -82,7 +85,8 @@ impl Summary {
     }
 
     /// The outcomes a run of this size must have seen, if the generator works: both
-    /// directions and families reflected, and every pass reason.
+    /// directions and families reflected, every pass reason, and the drop reasons the model
+    /// knows (rate limits depend on time and are off; a rewrite never fails in a test run).
     #[must_use]
     pub fn missing_outcomes(&self) -> Vec<String> {
         let mut missing = Vec::new();
@@ -96,6 +100,11 @@ impl Summary {
         for reason in PassReason::ALL {
             if !self.passed.contains_key(&reason) {
                 missing.push(format!("passed {}", reason.name()));
+            }
+        }
+        for reason in [DropReason::SourceNotAllowed, DropReason::LoopDetected] {
+            if !self.dropped.contains_key(&reason) {
+                missing.push(format!("dropped {}", reason.name()));
             }
         }
         missing
@@ -113,6 +122,10 @@ impl Summary {
         for reason in PassReason::ALL {
             let count = self.passed.get(&reason).copied().unwrap_or(0);
             let _ = writeln!(out, "  passed {}: {count}", reason.name());
+        }
+        for reason in DropReason::ALL {
+            let count = self.dropped.get(&reason).copied().unwrap_or(0);
+            let _ = writeln!(out, "  dropped {}: {count}", reason.name());
         }
         let _ = write!(
             out,
@@ -149,6 +162,7 @@ impl Expected {
         };
         match &handled.outcome {
             Outcome::Pass(reason) => add(&mut self.stats, StatIndex::passed(*reason).get()),
+            Outcome::Drop(reason) => add(&mut self.stats, StatIndex::dropped(*reason).get()),
             Outcome::Reflect(reflection) => {
                 add(
                     &mut self.stats,
@@ -428,6 +442,7 @@ fn run_frame(
     let (verdict, output) = match &handled.outcome {
         Outcome::Reflect(reflection) => (hook.reflect_verdict(), &reflection.output[..]),
         Outcome::Pass(_) => (hook.pass_verdict(), frame),
+        Outcome::Drop(_) => (hook.drop_verdict(), frame),
     };
     let mut problems = Vec::new();
     if run.verdict != verdict {
@@ -479,11 +494,25 @@ fn record(summary: &mut Summary, handled: &Handled) {
                 .or_default() += 1;
         }
         Outcome::Pass(reason) => *summary.passed.entry(*reason).or_default() += 1,
+        Outcome::Drop(reason) => *summary.dropped.entry(*reason).or_default() += 1,
     }
 }
 
-/// Sets `host`'s port maps, addresses and flows in `kernel`, clearing what `previous` set.
+/// Sets `host`'s port maps, addresses, flows and allow-list in `kernel`, clearing what
+/// `previous` set. The rate limits are off (see [`Host::allow`]).
 fn configure(kernel: &mut Kernel, previous: Option<&Host>, host: &Host) {
+    let enforced = host.allow.is_some();
+    kernel.set_admission(AdmissionConfig::UNLIMITED.with_flag(ADMISSION_ALLOW_LIST, enforced));
+    for &(prefix, len) in previous
+        .and_then(|previous| previous.allow.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        kernel.disallow(prefix, u32::from(len));
+    }
+    for &(prefix, len) in host.allow.iter().flatten() {
+        kernel.allow(prefix, u32::from(len));
+    }
     if let Some(previous) = previous {
         for map in &previous.maps {
             kernel.set_port_entry(map.protocol, map.listen, PortEntry::default());
@@ -653,6 +682,12 @@ pub fn stat_name(index: u32) -> String {
     {
         return format!("passed/{}", reason.name());
     }
+    if let Some(reason) = DropReason::ALL
+        .into_iter()
+        .find(|reason| StatIndex::dropped(*reason).get() == index)
+    {
+        return format!("dropped/{}", reason.name());
+    }
     for direction in [Direction::Forward, Direction::Reverse] {
         for family in [Family::V4, Family::V6] {
             if StatIndex::reflected(direction, family).get() == index {
@@ -672,6 +707,7 @@ pub fn stat_name(index: u32) -> String {
 fn describe_outcome(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Pass(reason) => format!("pass ({})", reason.name()),
+        Outcome::Drop(reason) => format!("drop ({})", reason.name()),
         Outcome::Reflect(reflection) => format!(
             "reflect {:?} {:?}, map slot {}, recording {:?}, leaving as:\n{}",
             reflection.direction,
@@ -710,8 +746,19 @@ fn describe(scenario: &Scenario) -> String {
         .iter()
         .map(|(flow, value)| format!("{flow:?} -> {value:?}"))
         .collect();
+    let allow = host.allow.as_ref().map_or_else(
+        || "every source".to_owned(),
+        |allow| {
+            let prefixes: Vec<String> = allow
+                .iter()
+                .map(|(prefix, len)| format!("{prefix}/{len}"))
+                .collect();
+            format!("only [{}]", prefixes.join(", "))
+        },
+    );
     format!(
-        "  scenario: maps {}; addresses {}; flows recorded before the first frame: [{}]",
+        "  scenario: maps {}; addresses {}; flows recorded before the first frame: [{}]; \
+         allowed sources: {allow}",
         maps.join(", "),
         addresses.join(", "),
         flows.join(", ")

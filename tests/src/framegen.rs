@@ -231,7 +231,28 @@ impl Scenario {
             } else {
                 (rng.pick(&PORTS), rng.below(1024) as u16)
             };
-            host.flows.insert(flow, FlowValue::new(listen, slot));
+            let ttl = rng.pick(&[0, 64, 255]);
+            host.flows
+                .insert(flow, FlowValue::new(listen, slot).with_forward_ttl(ttl));
+        }
+        // An enforced allow-list in a third of the scenarios: prefixes of the clients, of
+        // various lengths, sometimes none at all (nothing allowed).
+        if rng.percent(33) {
+            let mut allow = Vec::new();
+            for _ in 0..rng.below(4) {
+                if rng.percent(50) {
+                    allow.push((
+                        IpAddr::V4(rng.pick(&CLIENTS_V4)),
+                        rng.pick(&[0, 8, 24, 31, 32]),
+                    ));
+                } else {
+                    allow.push((
+                        IpAddr::V6(rng.pick(&CLIENTS_V6)),
+                        rng.pick(&[0, 16, 64, 127, 128]),
+                    ));
+                }
+            }
+            host.allow = Some(allow);
         }
         Self { host }
     }

@@ -129,7 +129,7 @@ pub fn forward_reflected(input: &Frame) -> Frame {
 }
 
 /// The flow entry a forward `input` from `S:s` to `A:L` records:
-/// `(S, A, P, s, protocol) -> (L, slot)`.
+/// `(S, A, P, s, protocol) -> (L, slot)`, with the frame's TTL as the highest seen forward.
 #[must_use]
 pub fn forward_flow(input: &Frame) -> (FlowKey, FlowValue) {
     let (client_port, listen) = input.ports();
@@ -142,7 +142,7 @@ pub fn forward_flow(input: &Frame) -> (FlowKey, FlowValue) {
             client_port,
             protocol as u8,
         ),
-        FlowValue::new(listen, map_slot(protocol)),
+        FlowValue::new(listen, map_slot(protocol)).with_forward_ttl(input.ttl()),
     )
 }
 

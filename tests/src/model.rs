@@ -17,7 +17,10 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
-use reflector_common::{Direction, Family, FlowKey, FlowValue, PassReason, Protocol};
+use reflector_common::{
+    Direction, DropReason, Family, FlowKey, FlowValue, PassReason, Protocol,
+    admission::LOOP_TTL_DROP,
+};
 
 use crate::test_run::address_key;
 
@@ -99,8 +102,13 @@ pub struct Host {
     pub maps: Vec<PortMap>,
     /// This host's addresses, and its IPv4 subnet broadcast addresses.
     pub addresses: BTreeMap<IpAddr, AddressKind>,
-    /// The flow table: where replies of each flow go back to.
+    /// The flow table: where replies of each flow go back to, and the highest TTL each
+    /// direction of it arrived with.
     pub flows: BTreeMap<Flow, FlowValue>,
+    /// The enforced allow-list (prefixes of either family); `None`: every source allowed.
+    /// (The new-flow rate limits depend on time and are off here: the kernel table tests
+    /// them.)
+    pub allow: Option<Vec<(IpAddr, u8)>>,
 }
 
 /// What must happen to a frame.
@@ -110,6 +118,8 @@ pub enum Outcome {
     Reflect(Reflection),
     /// Passed to the network stack untouched, counted under this reason.
     Pass(PassReason),
+    /// Dropped untouched, counted under this reason.
+    Drop(DropReason),
 }
 
 /// A reflected frame.
@@ -123,7 +133,8 @@ pub struct Reflection {
     pub family: Family,
     /// The port map's counter slot in `MAP_STATS`.
     pub map_slot: u16,
-    /// A forward frame's flow, recorded (or refreshed) in the flow table.
+    /// The frame's flow as it stands after the frame: recorded or refreshed by a forward
+    /// frame, its reverse TTL raised by a reply.
     pub flow: Option<(Flow, FlowValue)>,
 }
 
@@ -184,17 +195,39 @@ impl Host {
         let mut flow_created = false;
         if let Outcome::Reflect(Reflection {
             flow: Some((flow, value)),
+            direction,
             ..
         }) = &outcome
         {
             // README: recording a flow again with another listen port (another map to
             // the same target port) counts as a new flow.
-            flow_created = self.flows.insert(*flow, *value) != Some(*value);
+            let previous = self.flows.insert(*flow, *value);
+            flow_created = *direction == Direction::Forward
+                && !previous.is_some_and(|previous| previous.same_route(value));
         }
         Handled {
             outcome,
             flow_created,
         }
+    }
+
+    /// Whether the allow-list lets `source` open a flow. README: IPv4 sources are matched
+    /// against IPv4 prefixes, IPv6 sources (IPv4-mapped ones too) against IPv6 prefixes.
+    fn allowed(&self, source: IpAddr) -> bool {
+        let Some(allow) = &self.allow else {
+            return true;
+        };
+        allow.iter().any(|&(prefix, len)| match (prefix, source) {
+            (IpAddr::V4(prefix), IpAddr::V4(source)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                u32::from(prefix) & mask == u32::from(source) & mask
+            }
+            (IpAddr::V6(prefix), IpAddr::V6(source)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                u128::from(prefix) & mask == u128::from(source) & mask
+            }
+            _ => false,
+        })
     }
 
     /// What must happen to `frame` in the current state.
@@ -213,7 +246,11 @@ impl Host {
     /// (`ttl_expired`); a packet whose flow is already recorded skips the address checks
     /// (they were made when it was recorded). A packet from a target port `P` (and not to a
     /// listen port) is a reply only if its flow is recorded (`no_flow`), then its TTL is
-    /// checked. Anything else is `port_not_mapped`.
+    /// checked. Anything else is `port_not_mapped`. A forward packet that would record a
+    /// new flow is then dropped when its source is outside an enforced allow-list
+    /// (`source_not_allowed`); a packet of a known flow (either direction) is dropped when
+    /// it arrives `LOOP_TTL_DROP` or more below the highest TTL that direction of the flow
+    /// arrived with (`loop_detected`), and otherwise raises it.
     fn policy(&self, frame: &[u8], packet: &Packet) -> Outcome {
         let protocol = packet.protocol;
         if let Some(map) = self.listening(protocol, packet.destination_port).copied() {
@@ -225,18 +262,39 @@ impl Host {
                 client_port: packet.source_port,
                 protocol,
             };
-            let value = FlowValue::new(map.listen, map.slot);
-            if self.flows.get(&flow) != Some(&value) {
+            let route = FlowValue::new(map.listen, map.slot);
+            let known = self
+                .flows
+                .get(&flow)
+                .filter(|value| value.same_route(&route))
+                .copied();
+            let value = if let Some(mut value) = known {
+                // README: a known flow skips the address checks and admission; after the
+                // TTL check comes the loop guard.
+                if packet.ttl <= 1 {
+                    return Outcome::Pass(PassReason::TtlExpired);
+                }
+                if u16::from(packet.ttl) + u16::from(LOOP_TTL_DROP) <= u16::from(value.forward_ttl)
+                {
+                    return Outcome::Drop(DropReason::LoopDetected);
+                }
+                value.forward_ttl = value.forward_ttl.max(packet.ttl);
+                value
+            } else {
                 if !self.is_local(packet.destination) {
                     return Outcome::Pass(PassReason::DestinationNotLocal);
                 }
                 if let Some(reason) = self.forbidden_source(packet.source) {
                     return Outcome::Pass(reason);
                 }
-            }
-            if packet.ttl <= 1 {
-                return Outcome::Pass(PassReason::TtlExpired);
-            }
+                if packet.ttl <= 1 {
+                    return Outcome::Pass(PassReason::TtlExpired);
+                }
+                if !self.allowed(packet.source) {
+                    return Outcome::Drop(DropReason::SourceNotAllowed);
+                }
+                route.with_forward_ttl(packet.ttl)
+            };
             return Outcome::Reflect(Reflection {
                 output: reflect(frame, packet, packet.source_port, map.target),
                 direction: Direction::Forward,
@@ -256,18 +314,23 @@ impl Host {
             client_port: packet.destination_port,
             protocol,
         };
-        let Some(value) = self.flows.get(&flow) else {
+        let Some(mut value) = self.flows.get(&flow).copied() else {
             return Outcome::Pass(PassReason::NoFlow);
         };
         if packet.ttl <= 1 {
             return Outcome::Pass(PassReason::TtlExpired);
         }
+        // README: the loop guard keeps the replies' highest TTL apart from the forward one.
+        if u16::from(packet.ttl) + u16::from(LOOP_TTL_DROP) <= u16::from(value.reverse_ttl) {
+            return Outcome::Drop(DropReason::LoopDetected);
+        }
+        value.reverse_ttl = value.reverse_ttl.max(packet.ttl);
         Outcome::Reflect(Reflection {
             output: reflect(frame, packet, value.listen_port, packet.destination_port),
             direction: Direction::Reverse,
             family: packet.family,
             map_slot: value.map_slot,
-            flow: None,
+            flow: Some((flow, value)),
         })
     }
 

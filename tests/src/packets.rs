@@ -287,6 +287,15 @@ impl Frame {
         }
     }
 
+    /// The TTL / hop limit.
+    #[must_use]
+    pub fn ttl(&self) -> u8 {
+        match &self.net {
+            Net::V4(ip) => ip.time_to_live,
+            Net::V6(ip, _) => ip.hop_limit,
+        }
+    }
+
     /// The IP source.
     #[must_use]
     pub fn source(&self) -> IpAddr {

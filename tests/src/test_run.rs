@@ -10,19 +10,26 @@ use std::{collections::HashMap as StdHashMap, net::IpAddr, time::Duration};
 use crate::topology::kernel_object;
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray},
+    maps::{
+        Array, HashMap, MapData, MapError, PerCpuArray,
+        lpm_trie::{Key as LpmKey, LpmTrie},
+    },
     programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, Xdp, XdpMode},
     sys::SyscallError,
 };
 use reflector_common::{
-    Counter, FlowKey, FlowValue, PORT_FLAG_TARGET, PortEntry, Protocol, STATS_LEN, maps,
-    maps::MAP_STATS_LEN, port_index, v4_mapped,
+    AdmissionConfig, Counter, FlowKey, FlowValue, PORT_FLAG_TARGET, PortEntry, Protocol, STATS_LEN,
+    maps, maps::MAP_STATS_LEN, port_index, v4_mapped,
 };
 
 /// `XDP_PASS`.
 const XDP_PASS: u32 = 2;
 /// `XDP_TX`.
 const XDP_TX: u32 = 3;
+/// `XDP_DROP`.
+const XDP_DROP: u32 = 1;
+/// `TC_ACT_SHOT`.
+const TC_ACT_SHOT: u32 = 2;
 /// `TC_ACT_OK`.
 const TC_ACT_OK: u32 = 0;
 /// `TC_ACT_REDIRECT`.
@@ -73,17 +80,26 @@ impl Hook {
         }
     }
 
+    /// The verdict of a dropped packet: `XDP_DROP`, or `TC_ACT_SHOT`.
+    #[must_use]
+    pub const fn drop_verdict(self) -> u32 {
+        match self {
+            Self::Xdp => XDP_DROP,
+            Self::Tc => TC_ACT_SHOT,
+        }
+    }
+
     /// A readable name for a verdict number of this hook.
     #[must_use]
     pub fn verdict_name(self, verdict: u32) -> String {
         let name = match (self, verdict) {
             (Self::Xdp, 0) => "XDP_ABORTED",
-            (Self::Xdp, 1) => "XDP_DROP",
+            (Self::Xdp, XDP_DROP) => "XDP_DROP",
             (Self::Xdp, XDP_PASS) => "XDP_PASS",
             (Self::Xdp, XDP_TX) => "XDP_TX",
             (Self::Xdp, 4) => "XDP_REDIRECT",
             (Self::Tc, TC_ACT_OK) => "TC_ACT_OK",
-            (Self::Tc, 2) => "TC_ACT_SHOT",
+            (Self::Tc, TC_ACT_SHOT) => "TC_ACT_SHOT",
             (Self::Tc, TC_ACT_REDIRECT) => "TC_ACT_REDIRECT",
             (Self::Tc, u32::MAX) => "TC_ACT_UNSPEC",
             _ => "unknown",
@@ -282,6 +298,77 @@ impl Kernel {
         flows.insert(key, value, 0).expect("writing FLOWS");
     }
 
+    /// Writes the admission configuration (allow-list switch, rate limits, loop-guard
+    /// switch), as the control plane does.
+    pub fn set_admission(&mut self, config: AdmissionConfig) {
+        let mut admission: Array<&mut MapData, AdmissionConfig> = Array::try_from(
+            self.ebpf
+                .map_mut(maps::ADMISSION)
+                .unwrap_or_else(|| panic!("the kernel object has no map {}", maps::ADMISSION)),
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} is not an array of AdmissionConfig: {e:?}",
+                maps::ADMISSION
+            )
+        });
+        admission.set(0, config, 0).expect("writing ADMISSION");
+    }
+
+    /// Adds `addr/prefix_len` to the allow-list of its family (whether the list is
+    /// enforced is [`Self::set_admission`]'s).
+    pub fn allow(&mut self, addr: IpAddr, prefix_len: u32) {
+        match addr {
+            IpAddr::V4(v4) => {
+                let mut trie: LpmTrie<&mut MapData, [u8; 4], u32> =
+                    LpmTrie::try_from(self.ebpf.map_mut(maps::ALLOW_V4).unwrap_or_else(|| {
+                        panic!("the kernel object has no map {}", maps::ALLOW_V4)
+                    }))
+                    .unwrap_or_else(|e| panic!("{} is not an LPM trie: {e:?}", maps::ALLOW_V4));
+                trie.insert(&LpmKey::new(prefix_len, v4.octets()), 1, 0)
+                    .expect("writing ALLOW_V4");
+            }
+            IpAddr::V6(v6) => {
+                let mut trie: LpmTrie<&mut MapData, [u8; 16], u32> =
+                    LpmTrie::try_from(self.ebpf.map_mut(maps::ALLOW_V6).unwrap_or_else(|| {
+                        panic!("the kernel object has no map {}", maps::ALLOW_V6)
+                    }))
+                    .unwrap_or_else(|e| panic!("{} is not an LPM trie: {e:?}", maps::ALLOW_V6));
+                trie.insert(&LpmKey::new(prefix_len, v6.octets()), 1, 0)
+                    .expect("writing ALLOW_V6");
+            }
+        }
+    }
+
+    /// Removes `addr/prefix_len` from the allow-list of its family (nothing happens if it
+    /// was not there).
+    pub fn disallow(&mut self, addr: IpAddr, prefix_len: u32) {
+        let result = match addr {
+            IpAddr::V4(v4) => {
+                let mut trie: LpmTrie<&mut MapData, [u8; 4], u32> =
+                    LpmTrie::try_from(self.ebpf.map_mut(maps::ALLOW_V4).unwrap_or_else(|| {
+                        panic!("the kernel object has no map {}", maps::ALLOW_V4)
+                    }))
+                    .unwrap_or_else(|e| panic!("{} is not an LPM trie: {e:?}", maps::ALLOW_V4));
+                trie.remove(&LpmKey::new(prefix_len, v4.octets()))
+            }
+            IpAddr::V6(v6) => {
+                let mut trie: LpmTrie<&mut MapData, [u8; 16], u32> =
+                    LpmTrie::try_from(self.ebpf.map_mut(maps::ALLOW_V6).unwrap_or_else(|| {
+                        panic!("the kernel object has no map {}", maps::ALLOW_V6)
+                    }))
+                    .unwrap_or_else(|e| panic!("{} is not an LPM trie: {e:?}", maps::ALLOW_V6));
+                trie.remove(&LpmKey::new(prefix_len, v6.octets()))
+            }
+        };
+        match result {
+            Ok(()) => {}
+            Err(MapError::SyscallError(SyscallError { io_error, .. }))
+                if io_error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("removing {addr}/{prefix_len} from the allow-list: {e:?}"),
+        }
+    }
+
     /// Runs the program once on `frame`.
     #[must_use]
     pub fn run(&self, frame: &[u8]) -> Run {
@@ -394,6 +481,17 @@ impl Kernel {
                 })
             })
             .collect()
+    }
+
+    /// Source prefixes with a rate-limit bucket in `SOURCE_BUCKETS`.
+    #[must_use]
+    pub fn source_buckets(&self) -> usize {
+        let buckets: HashMap<&MapData, [u8; 16], u64> =
+            HashMap::try_from(self.ebpf.map(maps::SOURCE_BUCKETS).unwrap_or_else(|| {
+                panic!("the kernel object has no map {}", maps::SOURCE_BUCKETS)
+            }))
+            .unwrap_or_else(|e| panic!("{} is not a hash map: {e:?}", maps::SOURCE_BUCKETS));
+        buckets.keys().filter(Result::is_ok).count()
     }
 
     /// Every entry of `FLOWS`.

@@ -17,7 +17,7 @@ use std::{collections::HashMap as StdHashMap, io::ErrorKind};
 
 use aya::{programs::ProgramError, sys::SyscallError};
 use reflector_common::{
-    Counter, Direction, Family, FlowKey, FlowValue, MapStatIndex, Protocol, StatIndex,
+    Counter, Direction, Family, FlowKey, FlowValue, MapStatIndex, Protocol, STATS_LEN, StatIndex,
     stats::COUNTERS_PER_MAP,
 };
 
@@ -25,7 +25,7 @@ use reflector_tests::differential::stat_name;
 use reflector_tests::hexdump::{byte_diff, hex};
 use reflector_tests::{
     kernel_fixture as fixture,
-    packets::{Frame, Vlan, arp_request, verify_checksums},
+    packets::{ETH_LEN, Frame, Vlan, arp_request, verify_checksums},
     test_run::{Hook, Kernel},
 };
 
@@ -60,6 +60,9 @@ fn run_case(case: &Case) {
 fn run_at(hook: Hook, case: &Case) -> Vec<String> {
     let mut kernel = Kernel::reflector(hook);
     fixture::configure(&mut kernel);
+    if let Some(setup) = case.setup {
+        setup(&mut kernel);
+    }
     for (i, frame) in case.prelude.iter().enumerate() {
         let run = kernel.run(frame);
         if run.verdict != hook.reflect_verdict() {
@@ -116,6 +119,13 @@ fn run_at(hook: Hook, case: &Case) -> Vec<String> {
             None,
             None,
         ),
+        Expect::Drop(reason) => (
+            hook.drop_verdict(),
+            &case.input,
+            StatIndex::dropped(*reason),
+            None,
+            None,
+        ),
     };
     if run.verdict != verdict {
         problems.push(format!(
@@ -128,6 +138,9 @@ fn run_at(hook: Hook, case: &Case) -> Vec<String> {
         let what = match case.expect {
             Expect::Reflect { .. } => "the expected reflected frame",
             Expect::Pass(_) => "the input (a passed frame must be unchanged)",
+            Expect::Drop(_) => {
+                "the input (every drop reason but rewrite_failed comes before the rewrite)"
+            }
         };
         problems.push(format!(
             "output frame differs from {what}: {}",
@@ -154,11 +167,16 @@ fn run_at(hook: Hook, case: &Case) -> Vec<String> {
         map_counted,
         case.input.len() as u64,
     ));
-    problems.extend(check_flows(&flows_before, &flows_after, new_flow));
+    problems.extend(check_flows(
+        &flows_before,
+        &flows_after,
+        new_flow.or(case.flow_update),
+    ));
     problems
 }
 
-/// Checks that the flow table holds exactly what it held before plus `new_flow`.
+/// Checks that the flow table holds exactly what it held before plus `new_flow` (a new
+/// entry, or an entry changed in place).
 fn check_flows(
     before: &StdHashMap<FlowKey, FlowValue>,
     after: &StdHashMap<FlowKey, FlowValue>,
@@ -375,6 +393,32 @@ kernel_cases! {
     ipv4_icmp_not_tcp_udp,
     ipv6_icmp_not_tcp_udp,
     qinq_ipv6_icmp_not_tcp_udp,
+    // Dropped: the allow-list.
+    ipv4_source_not_allowed,
+    ipv6_source_not_allowed,
+    ipv4_source_allowed_forward,
+    ipv6_source_allowed_forward,
+    allow_list_not_enforced_allows_every_source,
+    known_flow_forward_skips_allow_list,
+    known_flow_reverse_skips_allow_list,
+    // Dropped: rate limits.
+    ipv4_rate_limited_per_source,
+    ipv6_rate_limited_per_64,
+    ipv4_rate_limit_other_source_own_bucket,
+    ipv4_rate_limited_per_24,
+    ipv4_rate_limit_burst,
+    global_rate_limited,
+    known_flow_not_rate_limited,
+    reply_not_rate_limited,
+    refused_flow_does_not_charge_the_global_bucket,
+    // Dropped: the loop guard.
+    ipv4_loop_detected,
+    ipv6_loop_detected,
+    ipv4_retransmission_not_a_loop,
+    ipv4_ttl_3_below_not_a_loop,
+    ipv4_higher_ttl_raises_the_flow,
+    ipv4_reverse_loop_detected,
+    loop_guard_off_reflects,
 }
 
 /// `baseline_mac_swap` swaps the Ethernet addresses of any frame, changes nothing else, and
@@ -443,4 +487,183 @@ fn checksum_verification_catches_corruption() {
     // The IPv4 header checksum of an untagged frame: bytes 24 and 25.
     header_changed[25] ^= 0x01;
     assert!(verify_checksums(&header_changed).is_err_and(|e| e.contains("IPv4 header")));
+}
+
+/// Two reflectors aimed at each other (`80:80` on both, each the other's client) and one
+/// packet spoofed from one to the other: each reflection arrives at the other as a forward
+/// packet to a listen port. Runs the packet back and forth, each program's output the
+/// other's input (`hops` routers between them, each taking one from the TTL), until one of
+/// them does not reflect it; returns the reflections and the last verdict's reason.
+fn ping_pong(hook: Hook, family: Family, ttl: u8, hops: u8, guard: bool) -> (u32, StatIndex) {
+    use reflector_common::{
+        AdmissionConfig, DropReason, PassReason, addr_kind, admission::ADMISSION_LOOP_GUARD_OFF,
+    };
+    const PORT: u16 = 80;
+    let (r1_addr, r2_addr) = (fixture::host(family), fixture::client(family));
+    let mut reflectors = [r1_addr, r2_addr].map(|local| {
+        let mut kernel = Kernel::reflector(hook);
+        kernel.add_address(local, addr_kind::LOCAL);
+        kernel.map_port(Protocol::Tcp, PORT, PORT, 1);
+        kernel.set_admission(AdmissionConfig::DEFAULT.with_flag(ADMISSION_LOOP_GUARD_OFF, !guard));
+        kernel
+    });
+    let mut frame = Frame::tcp(r2_addr, fixture::CLIENT_PORT, r1_addr, PORT)
+        .with_ttl(ttl)
+        .bytes();
+    let mut reflections = 0;
+    for turn in 0..1_000 {
+        let kernel = &mut reflectors[turn % 2];
+        let before = kernel.stats();
+        let run = kernel.run(&frame);
+        if run.verdict != hook.reflect_verdict() {
+            let after = kernel.stats();
+            let reason = (0..STATS_LEN)
+                .find(|&i| after[i as usize].packets != before[i as usize].packets)
+                .expect("the last verdict was counted");
+            let known = [
+                StatIndex::dropped(DropReason::LoopDetected),
+                StatIndex::passed(PassReason::TtlExpired),
+            ];
+            let reason = known
+                .into_iter()
+                .find(|index| index.get() == reason)
+                .unwrap_or_else(|| panic!("stopped for {}", stat_name(reason)));
+            return (reflections, reason);
+        }
+        reflections += 1;
+        frame = run.output;
+        // The routers between them: IPv6 only (no header checksum to fix).
+        if hops > 0 {
+            assert_eq!(family, Family::V6, "routers between reflectors: IPv6 only");
+            let hop_limit = ETH_LEN + 7;
+            frame[hop_limit] = frame[hop_limit].saturating_sub(hops);
+        }
+    }
+    panic!("1000 reflections and counting")
+}
+
+/// The loop guard bounds a ping-pong between two reflectors to 4 reflections (2 round
+/// trips) when they are neighbours, 2 with a router between them, whatever the spoofed
+/// packet's TTL; without it the packet bounces until its TTL runs out.
+#[test]
+fn two_reflectors_aimed_at_each_other_stop_a_spoofed_packet() {
+    use reflector_common::DropReason;
+    let loop_detected = StatIndex::dropped(DropReason::LoopDetected);
+    let mut report = Vec::new();
+    for hook in Hook::BOTH {
+        for ttl in [64, 255] {
+            for family in [Family::V4, Family::V6] {
+                let got = ping_pong(hook, family, ttl, 0, true);
+                if got != (4, loop_detected) {
+                    report.push(format!(
+                        "{hook:?} {family:?} TTL {ttl}, neighbours: {} reflections, stopped \
+                         by {}; expected 4, loop_detected",
+                        got.0,
+                        stat_name(got.1.get())
+                    ));
+                }
+            }
+            let got = ping_pong(hook, Family::V6, ttl, 1, true);
+            if got != (2, loop_detected) {
+                report.push(format!(
+                    "{hook:?} IPv6 TTL {ttl}, a router between: {} reflections, stopped by {}; \
+                     expected 2, loop_detected",
+                    got.0,
+                    stat_name(got.1.get())
+                ));
+            }
+        }
+        // The guard off: what it prevents. Each reflection takes one from the TTL, and
+        // the packet is passed at TTL 1.
+        let got = ping_pong(hook, Family::V4, 64, 0, false);
+        if got.0 != 63 {
+            report.push(format!(
+                "{hook:?} without the loop guard: {} reflections, expected 63 (TTL 64 to 1)",
+                got.0
+            ));
+        }
+    }
+    assert!(report.is_empty(), "{}", report.join("\n"));
+}
+
+/// A forward frame from `source` (port `port`) to this host's TCP listen port.
+fn from_source(source: std::net::Ipv4Addr, port: u16) -> Vec<u8> {
+    Frame::tcp(
+        source.into(),
+        port,
+        fixture::HOST_V4.into(),
+        fixture::TCP_LISTEN,
+    )
+    .bytes()
+}
+
+/// A flood of new flows from more spoofed sources than `SOURCE_BUCKETS` holds costs no more
+/// than its bound, and an allowed source within its limit is still reflected after it:
+/// outside an enforced allow-list the flood is dropped before any bucket; with every source
+/// allowed (per-source limit only), each spoofed source gets a bucket, the LRU map stays at
+/// its size, and the client's bucket (evicted or not) still admits it.
+#[test]
+fn a_flood_of_spoofed_sources_is_bounded_and_spares_an_allowed_client() {
+    use reflector_common::{
+        AdmissionConfig, DropReason, admission::ADMISSION_ALLOW_LIST, maps::SOURCE_BUCKETS_LEN,
+    };
+    let flood = SOURCE_BUCKETS_LEN + 4_096;
+    let spoofed = |i: u32| std::net::Ipv4Addr::from(0x0a00_0000 + i);
+    for (enforced, expected) in [
+        (true, Hook::Xdp.drop_verdict()),
+        (false, Hook::Xdp.reflect_verdict()),
+    ] {
+        let mut kernel = Kernel::reflector(Hook::Xdp);
+        fixture::configure(&mut kernel);
+        kernel.set_admission(
+            AdmissionConfig::DEFAULT
+                .with_global_limit(0, 0)
+                .with_source_limit(1, 1)
+                .with_flag(ADMISSION_ALLOW_LIST, enforced),
+        );
+        kernel.allow(fixture::CLIENT_V4.into(), 24);
+        let first = kernel.run(&from_source(fixture::CLIENT_V4, fixture::CLIENT_PORT));
+        assert_eq!(
+            first.verdict,
+            Hook::Xdp.reflect_verdict(),
+            "the client's first flow"
+        );
+        for i in 0..flood {
+            let run = kernel.run(&from_source(spoofed(i), 1_024));
+            assert_eq!(
+                run.verdict,
+                expected,
+                "spoofed source {} (allow-list enforced: {enforced}): {}",
+                spoofed(i),
+                Hook::Xdp.verdict_name(run.verdict)
+            );
+        }
+        let buckets = kernel.source_buckets();
+        let stats = kernel.stats();
+        if enforced {
+            assert_eq!(buckets, 1, "only the client's bucket: the flood got none");
+            assert_eq!(
+                stats[StatIndex::dropped(DropReason::SourceNotAllowed).get() as usize].packets,
+                u64::from(flood)
+            );
+        } else {
+            assert!(
+                buckets <= SOURCE_BUCKETS_LEN as usize,
+                "{buckets} buckets, more than the map's {SOURCE_BUCKETS_LEN}"
+            );
+            // Full, so the last of the flood got in by evicting: the map is at its bound.
+            assert!(
+                buckets > SOURCE_BUCKETS_LEN as usize / 2,
+                "the flood filled the map: {buckets} buckets of {SOURCE_BUCKETS_LEN}"
+            );
+        }
+        // A second later the client's bucket holds a flow again, evicted or not.
+        std::thread::sleep(std::time::Duration::from_millis(1_050));
+        let again = kernel.run(&from_source(fixture::CLIENT_V4, fixture::CLIENT_PORT + 1));
+        assert_eq!(
+            again.verdict,
+            Hook::Xdp.reflect_verdict(),
+            "the client's next flow after the flood (allow-list enforced: {enforced})"
+        );
+    }
 }

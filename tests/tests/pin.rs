@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use reflector_common::{STATS_LEN, maps::PIN_LAYOUT_VERSION};
 use reflector_tests::attach::{has_clsact, kernel_has_tcx};
 use reflector_tests::client::{tcp_line, under_check_load};
 use reflector_tests::command::run;
@@ -269,7 +270,7 @@ fn refuses_other_layout(other: OtherLayout, mode: Mode) {
     let _service = session_service(topology.x(), Session::Lines, Family::V4, SERVICE);
     let first = Reflector::start_with_args(r, &pinned_args(&topology, first_mode, &pin));
     first.stop_cleanly();
-    let stamp = pin.dir().join("layout-v1");
+    let stamp = pin.dir().join(format!("layout-v{PIN_LAYOUT_VERSION}"));
     assert!(
         stamp.is_dir(),
         "a pin directory carries its layout stamp {}",
@@ -282,7 +283,7 @@ fn refuses_other_layout(other: OtherLayout, mode: Mode) {
         }
         OtherLayout::OtherVersion => {
             std::fs::rename(&stamp, pin.dir().join("layout-v999")).expect("restamp");
-            "it is stamped layout-v999, this reflector uses layout 1".to_owned()
+            format!("it is stamped layout-v999, this reflector uses layout {PIN_LAYOUT_VERSION}")
         }
         OtherLayout::OtherStatsSize => {
             let stats = pin.dir().join("STATS");
@@ -302,9 +303,11 @@ fn refuses_other_layout(other: OtherLayout, mode: Mode) {
                     "name",
                     "STATS",
                 ]));
-            "map STATS: PerCpuArray with key size 4, value size 16, max entries 7; this \
-             reflector needs PerCpuArray with key size 4, value size 16, max entries 21"
-                .to_owned()
+            format!(
+                "map STATS: PerCpuArray with key size 4, value size 16, max entries 7; this \
+                 reflector needs PerCpuArray with key size 4, value size 16, max entries \
+                 {STATS_LEN}"
+            )
         }
     };
     let mut args = pinned_args(&topology, first_mode, &pin);

@@ -7,7 +7,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use etherparse::{Ipv4Header, Ipv6Extensions};
-use reflector_common::{Direction, Family, FlowKey, FlowValue, PassReason, Protocol};
+use reflector_common::{
+    AdmissionConfig, Direction, DropReason, Family, FlowKey, FlowValue, PassReason, Protocol,
+    admission::{ADMISSION_ALLOW_LIST, ADMISSION_LOOP_GUARD_OFF},
+};
 
 use reflector_tests::{
     kernel_fixture::{
@@ -18,6 +21,7 @@ use reflector_tests::{
         ETH_LEN, Frame, IPV4_LEN, IPV6_LEN, TCP_LEN, UDP_LEN, VLAN_TAG_LEN, Vlan, arp_request,
         ipv6_fragment_extension, ipv6_padding_options, transport_checksum, verify_checksums,
     },
+    test_run::Kernel,
 };
 
 /// One row of the table.
@@ -31,6 +35,12 @@ pub struct Case {
     pub input: Vec<u8>,
     /// What must happen to it.
     pub expect: Expect,
+    /// Run on the freshly configured program before the prelude: admission settings,
+    /// allow-lists, flows recorded by the control plane.
+    pub setup: Option<fn(&mut Kernel)>,
+    /// A flow entry the frame changes in place without creating it (the loop guard's
+    /// highest TTLs).
+    pub flow_update: Option<(FlowKey, FlowValue)>,
     /// The kernel may refuse `input` for skb programs (see
     /// [`Case::refused_by_skb_test_run`]): at TC an `EINVAL` from `BPF_PROG_TEST_RUN` is
     /// then reported as a note instead of a failure.
@@ -54,6 +64,8 @@ pub enum Expect {
     },
     /// Passed to the stack unchanged (`XDP_PASS` / `TC_ACT_OK`) and counted under `reason`.
     Pass(PassReason),
+    /// Dropped (`XDP_DROP` / `TC_ACT_SHOT`) unchanged and counted under `reason`.
+    Drop(DropReason),
 }
 
 impl Case {
@@ -73,6 +85,8 @@ impl Case {
                 new_flow: Some(fixture::forward_flow(input)),
             },
             skb_test_run_may_refuse: false,
+            setup: None,
+            flow_update: None,
         }
     }
 
@@ -80,6 +94,8 @@ impl Case {
     fn reverse(description: &str, forward: &Frame, reply: &Frame) -> Self {
         let output = fixture::reverse_reflected(reply).bytes();
         checked_expectation(description, &output);
+        let (key, mut value) = fixture::forward_flow(forward);
+        value.reverse_ttl = reply.ttl();
         Self {
             description: description.to_owned(),
             prelude: vec![forward.bytes()],
@@ -92,6 +108,8 @@ impl Case {
                 new_flow: None,
             },
             skb_test_run_may_refuse: false,
+            setup: None,
+            flow_update: Some((key, value)),
         }
     }
 
@@ -103,6 +121,8 @@ impl Case {
             input,
             expect: Expect::Pass(reason),
             skb_test_run_may_refuse: false,
+            setup: None,
+            flow_update: None,
         }
     }
 
@@ -113,6 +133,20 @@ impl Case {
     /// case can only run on older kernels; at XDP it always runs.
     fn refused_by_skb_test_run(mut self) -> Self {
         self.skb_test_run_may_refuse = true;
+        self
+    }
+
+    /// A frame dropped unchanged for `reason`.
+    fn drop(description: &str, input: Vec<u8>, reason: DropReason) -> Self {
+        Self {
+            expect: Expect::Drop(reason),
+            ..Self::pass(description, input, PassReason::NotIp)
+        }
+    }
+
+    /// This case, with `setup` run on the program first.
+    fn with_setup(mut self, setup: fn(&mut Kernel)) -> Self {
+        self.setup = Some(setup);
         self
     }
 
@@ -403,6 +437,8 @@ pub fn ipv4_total_length_beyond_frame_forward() -> Case {
             new_flow: Some(fixture::forward_flow(&input)),
         },
         skb_test_run_may_refuse: false,
+        setup: None,
+        flow_update: None,
     }
 }
 
@@ -1115,4 +1151,381 @@ pub fn qinq_ipv6_icmp_not_tcp_udp() -> Case {
             .bytes(),
         PassReason::NotTcpUdp,
     )
+}
+
+// ---------------------------------------------------------------------------------------
+// Dropped: the allow-list.
+
+/// The allow-list enforced, holding `203.0.113.0/24` and the client's IPv6 `/64`, and not
+/// the client's IPv4 address.
+fn allow_others_and_client_v6(kernel: &mut Kernel) {
+    kernel.set_admission(AdmissionConfig::DEFAULT.with_flag(ADMISSION_ALLOW_LIST, true));
+    kernel.allow(v4(Ipv4Addr::new(203, 0, 113, 0)), 24);
+    kernel.allow(v6(CLIENT_V6), 64);
+}
+
+/// The allow-list enforced, holding `2001:db8:ffff::/48` and the client's IPv4 `/24`.
+fn allow_client_v4_only(kernel: &mut Kernel) {
+    kernel.set_admission(AdmissionConfig::DEFAULT.with_flag(ADMISSION_ALLOW_LIST, true));
+    kernel.allow(v6(Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0)), 48);
+    kernel.allow(v4(CLIENT_V4), 24);
+}
+
+pub fn ipv4_source_not_allowed() -> Case {
+    Case::drop(
+        "IPv4 TCP from a source outside an enforced allow-list is dropped",
+        fixture::forward(Protocol::Tcp, Family::V4).bytes(),
+        DropReason::SourceNotAllowed,
+    )
+    .with_setup(allow_others_and_client_v6)
+}
+
+pub fn ipv6_source_not_allowed() -> Case {
+    Case::drop(
+        "IPv6 UDP from a source outside an enforced allow-list is dropped",
+        fixture::forward(Protocol::Udp, Family::V6).bytes(),
+        DropReason::SourceNotAllowed,
+    )
+    .with_setup(allow_client_v4_only)
+}
+
+pub fn ipv4_source_allowed_forward() -> Case {
+    Case::forward(
+        "IPv4 UDP from a source inside an enforced allow-list (its /24) is reflected",
+        &fixture::forward(Protocol::Udp, Family::V4),
+    )
+    .with_setup(allow_client_v4_only)
+}
+
+pub fn ipv6_source_allowed_forward() -> Case {
+    Case::forward(
+        "IPv6 TCP from a source inside an enforced allow-list (its /64) is reflected",
+        &fixture::forward(Protocol::Tcp, Family::V6),
+    )
+    .with_setup(allow_others_and_client_v6)
+}
+
+pub fn allow_list_not_enforced_allows_every_source() -> Case {
+    Case::forward(
+        "prefixes in the allow-list but the list not enforced (the default): every source",
+        &fixture::forward(Protocol::Tcp, Family::V4),
+    )
+    .with_setup(|kernel| kernel.allow(v4(Ipv4Addr::new(203, 0, 113, 0)), 24))
+}
+
+/// The client's TCP flow recorded (as before an allow-list change), highest forward TTL
+/// that of the fixture's frames, then the allow-list enforced without the client.
+fn known_flow_then_client_not_allowed(kernel: &mut Kernel) {
+    let (key, value) = fixture::forward_flow(&fixture::forward(Protocol::Tcp, Family::V4));
+    kernel.insert_flow(key, value);
+    kernel.set_admission(AdmissionConfig::DEFAULT.with_flag(ADMISSION_ALLOW_LIST, true));
+    kernel.allow(v4(Ipv4Addr::new(203, 0, 113, 0)), 24);
+}
+
+pub fn known_flow_forward_skips_allow_list() -> Case {
+    let input = fixture::forward(Protocol::Tcp, Family::V4);
+    let mut case = Case::forward(
+        "a forward packet of a known flow is not checked against the allow-list",
+        &input,
+    )
+    .with_setup(known_flow_then_client_not_allowed);
+    if let Expect::Reflect { new_flow, .. } = &mut case.expect {
+        *new_flow = None;
+    }
+    case
+}
+
+pub fn known_flow_reverse_skips_allow_list() -> Case {
+    let forward = fixture::forward(Protocol::Tcp, Family::V4);
+    let mut case = Case::reverse(
+        "a reply of a known flow is not checked against the allow-list",
+        &forward,
+        &fixture::reverse(Protocol::Tcp, Family::V4),
+    )
+    .with_setup(known_flow_then_client_not_allowed);
+    case.prelude.clear();
+    case
+}
+
+// ---------------------------------------------------------------------------------------
+// Dropped: rate limits. A rate of 1 flow/s: the second flow within the same second finds
+// the bucket empty (the cases run in milliseconds).
+
+/// One new flow per second and source prefix (`/32`, `/64`), no global limit.
+fn one_flow_per_source(kernel: &mut Kernel) {
+    kernel.set_admission(
+        AdmissionConfig::DEFAULT
+            .with_source_limit(1, 1)
+            .with_global_limit(0, 1),
+    );
+}
+
+/// The client's forward frame from port `port`.
+fn forward_from_port(protocol: Protocol, family: Family, port: u16) -> Frame {
+    let (_, listen) = fixture::forward(protocol, family).ports();
+    Frame::transport(
+        protocol,
+        fixture::client(family),
+        port,
+        fixture::host(family),
+        listen,
+    )
+}
+
+pub fn ipv4_rate_limited_per_source() -> Case {
+    Case::drop(
+        "IPv4: a second new flow from one source within its bucket's interval is dropped",
+        forward_from_port(Protocol::Tcp, Family::V4, CLIENT_PORT + 1).bytes(),
+        DropReason::RateLimited,
+    )
+    .with_setup(one_flow_per_source)
+    .after(&fixture::forward(Protocol::Tcp, Family::V4))
+}
+
+pub fn ipv6_rate_limited_per_64() -> Case {
+    let neighbour = Frame::udp(
+        v6(Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0xa, 0xb, 0xc, 0xd)),
+        CLIENT_PORT,
+        v6(HOST_V6),
+        fixture::listen_port(Protocol::Udp),
+    );
+    Case::drop(
+        "IPv6: another address of the same /64 shares the source's bucket",
+        neighbour.bytes(),
+        DropReason::RateLimited,
+    )
+    .with_setup(one_flow_per_source)
+    .after(&fixture::forward(Protocol::Udp, Family::V6))
+}
+
+pub fn ipv4_rate_limit_other_source_own_bucket() -> Case {
+    Case::forward(
+        "IPv4: another /32 has a bucket of its own",
+        &Frame::tcp(
+            v4(Ipv4Addr::new(198, 51, 100, 8)),
+            CLIENT_PORT,
+            v4(HOST_V4),
+            TCP_LISTEN,
+        ),
+    )
+    .with_setup(one_flow_per_source)
+    .after(&fixture::forward(Protocol::Tcp, Family::V4))
+}
+
+pub fn ipv4_rate_limited_per_24() -> Case {
+    Case::drop(
+        "IPv4 aggregated per /24: a neighbour shares the source's bucket",
+        Frame::tcp(
+            v4(Ipv4Addr::new(198, 51, 100, 8)),
+            CLIENT_PORT,
+            v4(HOST_V4),
+            TCP_LISTEN,
+        )
+        .bytes(),
+        DropReason::RateLimited,
+    )
+    .with_setup(|kernel| {
+        kernel.set_admission(
+            AdmissionConfig::DEFAULT
+                .with_source_prefixes(24, 64)
+                .with_source_limit(1, 1)
+                .with_global_limit(0, 1),
+        );
+    })
+    .after(&fixture::forward(Protocol::Tcp, Family::V4))
+}
+
+pub fn ipv4_rate_limit_burst() -> Case {
+    Case::drop(
+        "IPv4: a burst of 3 admits three new flows at once, and not a fourth",
+        forward_from_port(Protocol::Udp, Family::V4, CLIENT_PORT + 3).bytes(),
+        DropReason::RateLimited,
+    )
+    .with_setup(|kernel| {
+        kernel.set_admission(
+            AdmissionConfig::DEFAULT
+                .with_source_limit(1, 3)
+                .with_global_limit(0, 1),
+        );
+    })
+    .after(&forward_from_port(Protocol::Udp, Family::V4, CLIENT_PORT))
+    .after(&forward_from_port(
+        Protocol::Udp,
+        Family::V4,
+        CLIENT_PORT + 1,
+    ))
+    .after(&forward_from_port(
+        Protocol::Udp,
+        Family::V4,
+        CLIENT_PORT + 2,
+    ))
+}
+
+pub fn global_rate_limited() -> Case {
+    Case::drop(
+        "the global bucket: a new flow from another source over the global limit is dropped",
+        fixture::forward(Protocol::Tcp, Family::V6).bytes(),
+        DropReason::RateLimited,
+    )
+    .with_setup(|kernel| {
+        kernel.set_admission(
+            AdmissionConfig::DEFAULT
+                .with_source_limit(0, 1)
+                .with_global_limit(1, 1),
+        );
+    })
+    .after(&fixture::forward(Protocol::Tcp, Family::V4))
+}
+
+pub fn known_flow_not_rate_limited() -> Case {
+    let input = fixture::forward(Protocol::Tcp, Family::V4);
+    let mut case = Case::forward(
+        "a forward packet of a known flow passes an empty bucket",
+        &input,
+    )
+    .with_setup(one_flow_per_source)
+    .after(&input);
+    if let Expect::Reflect { new_flow, .. } = &mut case.expect {
+        *new_flow = None;
+    }
+    case
+}
+
+pub fn reply_not_rate_limited() -> Case {
+    reverse_case(
+        "a reply of a known flow passes an empty bucket",
+        Protocol::Udp,
+        Family::V6,
+    )
+    .with_setup(one_flow_per_source)
+}
+
+pub fn refused_flow_does_not_charge_the_global_bucket() -> Case {
+    Case::forward(
+        "a flow refused by its source's bucket leaves the global bucket as it was",
+        &Frame::tcp(
+            v4(Ipv4Addr::new(203, 0, 113, 9)),
+            CLIENT_PORT,
+            v4(HOST_V4),
+            TCP_LISTEN,
+        ),
+    )
+    .with_setup(|kernel| {
+        // Room for two flows in all: the client's first takes one, its second is refused
+        // by its own bucket and must not take the other.
+        kernel.set_admission(
+            AdmissionConfig::DEFAULT
+                .with_source_limit(1, 1)
+                .with_global_limit(1, 2),
+        );
+        let hook = kernel.hook();
+        for (port, verdict) in [
+            (CLIENT_PORT, hook.reflect_verdict()),
+            (CLIENT_PORT + 1, hook.drop_verdict()),
+        ] {
+            let frame = forward_from_port(Protocol::Tcp, Family::V4, port).bytes();
+            let run = kernel.run(&frame);
+            assert_eq!(
+                run.verdict,
+                verdict,
+                "setting up: the client's flow from port {port}: {}",
+                hook.verdict_name(run.verdict)
+            );
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Dropped: the loop guard.
+
+/// The fixture's forward frame with TTL `ttl`.
+fn forward_with_ttl(protocol: Protocol, family: Family, ttl: u8) -> Frame {
+    fixture::forward(protocol, family).with_ttl(ttl)
+}
+
+pub fn ipv4_loop_detected() -> Case {
+    Case::drop(
+        "IPv4: a known flow's forward packet 4 below its highest TTL went round a loop",
+        forward_with_ttl(Protocol::Tcp, Family::V4, 60).bytes(),
+        DropReason::LoopDetected,
+    )
+    .after(&forward_with_ttl(Protocol::Tcp, Family::V4, 64))
+}
+
+pub fn ipv6_loop_detected() -> Case {
+    Case::drop(
+        "IPv6: a known flow's forward packet far below its highest hop limit is dropped",
+        forward_with_ttl(Protocol::Udp, Family::V6, 2).bytes(),
+        DropReason::LoopDetected,
+    )
+    .after(&forward_with_ttl(Protocol::Udp, Family::V6, 255))
+}
+
+pub fn ipv4_retransmission_not_a_loop() -> Case {
+    let input = fixture::forward(Protocol::Tcp, Family::V4);
+    let mut case = Case::forward(
+        "a retransmission (the same segment, the same TTL) is reflected again",
+        &input,
+    )
+    .after(&input)
+    .after(&input);
+    if let Expect::Reflect { new_flow, .. } = &mut case.expect {
+        *new_flow = None;
+    }
+    case
+}
+
+pub fn ipv4_ttl_3_below_not_a_loop() -> Case {
+    let input = forward_with_ttl(Protocol::Tcp, Family::V4, 61);
+    let mut case = Case::forward(
+        "a packet 3 below the flow's highest TTL (a longer route) is reflected",
+        &input,
+    )
+    .after(&forward_with_ttl(Protocol::Tcp, Family::V4, 64));
+    if let Expect::Reflect { new_flow, .. } = &mut case.expect {
+        // The flow keeps its highest TTL, 64.
+        *new_flow = None;
+    }
+    case
+}
+
+pub fn ipv4_higher_ttl_raises_the_flow() -> Case {
+    let input = forward_with_ttl(Protocol::Udp, Family::V4, 128);
+    let mut case = Case::forward(
+        "a higher TTL is reflected and becomes the flow's highest",
+        &input,
+    )
+    .after(&forward_with_ttl(Protocol::Udp, Family::V4, 64));
+    if let Expect::Reflect { new_flow, .. } = &mut case.expect {
+        case.flow_update = new_flow.take();
+    }
+    case
+}
+
+pub fn ipv4_reverse_loop_detected() -> Case {
+    let forward = fixture::forward(Protocol::Udp, Family::V4);
+    let reply = fixture::reverse(Protocol::Udp, Family::V4);
+    Case::drop(
+        "a reply 4 below the highest TTL of the flow's replies went round a loop",
+        reply.clone().with_ttl(60).bytes(),
+        DropReason::LoopDetected,
+    )
+    .after(&forward)
+    .after(&reply)
+}
+
+pub fn loop_guard_off_reflects() -> Case {
+    let input = forward_with_ttl(Protocol::Tcp, Family::V4, 60);
+    let mut case = Case::forward(
+        "with the loop guard off, a packet far below the flow's highest TTL is reflected",
+        &input,
+    )
+    .with_setup(|kernel| {
+        kernel.set_admission(AdmissionConfig::DEFAULT.with_flag(ADMISSION_LOOP_GUARD_OFF, true));
+    })
+    .after(&forward_with_ttl(Protocol::Tcp, Family::V4, 64));
+    if let Expect::Reflect { new_flow, .. } = &mut case.expect {
+        *new_flow = None;
+    }
+    case
 }

@@ -1,0 +1,381 @@
+//! Who may open a new flow, and how often: the source allow-list, the new-flow rate limits
+//! and the loop guard, as the kernel program and the userspace path both apply them. The
+//! arithmetic lives here, once, so both paths admit exactly the same packets.
+//!
+//! - **Allow-list**: two LPM tries of allowed source prefixes (IPv4, IPv6). Enforced only
+//!   when [`ADMISSION_ALLOW_LIST`] is set; by default every source is allowed.
+//! - **Rate limits**: a token bucket per source prefix ([`source_bucket_key`]) and one
+//!   global bucket, both kept as a GCRA "theoretical arrival time" ([`admit`]): one `u64`
+//!   per bucket, read and written once per new flow.
+//! - **Loop guard** ([`loop_detected`]): a flow remembers the highest TTL each direction
+//!   arrived with; a packet of it arriving [`LOOP_TTL_DROP`] or more below went round a
+//!   loop of reflectors.
+//!
+//! Only new flows are admitted: packets of a known flow were vouched for when it was
+//! recorded, and are never limited.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::DropReason;
+
+/// Set in [`AdmissionConfig::flags`] by the control plane when it wrote the entry. A
+/// zeroed entry (no control plane has written one yet) means [`AdmissionConfig::DEFAULT`].
+pub const ADMISSION_CONFIGURED: u32 = 1;
+/// Set in [`AdmissionConfig::flags`] when the allow-list is enforced: a source in neither
+/// trie is refused. Clear: every source is allowed (the tries are not even looked up).
+pub const ADMISSION_ALLOW_LIST: u32 = 1 << 1;
+/// Set in [`AdmissionConfig::flags`] to turn the loop guard off (paths whose hop count
+/// swings by [`LOOP_TTL_DROP`] or more within a flow; the kernel benchmark, which feeds a
+/// reflected frame back to the program on purpose).
+pub const ADMISSION_LOOP_GUARD_OFF: u32 = 1 << 2;
+
+/// How far below the highest TTL seen on a flow (per direction) a packet of that flow must
+/// arrive to be taken for one that went round a loop. Each reflection takes one from the
+/// TTL, so a packet bouncing between two reflectors arrives 2 lower each round trip (more
+/// with routers between them): 4 lets two round trips through (4 reflections in all) and
+/// drops the next, while a legitimate client's packets (retransmissions included) arrive
+/// with the TTL they always had. A route that grows by 4 hops within a flow is taken for a
+/// loop: the residual cost.
+pub const LOOP_TTL_DROP: u8 = 4;
+
+/// Nanoseconds per second.
+const NANOS_PER_SECOND: u64 = 1_000_000_000;
+
+/// What the kernel program admits as new flows. One entry, in the
+/// [`crate::maps::ADMISSION`] array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct AdmissionConfig {
+    /// [`ADMISSION_CONFIGURED`], [`ADMISSION_ALLOW_LIST`], [`ADMISSION_LOOP_GUARD_OFF`].
+    pub flags: u32,
+    /// The prefix length IPv4 sources are aggregated to for their rate limit (0..=32).
+    pub source_prefix_v4: u32,
+    /// The prefix length IPv6 sources are aggregated to for their rate limit (0..=128).
+    pub source_prefix_v6: u32,
+    /// New flows per second per source prefix; 0 disables the per-source limit.
+    pub source_rate: u32,
+    /// New flows a source prefix may open at once (the bucket's depth; 0 counts as 1).
+    pub source_burst: u32,
+    /// New flows per second from all sources together; 0 disables the global limit.
+    pub global_rate: u32,
+    /// New flows all sources may open at once (0 counts as 1).
+    pub global_burst: u32,
+    /// Always zero: keeps the entry free of padding.
+    pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<AdmissionConfig>() == 32);
+
+impl AdmissionConfig {
+    /// Every source allowed; the default limits; the loop guard on. The rates are generous
+    /// on purpose, sized for the users reflector has, so that no legitimate pattern meets
+    /// them while a reflector left open cannot be used as a bouncer at packet rate:
+    ///
+    /// - **10,000 new flows/s per source prefix, bursts of 20,000**: a node health-checking
+    ///   a handful of ports every second opens ~10 flows/s, 0.1% of it; a NAT gateway or a
+    ///   Kubernetes node that SNATs a thousand such pods still fits, and a `/64` of IPv6
+    ///   containers shares one bucket the same way. It bounds what a forged source aimed at
+    ///   one victim gets reflected to it: 10,000 packets/s, ~5 Mbit/s of 64-byte SYNs.
+    /// - **100,000 new flows/s in all, bursts of 100,000**: tens of thousands of nodes each
+    ///   checking a few ports every second fit; a spoofed flood, where every packet is a new
+    ///   flow from a fresh source (which per-source buckets cannot see), is held to 100,000
+    ///   reflections/s (~51 Mbit/s of 64-byte SYNs), whatever it is sent at. The kernel's
+    ///   ICMP limiter needed such a global bucket once spoofed sources multiplied.
+    pub const DEFAULT: Self = Self {
+        flags: ADMISSION_CONFIGURED,
+        source_prefix_v4: 32,
+        source_prefix_v6: 64,
+        source_rate: 10_000,
+        source_burst: 20_000,
+        global_rate: 100_000,
+        global_burst: 100_000,
+        pad: 0,
+    };
+
+    /// Every source allowed, no limits, the loop guard on.
+    pub const UNLIMITED: Self = Self::DEFAULT
+        .with_source_limit(0, Self::DEFAULT.source_burst)
+        .with_global_limit(0, Self::DEFAULT.global_burst);
+
+    /// The configuration in force for an entry as read from the map: the entry itself once
+    /// the control plane wrote it, [`Self::DEFAULT`] while it is still zeroed.
+    #[inline]
+    #[must_use]
+    pub const fn in_force(entry: Option<&Self>) -> Self {
+        match entry {
+            Some(config) if config.flags & ADMISSION_CONFIGURED != 0 => *config,
+            _ => Self::DEFAULT,
+        }
+    }
+
+    /// Whether the allow-list is enforced.
+    #[inline]
+    #[must_use]
+    pub const fn allow_list_enforced(&self) -> bool {
+        self.flags & ADMISSION_ALLOW_LIST != 0
+    }
+
+    /// Whether the loop guard is on.
+    #[inline]
+    #[must_use]
+    pub const fn loop_guard(&self) -> bool {
+        self.flags & ADMISSION_LOOP_GUARD_OFF == 0
+    }
+
+    /// This configuration with the per-source limit at `rate` new flows/s, bursts of `burst`
+    /// (rate 0: no per-source limit).
+    #[must_use]
+    pub const fn with_source_limit(mut self, rate: u32, burst: u32) -> Self {
+        self.source_rate = rate;
+        self.source_burst = burst;
+        self
+    }
+
+    /// This configuration with the global limit at `rate` new flows/s, bursts of `burst`
+    /// (rate 0: no global limit).
+    #[must_use]
+    pub const fn with_global_limit(mut self, rate: u32, burst: u32) -> Self {
+        self.global_rate = rate;
+        self.global_burst = burst;
+        self
+    }
+
+    /// This configuration with sources aggregated to `v4` (IPv4) and `v6` (IPv6) bit
+    /// prefixes for their rate limit.
+    #[must_use]
+    pub const fn with_source_prefixes(mut self, v4: u32, v6: u32) -> Self {
+        self.source_prefix_v4 = v4;
+        self.source_prefix_v6 = v6;
+        self
+    }
+
+    /// This configuration with `flag` set (`on`) or cleared.
+    #[must_use]
+    pub const fn with_flag(mut self, flag: u32, on: bool) -> Self {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+        self
+    }
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The key of a source's rate-limit bucket in [`crate::maps::SOURCE_BUCKETS`]: its
+/// address (IPv4-mapped for IPv4, as `v4` says) with the bits past the configured prefix
+/// cleared, so every address of the prefix shares one bucket.
+#[inline]
+#[must_use]
+pub const fn source_bucket_key(addr: [u8; 16], v4: bool, config: &AdmissionConfig) -> [u8; 16] {
+    let bits = if v4 {
+        96 + min(config.source_prefix_v4, 32)
+    } else {
+        min(config.source_prefix_v6, 128)
+    };
+    mask(addr, bits)
+}
+
+const fn min(a: u32, b: u32) -> u32 {
+    if a < b { a } else { b }
+}
+
+/// `addr` with every bit past the first `bits` (at most 128) cleared. In two 64-bit halves:
+/// a variable 128-bit shift has no BPF instruction.
+#[inline]
+#[must_use]
+pub const fn mask(addr: [u8; 16], bits: u32) -> [u8; 16] {
+    let [
+        a0,
+        a1,
+        a2,
+        a3,
+        a4,
+        a5,
+        a6,
+        a7,
+        b0,
+        b1,
+        b2,
+        b3,
+        b4,
+        b5,
+        b6,
+        b7,
+    ] = addr;
+    let high = u64::from_be_bytes([a0, a1, a2, a3, a4, a5, a6, a7]);
+    let low = u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]);
+    let high_mask = if bits >= 64 {
+        u64::MAX
+    } else if bits == 0 {
+        0
+    } else {
+        u64::MAX << (64 - bits)
+    };
+    let low_mask = if bits >= 128 {
+        u64::MAX
+    } else if bits <= 64 {
+        0
+    } else {
+        u64::MAX << (128 - bits)
+    };
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = (high & high_mask).to_be_bytes();
+    let [b0, b1, b2, b3, b4, b5, b6, b7] = (low & low_mask).to_be_bytes();
+    [
+        a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7,
+    ]
+}
+
+/// One token bucket's decision, as GCRA (the generic cell rate algorithm, a token bucket
+/// kept as one timestamp): a bucket whose theoretical arrival time is `tat` admits a new
+/// flow at `now` (nanoseconds) when at most `burst - 1` flows' worth of time is booked
+/// ahead of `now`. Returns the bucket's new `tat` when the flow is admitted, `None` when it
+/// is over the limit (the bucket then stays as it was). A bucket never seen is `tat = 0`:
+/// full. `rate` must not be 0 (0 means no limit; the caller skips the bucket).
+#[inline]
+#[must_use]
+pub const fn admit(tat: u64, now: u64, rate: u32, burst: u32) -> Option<u64> {
+    // A rate above 10^9/s books less than a nanosecond per flow: 1 ns, the finest there is.
+    let interval = if rate as u64 >= NANOS_PER_SECOND {
+        1
+    } else {
+        NANOS_PER_SECOND / rate as u64
+    };
+    let depth = if burst == 0 { 1 } else { burst as u64 };
+    // At most 10^9 * 2^32 < 2^63: no overflow.
+    let tolerance = interval * (depth - 1);
+    let start = if tat > now { tat } else { now };
+    if start - now > tolerance {
+        None
+    } else {
+        Some(start + interval)
+    }
+}
+
+/// The loop guard's decision for a packet of a known flow arriving with `ttl`, when the
+/// highest TTL seen so far in its direction is `highest` (0: none yet). `Err` when the
+/// packet went round a loop; `Ok` with the highest TTL to remember otherwise.
+///
+/// # Errors
+/// [`DropReason::LoopDetected`] when `ttl` is [`LOOP_TTL_DROP`] or more below `highest`.
+#[inline]
+pub const fn loop_detected(highest: u8, ttl: u8) -> Result<u8, DropReason> {
+    if (ttl as u16) + (LOOP_TTL_DROP as u16) <= highest as u16 {
+        Err(DropReason::LoopDetected)
+    } else if ttl > highest {
+        Ok(ttl)
+    } else {
+        Ok(highest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AdmissionConfig, LOOP_TTL_DROP, admit, loop_detected, mask, source_bucket_key};
+    use crate::{DropReason, v4_mapped};
+
+    const SECOND: u64 = 1_000_000_000;
+
+    #[test]
+    fn a_fresh_bucket_admits_a_burst_then_one_per_interval() {
+        let now = 5 * SECOND;
+        let mut tat = 0;
+        for i in 0..3 {
+            tat = admit(tat, now, 10, 3).unwrap_or_else(|| panic!("flow {i} of the burst"));
+        }
+        assert_eq!(admit(tat, now, 10, 3), None, "the fourth flow at once");
+        // A tenth of a second later, one more token.
+        assert!(admit(tat, now + SECOND / 10, 10, 3).is_some());
+        assert_eq!(admit(tat, now + SECOND / 10 - 1, 10, 3), None);
+    }
+
+    #[test]
+    fn a_burst_of_zero_counts_as_one_and_huge_rates_never_refuse() {
+        let tat = admit(0, SECOND, 1, 0).expect("the first flow");
+        assert_eq!(admit(tat, SECOND, 1, 0), None);
+        let mut tat = 0;
+        for _ in 0..1_000 {
+            tat = admit(tat, SECOND, u32::MAX, 1).expect("1 ns per flow, 1 ns apart");
+            // What a flow one nanosecond later sees.
+            tat -= 1;
+        }
+    }
+
+    #[test]
+    fn an_idle_bucket_refills_only_up_to_its_burst() {
+        let tat = admit(0, SECOND, 1, 2).expect("first");
+        // Long idle: the bucket is full again, but not fuller than its burst.
+        let later = 100 * SECOND;
+        let tat = admit(tat, later, 1, 2).expect("first after idle");
+        let tat = admit(tat, later, 1, 2).expect("second after idle");
+        assert_eq!(admit(tat, later, 1, 2), None);
+    }
+
+    #[test]
+    fn prefixes_aggregate_sources() {
+        let config = AdmissionConfig::DEFAULT.with_source_prefixes(24, 64);
+        let a = source_bucket_key(v4_mapped([198, 51, 100, 7]), true, &config);
+        let b = source_bucket_key(v4_mapped([198, 51, 100, 200]), true, &config);
+        let c = source_bucket_key(v4_mapped([198, 51, 101, 7]), true, &config);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a, v4_mapped([198, 51, 100, 0]));
+        let v6 = core::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 3, 4, 5, 6).octets();
+        let key = source_bucket_key(v6, false, &AdmissionConfig::DEFAULT);
+        assert_eq!(
+            key,
+            core::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, 0).octets()
+        );
+        // Out-of-range lengths are clamped, not wrapped.
+        let whole = AdmissionConfig::DEFAULT.with_source_prefixes(99, 999);
+        assert_eq!(source_bucket_key(v6, false, &whole), v6);
+        assert_eq!(
+            source_bucket_key(v4_mapped([1, 2, 3, 4]), true, &whole),
+            v4_mapped([1, 2, 3, 4])
+        );
+    }
+
+    #[test]
+    fn mask_keeps_exactly_the_prefix() {
+        let all = [0xff; 16];
+        for bits in 0..=128_u32 {
+            let masked = u128::from_be_bytes(mask(all, bits));
+            assert_eq!(masked.count_ones(), bits, "/{bits}");
+            assert_eq!(masked.leading_ones(), bits, "/{bits}");
+        }
+    }
+
+    #[test]
+    fn the_loop_guard_drops_only_well_below_the_highest_ttl() {
+        assert_eq!(loop_detected(0, 64), Ok(64), "the first packet sets it");
+        assert_eq!(loop_detected(64, 64), Ok(64), "a retransmission");
+        assert_eq!(loop_detected(64, 61), Ok(64), "a route 3 hops longer");
+        assert_eq!(
+            loop_detected(64, 64 - LOOP_TTL_DROP),
+            Err(DropReason::LoopDetected)
+        );
+        assert_eq!(loop_detected(64, 200), Ok(200), "a higher TTL raises it");
+        assert_eq!(loop_detected(255, 0), Err(DropReason::LoopDetected));
+        assert_eq!(loop_detected(3, 0), Ok(3));
+    }
+
+    #[test]
+    fn the_default_is_what_a_zeroed_entry_means() {
+        assert_eq!(
+            AdmissionConfig::in_force(Some(&bytemuck::Zeroable::zeroed())),
+            AdmissionConfig::DEFAULT
+        );
+        assert_eq!(AdmissionConfig::in_force(None), AdmissionConfig::DEFAULT);
+        assert_eq!(
+            AdmissionConfig::in_force(Some(&AdmissionConfig::UNLIMITED)),
+            AdmissionConfig::UNLIMITED
+        );
+        assert!(!AdmissionConfig::DEFAULT.allow_list_enforced());
+        assert!(AdmissionConfig::DEFAULT.loop_guard());
+    }
+}
