@@ -7,6 +7,7 @@ use log::error;
 use rustix::thread::CapabilitySet;
 
 use crate::{
+    admission::Prefix,
     commands::Command,
     daemon, error_text,
     mode::Mode,
@@ -116,6 +117,47 @@ pub struct Cli {
     /// Ignored in splice mode [default: off].
     #[arg(long, value_name = "DIR", env = "REFLECTOR_PIN")]
     pub pin: Option<PathBuf>,
+
+    /// Reflect only for sources inside CIDR (IPv4 or IPv6, e.g. 10.0.0.0/8, fd00::/8);
+    /// repeat for more. Others are dropped (kernel) or reset (userspace) and counted as
+    /// `source_not_allowed`. Changes at run time with `reflector allow` [default: every
+    /// source, with a warning].
+    #[arg(
+        long = "allow",
+        value_name = "CIDR",
+        env = "REFLECTOR_ALLOW",
+        value_delimiter = ' '
+    )]
+    pub allow: Vec<Prefix>,
+
+    /// New flows per second a source prefix may open (its packets of known flows are never
+    /// limited); over it, new flows are dropped as `rate_limited`. 0 turns it off
+    /// [default: 10000].
+    #[arg(long, value_name = "N", env = "REFLECTOR_LIMIT_PER_SOURCE")]
+    pub limit_per_source: Option<u32>,
+
+    /// New flows a source prefix may open at once, above its rate [default: 20000].
+    #[arg(long, value_name = "N", env = "REFLECTOR_LIMIT_PER_SOURCE_BURST")]
+    pub limit_per_source_burst: Option<u32>,
+
+    /// New flows per second from all sources together; what holds a flood of spoofed
+    /// sources. 0 turns it off [default: 100000].
+    #[arg(long, value_name = "N", env = "REFLECTOR_LIMIT_GLOBAL")]
+    pub limit_global: Option<u32>,
+
+    /// New flows all sources may open at once, above the global rate [default: 100000].
+    #[arg(long, value_name = "N", env = "REFLECTOR_LIMIT_GLOBAL_BURST")]
+    pub limit_global_burst: Option<u32>,
+
+    /// The IPv4 prefix length sources are counted by for --limit-per-source [default: 32].
+    #[arg(long, value_name = "LEN", env = "REFLECTOR_LIMIT_PREFIX_V4",
+          value_parser = clap::value_parser!(u8).range(0..=32))]
+    pub limit_prefix_v4: Option<u8>,
+
+    /// The IPv6 prefix length sources are counted by for --limit-per-source [default: 64].
+    #[arg(long, value_name = "LEN", env = "REFLECTOR_LIMIT_PREFIX_V6",
+          value_parser = clap::value_parser!(u8).range(0..=128))]
+    pub limit_prefix_v6: Option<u8>,
 }
 
 /// `None` for a list no flag or variable gave, so a lower layer's list stays.
@@ -151,6 +193,13 @@ impl Cli {
                 metrics: self.metrics,
                 control_socket: self.control_socket,
                 pin: self.pin,
+                allow: non_empty(self.allow),
+                limit_per_source: self.limit_per_source,
+                limit_per_source_burst: self.limit_per_source_burst,
+                limit_global: self.limit_global,
+                limit_global_burst: self.limit_global_burst,
+                limit_prefix_v4: self.limit_prefix_v4,
+                limit_prefix_v6: self.limit_prefix_v6,
             },
         }
     }

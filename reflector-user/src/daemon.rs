@@ -19,7 +19,7 @@ use tokio::{
 use crate::{
     config_watch::ConfigWatch,
     control::{
-        self, MapChange, Reply,
+        self, AllowChange, Change, MapChange, Reply,
         server::{ChangeRequest, ControlError, ControlSocket},
     },
     dataplane::{self, Dataplane, StartError},
@@ -162,7 +162,11 @@ pub async fn run(
                 notifier.ready(&status(&dataplane, &placed));
             }
             Some((change, reply)) = changes.recv() => {
-                let _ = reply.send(change_maps(&change, &mut dataplane));
+                let answer = match &change {
+                    Change::Maps(change) => change_maps(change, &mut dataplane),
+                    Change::Allow(change) => change_allow(change, &mut dataplane),
+                };
+                let _ = reply.send(answer);
                 notifier.status(&status(&dataplane, &placed));
             }
             () = watchdog.tick() => notifier.watchdog(),
@@ -267,6 +271,32 @@ fn change_maps(change: &MapChange, dataplane: &mut Dataplane) -> Reply {
         portmap::list(dataplane.maps())
     );
     Reply::maps(dataplane.maps())
+}
+
+/// Carries out an allow-list request from the control socket on both paths, all or
+/// nothing, logging what changed or why nothing did.
+fn change_allow(change: &AllowChange, dataplane: &mut Dataplane) -> Reply {
+    let refused = |why: String| {
+        warn!("control: refused: {why}; nothing changed");
+        Reply::error(why)
+    };
+    let new = match control::allow_changed(dataplane.admission(), change) {
+        Ok(new) => new,
+        Err(error) => return refused(error_text::render(&error)),
+    };
+    let what = match change {
+        AllowChange::List => return Reply::allow(&dataplane.admission().allow),
+        AllowChange::Add(prefix) => format!("allowed {prefix}"),
+        AllowChange::Del(prefix) => format!("no longer allowed {prefix}"),
+    };
+    if let Err(error) = dataplane.set_admission(new) {
+        return refused(error_text::render(&error));
+    }
+    info!(
+        "control: {what}; reflecting for {} (until the next reload or restart)",
+        dataplane.admission().allow_list()
+    );
+    Reply::allow(&dataplane.admission().allow)
 }
 
 /// The metrics server task and the way to stop it.

@@ -2,7 +2,8 @@
 //! links live on there after the daemon exits, for the next daemon to adopt, until
 //! `reflector detach --pin DIR` removes them.
 //!
-//! Layout: one file per map (`PORTS`, `LOCAL_ADDRS`, `FLOWS`, `STATS`, `MAP_STATS`), `prog-xdp`,
+//! Layout: one file per map (`PORTS`, `LOCAL_ADDRS`, `FLOWS`, `STATS`, `MAP_STATS`, and the
+//! admission maps `ADMISSION`, `ALLOW_V4`, `ALLOW_V6`, `SOURCE_BUCKETS`, `GLOBAL_BUCKET`), `prog-xdp`,
 //! `prog-tc`, `link-<interface>-<mode>` per attached interface, and the stamp
 //! `layout-v<N>` (a directory: a bpffs holds no plain files), [`PIN_LAYOUT_VERSION`].
 //!
@@ -24,10 +25,11 @@ use aya::{
 use aya_obj::programs::XdpAttachType;
 use log::{info, warn};
 use reflector_common::maps::{
-    FLOWS, LOCAL_ADDRS, LOCAL_ADDRS_LEN, MAP_STATS, MAP_STATS_LEN, PIN_LAYOUT_VERSION, PORTS,
-    PORTS_LEN, STATS,
+    ADMISSION, ALLOW_LEN, ALLOW_V4, ALLOW_V6, FLOWS, GLOBAL_BUCKET, LOCAL_ADDRS, LOCAL_ADDRS_LEN,
+    MAP_STATS, MAP_STATS_LEN, PIN_LAYOUT_VERSION, PORTS, PORTS_LEN, SOURCE_BUCKETS,
+    SOURCE_BUCKETS_LEN, STATS,
 };
-use reflector_common::{Counter, FlowKey, FlowValue, PortEntry, STATS_LEN};
+use reflector_common::{AdmissionConfig, Counter, FlowKey, FlowValue, PortEntry, STATS_LEN};
 use thiserror::Error;
 
 use crate::mode::Attach;
@@ -37,7 +39,18 @@ pub(crate) const PROG_XDP: &str = "prog-xdp";
 /// The pinned TC program.
 pub(crate) const PROG_TC: &str = "prog-tc";
 /// The pinned maps; [`PORTS`] is pinned last and marks a complete directory.
-pub(crate) const MAPS: [&str; 5] = [FLOWS, LOCAL_ADDRS, STATS, MAP_STATS, PORTS];
+pub(crate) const MAPS: [&str; 10] = [
+    FLOWS,
+    LOCAL_ADDRS,
+    STATS,
+    MAP_STATS,
+    ADMISSION,
+    ALLOW_V4,
+    ALLOW_V6,
+    SOURCE_BUCKETS,
+    GLOBAL_BUCKET,
+    PORTS,
+];
 const LINK_PREFIX: &str = "link-";
 /// The layout stamp's name, before its version.
 const LAYOUT_PREFIX: &str = "layout-v";
@@ -127,6 +140,16 @@ pub(crate) struct PinnedState {
     pub stats: MapData,
     /// The per-map counters.
     pub map_stats: MapData,
+    /// The admission configuration entry.
+    pub admission: MapData,
+    /// The IPv4 allow-list.
+    pub allow_v4: MapData,
+    /// The IPv6 allow-list.
+    pub allow_v6: MapData,
+    /// The per-prefix new-flow buckets.
+    pub source_buckets: MapData,
+    /// The global new-flow bucket.
+    pub global_bucket: MapData,
     /// The XDP program.
     pub xdp: Xdp,
     /// The TC program.
@@ -252,12 +275,24 @@ pub(crate) fn open(dir: &Path) -> Result<Option<PinnedState>, PinDirError> {
         map(STATS)?,
         map(MAP_STATS)?,
     );
+    let (admission, allow_v4, allow_v6, source_buckets, global_bucket) = (
+        map(ADMISSION)?,
+        map(ALLOW_V4)?,
+        map(ALLOW_V6)?,
+        map(SOURCE_BUCKETS)?,
+        map(GLOBAL_BUCKET)?,
+    );
     let maps = [
         (PORTS, &ports),
         (LOCAL_ADDRS, &local_addrs),
         (FLOWS, &flows),
         (STATS, &stats),
         (MAP_STATS, &map_stats),
+        (ADMISSION, &admission),
+        (ALLOW_V4, &allow_v4),
+        (ALLOW_V6, &allow_v6),
+        (SOURCE_BUCKETS, &source_buckets),
+        (GLOBAL_BUCKET, &global_bucket),
     ];
     let difference =
         layout_difference(&layout_stamps(dir)?, &maps).map_err(|source| PinDirError::Map {
@@ -276,6 +311,11 @@ pub(crate) fn open(dir: &Path) -> Result<Option<PinnedState>, PinDirError> {
         flows,
         stats,
         map_stats,
+        admission,
+        allow_v4,
+        allow_v6,
+        source_buckets,
+        global_bucket,
         xdp: Xdp::from_pin(dir.join(PROG_XDP), XdpAttachType::Interface)
             .map_err(program_error(PROG_XDP))?,
         tc: SchedClassifier::from_pin(dir.join(PROG_TC)).map_err(program_error(PROG_TC))?,
@@ -294,7 +334,7 @@ struct MapLayout {
 }
 
 /// The maps of [`PIN_LAYOUT_VERSION`].
-const LAYOUT: [MapLayout; 5] = [
+const LAYOUT: [MapLayout; 10] = [
     MapLayout {
         name: PORTS,
         map_type: MapType::Array,
@@ -329,6 +369,42 @@ const LAYOUT: [MapLayout; 5] = [
         key_size: size_of::<u32>(),
         value_size: size_of::<Counter>(),
         max_entries: Some(MAP_STATS_LEN),
+    },
+    MapLayout {
+        name: ADMISSION,
+        map_type: MapType::Array,
+        key_size: size_of::<u32>(),
+        value_size: size_of::<AdmissionConfig>(),
+        max_entries: Some(1),
+    },
+    // An LPM trie's key is the prefix length (u32) and the address.
+    MapLayout {
+        name: ALLOW_V4,
+        map_type: MapType::LpmTrie,
+        key_size: size_of::<u32>() + 4,
+        value_size: size_of::<u32>(),
+        max_entries: Some(ALLOW_LEN),
+    },
+    MapLayout {
+        name: ALLOW_V6,
+        map_type: MapType::LpmTrie,
+        key_size: size_of::<u32>() + 16,
+        value_size: size_of::<u32>(),
+        max_entries: Some(ALLOW_LEN),
+    },
+    MapLayout {
+        name: SOURCE_BUCKETS,
+        map_type: MapType::LruHash,
+        key_size: 16,
+        value_size: size_of::<u64>(),
+        max_entries: Some(SOURCE_BUCKETS_LEN),
+    },
+    MapLayout {
+        name: GLOBAL_BUCKET,
+        map_type: MapType::Array,
+        key_size: size_of::<u32>(),
+        value_size: size_of::<u64>(),
+        max_entries: Some(1),
     },
 ];
 

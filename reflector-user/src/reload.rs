@@ -55,15 +55,32 @@ pub(crate) fn reload(
             return;
         }
     };
-    // The control socket may have changed the maps since the last reload.
+    // The control socket may have changed the maps and the allow-list since the last reload.
     current.maps = dataplane.maps().to_vec();
+    current.admission = dataplane.admission().clone();
     if new == *current {
         info!("{trigger}: {} unchanged", path.display());
+        return;
+    }
+    // Admission first: its kernel writes are undone inside on failure, and a failure of the
+    // maps after it puts it back, so the reload is all or nothing.
+    let admission_changed = new.admission != current.admission;
+    if admission_changed && let Err(error) = dataplane.set_admission(new.admission.clone()) {
+        error!(
+            "{trigger}: {}; kept the running settings",
+            error_text::render(&error)
+        );
         return;
     }
     if same_maps(&new.maps, &current.maps) {
         info!("{trigger}: port maps unchanged");
     } else if let Err(error) = dataplane.set_maps(new.maps.clone()) {
+        if admission_changed && let Err(undo) = dataplane.set_admission(current.admission.clone()) {
+            error!(
+                "{trigger}: putting the allow-list and limits back failed too: {}",
+                error_text::render(&undo)
+            );
+        }
         error!(
             "{trigger}: {}; kept the running settings",
             error_text::render(&error)
@@ -77,6 +94,14 @@ pub(crate) fn reload(
             portmap::list(&difference(&current.maps, &new.maps)),
         );
         current.maps.clone_from(&new.maps);
+    }
+    if admission_changed {
+        info!(
+            "{trigger}: reflecting for {}; new flows: {}",
+            new.admission.allow_list(),
+            new.admission.limits()
+        );
+        current.admission = new.admission.clone();
     }
     let restart = [
         (new.interfaces != current.interfaces, "interfaces"),

@@ -13,10 +13,105 @@ mod limiter;
 
 use std::{net::IpAddr, sync::Mutex, time::Instant};
 
-use reflector_common::{AdmissionConfig, DropReason};
+use reflector_common::{AdmissionConfig, DropReason, admission::ADMISSION_ALLOW_LIST};
 
 pub use allow_list::{AllowList, Prefix, PrefixError};
 pub use limiter::{BUCKETS_LEN, Limiter};
+
+/// Who may open a new flow and how often, as the operator sets it (`--allow`,
+/// `--limit-*`); both paths apply the same ([`AdmissionSettings::config`] for the kernel,
+/// [`Admission`] for the userspace path).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdmissionSettings {
+    /// Allowed source prefixes; empty: every source.
+    pub allow: Vec<Prefix>,
+    /// New flows per second per source prefix; 0: no per-source limit.
+    pub limit_per_source: u32,
+    /// New flows a source prefix may open at once.
+    pub limit_per_source_burst: u32,
+    /// New flows per second from all sources together; 0: no global limit.
+    pub limit_global: u32,
+    /// New flows all sources may open at once.
+    pub limit_global_burst: u32,
+    /// The prefix length IPv4 sources are counted by.
+    pub limit_prefix_v4: u8,
+    /// The prefix length IPv6 sources are counted by.
+    pub limit_prefix_v6: u8,
+}
+
+impl Default for AdmissionSettings {
+    fn default() -> Self {
+        let config = AdmissionConfig::DEFAULT;
+        Self {
+            allow: Vec::new(),
+            limit_per_source: config.source_rate,
+            limit_per_source_burst: config.source_burst,
+            limit_global: config.global_rate,
+            limit_global_burst: config.global_burst,
+            limit_prefix_v4: config.source_prefix_v4 as u8,
+            limit_prefix_v6: config.source_prefix_v6 as u8,
+        }
+    }
+}
+
+impl AdmissionSettings {
+    /// The kernel program's configuration entry for these settings: the allow-list
+    /// enforced when it has prefixes, the limits, the loop guard on.
+    #[must_use]
+    pub fn config(&self) -> AdmissionConfig {
+        AdmissionConfig::DEFAULT
+            .with_source_limit(self.limit_per_source, self.limit_per_source_burst)
+            .with_global_limit(self.limit_global, self.limit_global_burst)
+            .with_source_prefixes(
+                u32::from(self.limit_prefix_v4),
+                u32::from(self.limit_prefix_v6),
+            )
+            .with_flag(ADMISSION_ALLOW_LIST, !self.allow.is_empty())
+    }
+
+    /// The userspace path's admission for these settings (fresh buckets).
+    #[must_use]
+    pub fn admission(&self) -> Admission {
+        Admission::new(self.config(), AllowList::new(self.allow.clone()))
+    }
+
+    /// The limits as the log shows them: `at most 10000/s per /32 (IPv4) or /64 (IPv6)
+    /// source, bursts of 20000; 100000/s in all, bursts of 100000`.
+    #[must_use]
+    pub fn limits(&self) -> String {
+        let per_source = if self.limit_per_source == 0 {
+            "no limit per source".to_owned()
+        } else {
+            format!(
+                "at most {}/s per /{} (IPv4) or /{} (IPv6) source, bursts of {}",
+                self.limit_per_source,
+                self.limit_prefix_v4,
+                self.limit_prefix_v6,
+                self.limit_per_source_burst
+            )
+        };
+        let global = if self.limit_global == 0 {
+            "no limit in all".to_owned()
+        } else {
+            format!(
+                "{}/s in all, bursts of {}",
+                self.limit_global, self.limit_global_burst
+            )
+        };
+        format!("{per_source}; {global}")
+    }
+
+    /// The allow-list as the logs and replies show it: `10.0.0.0/8 fd00::/8`, or `every
+    /// source`.
+    #[must_use]
+    pub fn allow_list(&self) -> String {
+        if self.allow.is_empty() {
+            return "every source".to_owned();
+        }
+        let names: Vec<String> = self.allow.iter().map(ToString::to_string).collect();
+        names.join(" ")
+    }
+}
 
 /// The allow-list and the rate limits of the userspace path, shared by its workers.
 #[derive(Debug)]

@@ -6,6 +6,9 @@
 //! {"command":"map-list"}                     -> {"ok":true,"maps":["10022:22/tcp"]}
 //! {"command":"map-add","map":"10080:80/tcp"} -> {"ok":true,"maps":[...]}
 //! {"command":"map-del","map":"10080"}        -> {"ok":true,"maps":[...]}
+//! {"command":"allow-list"}                   -> {"ok":true,"allow":["10.0.0.0/8"]}
+//! {"command":"allow-add","prefix":"fd00::/8"} -> {"ok":true,"allow":[...]}
+//! {"command":"allow-del","prefix":"fd00::/8"} -> {"ok":true,"allow":[...]}
 //! anything wrong                             -> {"ok":false,"error":"..."}
 //! ```
 //!
@@ -23,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::{
+    admission::{AdmissionSettings, Prefix},
     portmap::{self, PortMap, PortMapError},
     telemetry::Snapshot,
 };
@@ -48,6 +52,18 @@ pub enum Request {
         /// The listen port, optionally with the protocols to remove.
         map: String,
     },
+    /// The allowed source prefixes now (empty: every source).
+    AllowList,
+    /// Allow a source prefix, `10.0.0.0/8` (the first one turns the allow-list on).
+    AllowAdd {
+        /// The prefix as written on the command line.
+        prefix: String,
+    },
+    /// Stop allowing a source prefix.
+    AllowDel {
+        /// The prefix, as it was added.
+        prefix: String,
+    },
 }
 
 /// The daemon's answer. `ok` says whether the request was carried out; `error` says why
@@ -62,6 +78,9 @@ pub struct Reply {
     /// The port maps after the request (`map-list`, `map-add`, `map-del`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maps: Option<Vec<String>>,
+    /// The allowed source prefixes after the request (`allow-*`); empty: every source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
     /// Every counter (`stats`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<Box<Snapshot>>,
@@ -84,6 +103,16 @@ impl Reply {
         Self {
             ok: true,
             maps: Some(maps.iter().map(ToString::to_string).collect()),
+            ..Self::default()
+        }
+    }
+
+    /// Success, listing the allowed `prefixes`.
+    #[must_use]
+    pub fn allow(prefixes: &[Prefix]) -> Self {
+        Self {
+            ok: true,
+            allow: Some(prefixes.iter().map(ToString::to_string).collect()),
             ..Self::default()
         }
     }
@@ -125,8 +154,9 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
         let text = error.to_string();
         if text.contains("unknown variant") || text.contains("missing field `command`") {
             format!(
-                "invalid request: {text}; commands are stats, map-list, map-add and map-del, \
-                 e.g. {{\"command\":\"map-add\",\"map\":\"10080:80\"}}"
+                "invalid request: {text}; commands are stats, map-list, map-add, map-del, \
+                 allow-list, allow-add and allow-del, e.g. \
+                 {{\"command\":\"map-add\",\"map\":\"10080:80\"}}"
             )
         } else {
             format!("invalid request: {text}; send one JSON object per line, e.g. {{\"command\":\"stats\"}}")
@@ -202,6 +232,93 @@ impl fmt::Display for MapKey {
 }
 
 /// A change the control socket asks the daemon's main loop for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Of the port maps.
+    Maps(MapChange),
+    /// Of the allow-list.
+    Allow(AllowChange),
+}
+
+/// A change of the allow-list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AllowChange {
+    /// Report the prefixes, change nothing.
+    List,
+    /// Allow this prefix too.
+    Add(Prefix),
+    /// Stop allowing this prefix.
+    Del(Prefix),
+}
+
+/// An allow-list change the daemon refuses before touching anything.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum AllowChangeError {
+    /// The prefix is allowed already.
+    #[error("{prefix} is allowed already; the allow-list is {list}")]
+    Present {
+        /// What was asked to be added.
+        prefix: Prefix,
+        /// The list now.
+        list: String,
+    },
+    /// The prefix is not in the list.
+    #[error("{prefix} is not in the allow-list; it is {list}")]
+    Absent {
+        /// What was asked to be removed.
+        prefix: Prefix,
+        /// The list now.
+        list: String,
+    },
+    /// Removing it would leave the list empty, which allows every source.
+    #[error(
+        "{prefix} is the last allowed prefix, and an empty allow-list allows every source: add \
+         another first (0.0.0.0/0 and ::/0 allow everyone), or remove `allow` from the config \
+         and reload"
+    )]
+    Last {
+        /// What was asked to be removed.
+        prefix: Prefix,
+    },
+}
+
+/// The allow-list `current` would become with `change`.
+///
+/// # Errors
+/// [`AllowChangeError`]: a prefix added twice, one removed that is not there, or the last.
+pub fn allow_changed(
+    current: &AdmissionSettings,
+    change: &AllowChange,
+) -> Result<AdmissionSettings, AllowChangeError> {
+    let mut new = current.clone();
+    match change {
+        AllowChange::List => {}
+        AllowChange::Add(prefix) => {
+            if current.allow.contains(prefix) {
+                return Err(AllowChangeError::Present {
+                    prefix: *prefix,
+                    list: current.allow_list(),
+                });
+            }
+            new.allow.push(*prefix);
+        }
+        AllowChange::Del(prefix) => {
+            if !current.allow.contains(prefix) {
+                return Err(AllowChangeError::Absent {
+                    prefix: *prefix,
+                    list: current.allow_list(),
+                });
+            }
+            new.allow.retain(|allowed| allowed != prefix);
+            if new.allow.is_empty() {
+                return Err(AllowChangeError::Last { prefix: *prefix });
+            }
+        }
+    }
+    Ok(new)
+}
+
+/// A change of the port maps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MapChange {
     /// Report the maps, change nothing.

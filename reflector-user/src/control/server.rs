@@ -18,11 +18,11 @@ use tokio::{
     task::JoinHandle,
 };
 
-use super::{MAX_REQUEST, MapChange, Reply, Request, parse_request};
+use super::{AllowChange, Change, MAX_REQUEST, MapChange, Reply, Request, parse_request};
 use crate::telemetry::Telemetry;
 
-/// A map request for the main loop, and where its reply goes.
-pub type ChangeRequest = (MapChange, oneshot::Sender<Reply>);
+/// A change for the main loop, and where its reply goes.
+pub type ChangeRequest = (Change, oneshot::Sender<Reply>);
 
 /// The control socket cannot be set up.
 #[derive(Debug, Error)]
@@ -253,13 +253,22 @@ async fn answer(line: &str, telemetry: &Telemetry, changes: &mpsc::Sender<Change
     let change = match parse_request(line) {
         Err(why) => return Reply::error(why),
         Ok(Request::Stats) => return Reply::stats(telemetry.snapshot()),
-        Ok(Request::MapList) => MapChange::List,
+        Ok(Request::MapList) => Change::Maps(MapChange::List),
         Ok(Request::MapAdd { map }) => match map.parse() {
-            Ok(map) => MapChange::Add(map),
+            Ok(map) => Change::Maps(MapChange::Add(map)),
             Err(error) => return Reply::error(format!("{error}")),
         },
         Ok(Request::MapDel { map }) => match map.parse() {
-            Ok(key) => MapChange::Del(key),
+            Ok(key) => Change::Maps(MapChange::Del(key)),
+            Err(error) => return Reply::error(format!("{error}")),
+        },
+        Ok(Request::AllowList) => Change::Allow(AllowChange::List),
+        Ok(Request::AllowAdd { prefix }) => match prefix.parse() {
+            Ok(prefix) => Change::Allow(AllowChange::Add(prefix)),
+            Err(error) => return Reply::error(format!("{error}")),
+        },
+        Ok(Request::AllowDel { prefix }) => match prefix.parse() {
+            Ok(prefix) => Change::Allow(AllowChange::Del(prefix)),
             Err(error) => return Reply::error(format!("{error}")),
         },
     };

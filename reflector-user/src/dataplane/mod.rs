@@ -9,6 +9,7 @@ use thiserror::Error;
 
 pub(crate) use self::start::StartError;
 use crate::{
+    admission::AdmissionSettings,
     error_text,
     interfaces::Interface,
     kernel::{KernelError, KernelPath},
@@ -36,6 +37,7 @@ pub(crate) struct Dataplane {
     kernel: Option<KernelPath>,
     userspace: Userspace,
     maps: Vec<PortMap>,
+    admission: AdmissionSettings,
 }
 
 impl Dataplane {
@@ -73,6 +75,26 @@ impl Dataplane {
             return Err(failure.into());
         }
         self.maps = new;
+        Ok(())
+    }
+
+    /// Who may open a new flow and how often, now.
+    #[must_use]
+    pub(crate) fn admission(&self) -> &AdmissionSettings {
+        &self.admission
+    }
+
+    /// Moves both paths to `new` admission: the kernel first (all or nothing inside), then
+    /// the userspace path, which cannot fail.
+    ///
+    /// # Errors
+    /// [`KernelError`] when the kernel's maps cannot be written; then nothing changed.
+    pub(crate) fn set_admission(&mut self, new: AdmissionSettings) -> Result<(), KernelError> {
+        if let Some(kernel) = self.kernel.as_mut() {
+            kernel.set_admission(&self.admission, &new)?;
+        }
+        self.userspace.set_admission(new.admission());
+        self.admission = new;
         Ok(())
     }
 

@@ -2,11 +2,12 @@
 //! fails before anything is attached), then the kernel program on each interface in the
 //! best way that works there.
 
-use log::info;
+use log::{info, warn};
 use thiserror::Error;
 
 use super::Dataplane;
 use crate::{
+    admission::AdmissionSettings,
     ebpf_object::{NOT_BUILT_IN, kernel_object},
     error_text,
     interfaces::Interface,
@@ -49,16 +50,18 @@ impl Dataplane {
     /// [`ListenError`] when a port cannot be listened on.
     pub(crate) fn listen(settings: &Settings) -> Result<Self, ListenError> {
         crate::splice::fd_limit::raise(&settings.splice);
-        let mut userspace = Userspace::new(settings.splice);
+        let mut userspace = Userspace::new(settings.splice, settings.admission.admission());
         userspace.apply(&settings.maps)?;
         info!(
             "userspace: listening on {} (IPv4 and IPv6) for whatever no kernel program reflects",
             portmap::list(&settings.maps)
         );
+        log_admission(&settings.admission);
         Ok(Self {
             kernel: None,
             userspace,
             maps: settings.maps.clone(),
+            admission: settings.admission.clone(),
         })
     }
 
@@ -171,7 +174,22 @@ fn load(settings: &Settings) -> Result<KernelPath, StartError> {
     } else {
         kernel.set_port_maps(&[], &settings.maps)?;
     }
+    kernel.set_admission_adopted(&settings.admission)?;
     Ok(kernel)
+}
+
+/// Says who may open new flows and how often; warns when every source may.
+pub(super) fn log_admission(admission: &AdmissionSettings) {
+    if admission.allow.is_empty() {
+        warn!(
+            "reflecting for every source: anyone who can reach this host can make it send \
+             packets to an address they claim; give --allow CIDR (your nodes' networks) to \
+             reflect for them only"
+        );
+    } else {
+        info!("reflecting for sources in {}", admission.allow_list());
+    }
+    info!("new flows: {}", admission.limits());
 }
 
 /// The kernel modes `mode` would try on `interface`, as `tc, xdp, xdp-skb`.

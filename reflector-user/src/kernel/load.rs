@@ -8,9 +8,12 @@ use aya::{
     programs::{SchedClassifier, Xdp},
 };
 use log::{info, warn};
-use reflector_common::maps::{FLOWS, LOCAL_ADDRS, MAP_STATS, PORTS, STATS, programs};
+use reflector_common::maps::{
+    ADMISSION, ALLOW_V4, ALLOW_V6, FLOWS, GLOBAL_BUCKET, LOCAL_ADDRS, MAP_STATS, PORTS,
+    SOURCE_BUCKETS, STATS, programs,
+};
 
-use super::{KernelError, KernelPath, Programs, program};
+use super::{AdmissionMaps, KernelError, KernelPath, Programs, program};
 use crate::pin;
 
 /// Options for loading the kernel program.
@@ -55,6 +58,13 @@ impl KernelPath {
         let local_addrs = take(LOCAL_ADDRS)?;
         let stats = take(STATS)?;
         let map_stats = take(MAP_STATS)?;
+        let admission = AdmissionMaps {
+            config: take(ADMISSION)?,
+            allow_v4: take(ALLOW_V4)?,
+            allow_v6: take(ALLOW_V6)?,
+            source_buckets: take(SOURCE_BUCKETS)?,
+            global_bucket: take(GLOBAL_BUCKET)?,
+        };
         Ok(Self {
             programs: Programs::Loaded(ebpf),
             ports,
@@ -62,6 +72,7 @@ impl KernelPath {
             local_addrs: Some(local_addrs),
             stats,
             map_stats,
+            admission,
             slots: Arc::default(),
             links: Vec::new(),
             added_clsact: Vec::new(),
@@ -72,7 +83,7 @@ impl KernelPath {
 
     /// Like [`KernelPath::load`], but keeping everything in the bpffs directory `dir`, so
     /// that it outlives this process: when `dir` holds a pinned reflector already, its
-    /// maps (ports, local addresses, flows, counters), programs and links are adopted as they
+    /// maps (ports, local addresses, flows, counters, admission), programs and links are adopted as they
     /// are; otherwise `object` is loaded and its maps and programs pinned there.
     ///
     /// # Errors
@@ -112,6 +123,13 @@ impl KernelPath {
                 local_addrs: Some(map(LOCAL_ADDRS, state.local_addrs)?),
                 stats: map(STATS, state.stats)?,
                 map_stats: map(MAP_STATS, state.map_stats)?,
+                admission: AdmissionMaps {
+                    config: map(ADMISSION, state.admission)?,
+                    allow_v4: map(ALLOW_V4, state.allow_v4)?,
+                    allow_v6: map(ALLOW_V6, state.allow_v6)?,
+                    source_buckets: map(SOURCE_BUCKETS, state.source_buckets)?,
+                    global_bucket: map(GLOBAL_BUCKET, state.global_bucket)?,
+                },
                 slots: Arc::default(),
                 links: Vec::new(),
                 added_clsact: Vec::new(),
@@ -144,6 +162,14 @@ impl KernelPath {
         maps.extend(kernel.local_addrs.as_ref().map(|map| (LOCAL_ADDRS, map)));
         maps.push((STATS, &kernel.stats));
         maps.push((MAP_STATS, &kernel.map_stats));
+        let admission = &kernel.admission;
+        maps.extend([
+            (ADMISSION, &admission.config),
+            (ALLOW_V4, &admission.allow_v4),
+            (ALLOW_V6, &admission.allow_v6),
+            (SOURCE_BUCKETS, &admission.source_buckets),
+            (GLOBAL_BUCKET, &admission.global_bucket),
+        ]);
         // The port table last, after the layout stamp: its pin marks the directory as
         // complete.
         pin::stamp_layout(dir)?;

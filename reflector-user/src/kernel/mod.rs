@@ -5,6 +5,7 @@
 //! The exception is a pinned path ([`KernelPath::pinned`]): its maps, programs and links
 //! live on in a bpffs directory until `reflector detach`, and the next start adopts them.
 
+mod admission;
 mod attach;
 mod load;
 mod port_table;
@@ -119,6 +120,16 @@ pub enum KernelError {
     },
 }
 
+/// The maps of admission: the configuration entry and the allow-lists the daemon writes,
+/// and the buckets it only pins (the program keeps them).
+struct AdmissionMaps {
+    config: Map,
+    allow_v4: Map,
+    allow_v6: Map,
+    source_buckets: Map,
+    global_bucket: Map,
+}
+
 /// Where the program is attached.
 #[derive(Debug)]
 enum Link {
@@ -161,6 +172,7 @@ pub(crate) struct KernelPath {
     local_addrs: Option<Map>,
     stats: Map,
     map_stats: Map,
+    admission: AdmissionMaps,
     /// The counter slot of each port map, shared with the telemetry that labels the
     /// per-map counters.
     slots: Arc<Mutex<MapSlots>>,

@@ -15,6 +15,13 @@
 //! metrics = "127.0.0.1:9477"
 //! control-socket = "/run/reflector/control.sock"
 //! pin = "/sys/fs/bpf/reflector"
+//! allow = ["10.0.0.0/8", "fd00::/8"]
+//! limit-per-source = 10000
+//! limit-per-source-burst = 20000
+//! limit-global = 100000
+//! limit-global-burst = 100000
+//! limit-prefix-v4 = 32
+//! limit-prefix-v6 = 64
 //! ```
 
 use std::{
@@ -121,6 +128,13 @@ struct ConfigFile {
     metrics: Option<Spanned<String>>,
     control_socket: Option<PathBuf>,
     pin: Option<PathBuf>,
+    allow: Option<Vec<Spanned<String>>>,
+    limit_per_source: Option<u32>,
+    limit_per_source_burst: Option<u32>,
+    limit_global: Option<u32>,
+    limit_global_burst: Option<u32>,
+    limit_prefix_v4: Option<Spanned<u32>>,
+    limit_prefix_v6: Option<Spanned<u32>>,
 }
 
 /// Reads and checks the config file at `path`.
@@ -200,7 +214,46 @@ pub fn parse(path: &Path, text: &str) -> Result<Overrides, ConfigError> {
         .transpose()?;
     overrides.control_socket = file.control_socket;
     overrides.pin = file.pin;
+    if let Some(allow) = file.allow {
+        let mut parsed = Vec::new();
+        for prefix in allow {
+            let span = prefix.span();
+            let value = prefix
+                .get_ref()
+                .parse()
+                .map_err(|error| invalid(Some(span), format!("allow: {error}")))?;
+            parsed.push(value);
+        }
+        overrides.allow = Some(parsed);
+    }
+    overrides.limit_per_source = file.limit_per_source;
+    overrides.limit_per_source_burst = file.limit_per_source_burst;
+    overrides.limit_global = file.limit_global;
+    overrides.limit_global_burst = file.limit_global_burst;
+    overrides.limit_prefix_v4 = prefix_len(file.limit_prefix_v4, "limit-prefix-v4", 32, &invalid)?;
+    overrides.limit_prefix_v6 = prefix_len(file.limit_prefix_v6, "limit-prefix-v6", 128, &invalid)?;
     Ok(overrides)
+}
+
+fn prefix_len(
+    value: Option<Spanned<u32>>,
+    key: &str,
+    max: u8,
+    invalid: &impl Fn(Option<Range<usize>>, String) -> ConfigError,
+) -> Result<Option<u8>, ConfigError> {
+    value
+        .map(|value| {
+            u8::try_from(*value.get_ref())
+                .ok()
+                .filter(|&len| len <= max)
+                .ok_or_else(|| {
+                    invalid(
+                        Some(value.span()),
+                        format!("{key}: a prefix length from 0 to {max}"),
+                    )
+                })
+        })
+        .transpose()
 }
 
 fn positive(

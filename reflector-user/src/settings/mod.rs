@@ -3,6 +3,7 @@
 //! what it sets.
 
 use std::{
+    mem,
     net::SocketAddr,
     path::{Path, PathBuf},
     time::Duration,
@@ -16,6 +17,7 @@ pub mod values;
 
 use self::file::ConfigError;
 use crate::{
+    admission::{AdmissionSettings, Prefix},
     mode::Mode,
     portmap::{self, PortMap, PortMapError},
     splice::SpliceOptions,
@@ -44,6 +46,8 @@ pub struct Settings {
     pub control_socket: Option<PathBuf>,
     /// The bpffs directory the kernel path is pinned in, so it outlives the process.
     pub pin: Option<PathBuf>,
+    /// Who may open a new flow, and how often.
+    pub admission: AdmissionSettings,
 }
 
 /// One layer's settings: `None` leaves the value of the layers below.
@@ -73,6 +77,21 @@ pub struct Overrides {
     pub control_socket: Option<PathBuf>,
     /// `--pin`, `REFLECTOR_PIN`, `pin`.
     pub pin: Option<PathBuf>,
+    /// `--allow`, `REFLECTOR_ALLOW`, `allow`.
+    pub allow: Option<Vec<Prefix>>,
+    /// `--limit-per-source`, `REFLECTOR_LIMIT_PER_SOURCE`, `limit-per-source`.
+    pub limit_per_source: Option<u32>,
+    /// `--limit-per-source-burst`, `REFLECTOR_LIMIT_PER_SOURCE_BURST`,
+    /// `limit-per-source-burst`.
+    pub limit_per_source_burst: Option<u32>,
+    /// `--limit-global`, `REFLECTOR_LIMIT_GLOBAL`, `limit-global`.
+    pub limit_global: Option<u32>,
+    /// `--limit-global-burst`, `REFLECTOR_LIMIT_GLOBAL_BURST`, `limit-global-burst`.
+    pub limit_global_burst: Option<u32>,
+    /// `--limit-prefix-v4`, `REFLECTOR_LIMIT_PREFIX_V4`, `limit-prefix-v4`.
+    pub limit_prefix_v4: Option<u8>,
+    /// `--limit-prefix-v6`, `REFLECTOR_LIMIT_PREFIX_V6`, `limit-prefix-v6`.
+    pub limit_prefix_v6: Option<u8>,
 }
 
 /// Settings that cannot be used.
@@ -138,6 +157,7 @@ impl Settings {
             metrics: None,
             control_socket: None,
             pin: None,
+            admission: AdmissionSettings::default(),
         };
         for layer in layers {
             maps = layer.maps.or(maps);
@@ -153,6 +173,19 @@ impl Settings {
             settings.metrics = layer.metrics.or(settings.metrics);
             settings.control_socket = layer.control_socket.or(settings.control_socket);
             settings.pin = layer.pin.or(settings.pin);
+            let admission = &mut settings.admission;
+            admission.allow = layer.allow.unwrap_or(mem::take(&mut admission.allow));
+            admission.limit_per_source =
+                layer.limit_per_source.unwrap_or(admission.limit_per_source);
+            admission.limit_per_source_burst = layer
+                .limit_per_source_burst
+                .unwrap_or(admission.limit_per_source_burst);
+            admission.limit_global = layer.limit_global.unwrap_or(admission.limit_global);
+            admission.limit_global_burst = layer
+                .limit_global_burst
+                .unwrap_or(admission.limit_global_burst);
+            admission.limit_prefix_v4 = layer.limit_prefix_v4.unwrap_or(admission.limit_prefix_v4);
+            admission.limit_prefix_v6 = layer.limit_prefix_v6.unwrap_or(admission.limit_prefix_v6);
         }
         settings.maps = maps
             .filter(|maps| !maps.is_empty())

@@ -5,6 +5,8 @@ use std::{
     sync::atomic::{AtomicU64, Ordering::Relaxed},
 };
 
+use reflector_common::{DropReason, Protocol};
+
 /// Why a connect-back to the client's target port failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ConnectFailure {
@@ -91,9 +93,23 @@ pub struct SpliceCounters {
     pub udp_over_limit: AtomicU64,
     /// UDP datagrams moved, both ways.
     pub udp_datagrams: AtomicU64,
+    /// New TCP clients reset at accept and new UDP clients' datagrams dropped by
+    /// admission, per [`DropReason`].
+    refused: [[AtomicU64; DropReason::COUNT]; 2],
 }
 
 impl SpliceCounters {
+    /// Counts one new flow of `protocol` refused for `reason`.
+    pub fn refused(&self, protocol: Protocol, reason: DropReason) {
+        self.refused[protocol_index(protocol)][reason as usize].fetch_add(1, Relaxed);
+    }
+
+    /// New flows of `protocol` refused for `reason` so far.
+    #[must_use]
+    pub fn refusals(&self, protocol: Protocol, reason: DropReason) -> u64 {
+        self.refused[protocol_index(protocol)][reason as usize].load(Relaxed)
+    }
+
     /// Counts one connect-back failure.
     pub fn connect_failed(&self, reason: ConnectFailure) {
         self.connect_failures[reason.index()].fetch_add(1, Relaxed);
@@ -103,6 +119,13 @@ impl SpliceCounters {
     #[must_use]
     pub fn connect_failures(&self, reason: ConnectFailure) -> u64 {
         self.connect_failures[reason.index()].load(Relaxed)
+    }
+}
+
+const fn protocol_index(protocol: Protocol) -> usize {
+    match protocol {
+        Protocol::Tcp => 0,
+        Protocol::Udp => 1,
     }
 }
 
@@ -134,7 +157,14 @@ impl fmt::Display for SpliceCounters {
             self.udp_over_limit.load(Relaxed),
             self.bytes_to_services.load(Relaxed),
             self.bytes_to_clients.load(Relaxed),
-        )
+        )?;
+        let refused: u64 = DropReason::ALL
+            .iter()
+            .flat_map(|&reason| {
+                [Protocol::Tcp, Protocol::Udp].map(|protocol| self.refusals(protocol, reason))
+            })
+            .sum();
+        write!(f, "; {refused} new flows refused by admission")
     }
 }
 

@@ -13,21 +13,22 @@ mod udp;
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     sync::{
-        Arc,
+        Arc, PoisonError, RwLock,
         atomic::{AtomicU16, Ordering::Relaxed},
     },
     time::Duration,
 };
 
-use log::warn;
+use log::{debug, warn};
 use reflector_common::Protocol;
 use tokio::{sync::Semaphore, task::JoinHandle};
 
 pub(crate) use counters::{ConnectFailure, SpliceCounters};
 pub(crate) use listener::ListenError;
 
-use crate::portmap::PortMap;
+use crate::{admission::Admission, portmap::PortMap};
 use listener::Family;
 
 /// Limits and timeouts of the userspace path.
@@ -64,6 +65,33 @@ struct Shared {
     counters: Arc<SpliceCounters>,
     /// One permit per reflected TCP connection.
     tcp_slots: Arc<Semaphore>,
+    /// Who may open a new flow, and how often; replaced whole when the settings change.
+    admission: RwLock<Arc<Admission>>,
+}
+
+impl Shared {
+    /// Whether a new flow (a TCP client accepted, a UDP client's first datagram) from
+    /// `source` is admitted; a refusal is counted under `protocol`.
+    fn admit(&self, source: IpAddr, protocol: Protocol) -> bool {
+        let admission = Arc::clone(
+            &self
+                .admission
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        match admission.admit(source) {
+            Ok(()) => true,
+            Err(reason) => {
+                self.counters.refused(protocol, reason);
+                debug!(
+                    "{source}: new {} flow refused: {}",
+                    protocol.name(),
+                    reason.name()
+                );
+                false
+            }
+        }
+    }
 }
 
 /// A listen port and protocol.
@@ -86,17 +114,27 @@ struct Listening {
 }
 
 impl Userspace {
-    /// A userspace path listening on nothing yet.
+    /// A userspace path listening on nothing yet, admitting new flows by `admission`.
     #[must_use]
-    pub(crate) fn new(options: SpliceOptions) -> Self {
+    pub(crate) fn new(options: SpliceOptions, admission: Admission) -> Self {
         Self {
             shared: Arc::new(Shared {
                 options,
                 counters: Arc::default(),
                 tcp_slots: Arc::new(Semaphore::new(options.max_conns as usize)),
+                admission: RwLock::new(Arc::new(admission)),
             }),
             listeners: HashMap::new(),
         }
+    }
+
+    /// Admits new flows by `admission` from now on (its buckets start full).
+    pub(crate) fn set_admission(&self, admission: Admission) {
+        *self
+            .shared
+            .admission
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(admission);
     }
 
     /// Listens on exactly the ports of `maps`: opens the new ones, closes the ones no longer

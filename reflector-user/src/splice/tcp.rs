@@ -13,6 +13,7 @@ use std::{
 };
 
 use log::{debug, warn};
+use reflector_common::Protocol;
 use tokio::{
     net::{TcpListener, TcpSocket, TcpStream},
     time::Instant,
@@ -38,6 +39,10 @@ pub(super) async fn serve(listener: TcpListener, target: Arc<AtomicU16>, shared:
     loop {
         match listener.accept().await {
             Ok((client, peer)) => {
+                if !shared.admit(peer.ip(), Protocol::Tcp) {
+                    reset(&client);
+                    continue;
+                }
                 shared.counters.tcp_accepted.fetch_add(1, Relaxed);
                 let Ok(slot) = Arc::clone(&shared.tcp_slots).try_acquire_owned() else {
                     shared.counters.tcp_over_limit.fetch_add(1, Relaxed);

@@ -82,6 +82,9 @@ pub(super) async fn serve(listener: UdpSocket, target: Arc<AtomicU16>, shared: A
                     forward(&flow.service, &buf[..len], &shared);
                     continue;
                 }
+                if !shared.admit(key.client.ip(), reflector_common::Protocol::Udp) {
+                    continue;
+                }
                 if shared.counters.udp_active.load(Relaxed) >= u64::from(shared.options.max_udp_flows) {
                     shared.counters.udp_over_limit.fetch_add(1, Relaxed);
                     continue;
