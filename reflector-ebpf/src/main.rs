@@ -14,8 +14,6 @@
 )]
 
 #[cfg(target_arch = "bpf")]
-mod baseline;
-#[cfg(target_arch = "bpf")]
 mod consts;
 #[cfg(target_arch = "bpf")]
 mod csum;

@@ -14,6 +14,7 @@
 )]
 
 pub mod attach;
+pub mod bench_object;
 pub mod client;
 pub mod command;
 pub mod container;

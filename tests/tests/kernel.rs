@@ -13,20 +13,26 @@
 #[path = "kernel/cases.rs"]
 mod cases;
 
-use std::{collections::HashMap as StdHashMap, io::ErrorKind};
+use std::{
+    collections::{BTreeSet, HashMap as StdHashMap},
+    io::ErrorKind,
+};
 
-use aya::{programs::ProgramError, sys::SyscallError};
+use aya::{Ebpf, programs::ProgramError, sys::SyscallError};
 use reflector_common::{
     Counter, Direction, Family, FlowKey, FlowValue, MapStatIndex, Protocol, StatIndex,
+    maps::programs::{TC, XDP},
     stats::COUNTERS_PER_MAP,
 };
 
 use reflector_tests::differential::stat_name;
 use reflector_tests::hexdump::{byte_diff, hex};
 use reflector_tests::{
+    bench_object::{self, bench_object},
     kernel_fixture as fixture,
     packets::{Frame, Vlan, arp_request, verify_checksums},
     test_run::{Hook, Kernel},
+    topology::kernel_object,
 };
 
 use crate::cases::{Case, Expect};
@@ -375,6 +381,35 @@ kernel_cases! {
     ipv4_icmp_not_tcp_udp,
     ipv6_icmp_not_tcp_udp,
     qinq_ipv6_icmp_not_tcp_udp,
+}
+
+/// The names of the programs in the eBPF object `object`.
+fn program_names(object: &[u8]) -> BTreeSet<String> {
+    let ebpf = Ebpf::load(object).unwrap_or_else(|e| panic!("cannot load the object: {e}"));
+    ebpf.programs().map(|(name, _)| name.to_owned()).collect()
+}
+
+/// reflector's kernel object carries reflector's two programs and nothing else: the
+/// benchmark's baselines and the pass-through live in the reference object.
+#[test]
+fn kernel_object_holds_only_reflector() {
+    assert_eq!(
+        program_names(kernel_object()),
+        BTreeSet::from([XDP, TC].map(str::to_owned)),
+        "the programs of reflector's kernel object"
+    );
+    assert_eq!(
+        program_names(bench_object()),
+        BTreeSet::from(
+            [
+                bench_object::programs::BASELINE_MAC_SWAP,
+                bench_object::programs::BASELINE_FLOW_LOOKUP,
+                bench_object::programs::XDP_PASS,
+            ]
+            .map(str::to_owned)
+        ),
+        "the programs of the benchmark's reference object"
+    );
 }
 
 /// `baseline_mac_swap` swaps the Ethernet addresses of any frame, changes nothing else, and

@@ -1,4 +1,4 @@
-//! `cargo xtask lint`: formatting, and clippy on the control plane and on the kernel program.
+//! `cargo xtask lint`: formatting, and clippy on the control plane and on the eBPF programs.
 
 use std::{env::consts::ARCH, process::Command};
 
@@ -23,7 +23,7 @@ pub fn run() -> Result<()> {
         ("formatting", fmt),
         ("formatting of the fuzz targets", fuzz_fmt),
         ("clippy", clippy),
-        ("clippy on the kernel program", ebpf_clippy()),
+        ("clippy on the eBPF programs", ebpf_clippy()),
     ];
 
     let mut failed = Vec::new();
@@ -40,11 +40,18 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-/// Clippy for `reflector-ebpf` on the BPF target, configured as aya-build compiles it.
+/// Clippy for the eBPF crates (the kernel program, the benchmark's reference programs) on
+/// the BPF target, configured as aya-build compiles them.
 fn ebpf_clippy() -> Command {
     let mut cmd = process::cargo();
     cmd.arg(format!("+{NIGHTLY}"))
-        .args(["clippy", "--package", "reflector-ebpf", "--release"])
+        .args(["clippy", "--release"])
+        .args([
+            "--package",
+            "reflector-ebpf",
+            "--package",
+            "reflector-bench-ebpf",
+        ])
         .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
         // Its own directory, so it neither waits for nor blocks a build holding the
         // workspace target's lock, and nightly's artifacts stay apart from stable's.
