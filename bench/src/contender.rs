@@ -6,8 +6,6 @@ use std::fmt;
 use clap::ValueEnum;
 use serde::Serialize;
 
-use crate::workload::Workload;
-
 /// One way for a client in X to reach a service in X through R (or, for `Direct`, a
 /// service in R: the path without any reflection).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize)]
@@ -85,14 +83,6 @@ impl Contender {
             Self::XdpSkb => Some("xdp-skb"),
             Self::Auto => Some("auto"),
             Self::Direct | Self::Python | Self::Nftables => None,
-        }
-    }
-
-    /// Why it cannot take `workload`, if it cannot.
-    pub const fn cannot(self, workload: Workload) -> Option<&'static str> {
-        match (self, workload) {
-            (Self::Python, Workload::Udp) => Some("the seed's Python tool reflects TCP only"),
-            _ => None,
         }
     }
 

@@ -40,7 +40,7 @@ use reflector_tests::packets::{Frame, verify_checksums};
 use reflector_tests::test_run::{Hook, Kernel, address_key};
 use serde::Serialize;
 
-use crate::report;
+use crate::summary::{mean, median};
 
 /// Repetitions per call: reflecting takes one from the TTL, which starts at 255 and must
 /// stay above 1.
@@ -544,16 +544,4 @@ const fn family_name(family: Family) -> &'static str {
 )]
 fn nanos(duration: Duration) -> f64 {
     duration.as_nanos() as f64
-}
-
-fn median(values: &[f64]) -> f64 {
-    report::median(values.to_vec())
-}
-
-#[expect(
-    clippy::cast_precision_loss,
-    reason = "sample counts are far below 2^52"
-)]
-fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len() as f64
 }

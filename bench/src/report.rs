@@ -6,8 +6,10 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::contender::{Contender, Nic};
-use crate::workload::{Combine, Figure, Measurement, Workload};
-use crate::{kernel, targets};
+use crate::kernel;
+use crate::measurement::{Combine, Figure, Measurement};
+use crate::summary::median;
+use crate::workload::Workload;
 
 /// One contender on one workload.
 #[derive(Debug, Serialize)]
@@ -285,8 +287,9 @@ impl KernelOutcome {
 }
 
 impl Results {
-    /// The report: a header, then a table per workload.
-    pub fn markdown(&self) -> String {
+    /// The report: a header, then a table per workload, then `checked_targets` (the
+    /// targets checked against these results, from `targets::markdown`).
+    pub fn markdown(&self, checked_targets: &str) -> String {
         let mut md = String::new();
         let _ = writeln!(md, "# reflector bench\n");
         let _ = writeln!(md, "Command: `{}`  ", self.command);
@@ -323,7 +326,7 @@ impl Results {
         if let Some(kernel) = &self.kernel {
             kernel.markdown(&mut md);
         }
-        md.push_str(&targets::markdown(self));
+        md.push_str(checked_targets);
         let _ = writeln!(md, "Contenders:\n");
         for contender in Contender::ALL {
             if self
@@ -453,7 +456,7 @@ impl<'a> Row<'a> {
         let first = found.first()?;
         let values: Vec<f64> = found.iter().map(|figure| figure.value).collect();
         let value = match first.combine {
-            Combine::Median => median(values),
+            Combine::Median => median(&values),
             Combine::Sum => values.iter().sum(),
         };
         Some(Figure {
@@ -485,17 +488,6 @@ impl<'a> Row<'a> {
             }
         }
         notes.join("; ")
-    }
-}
-
-/// The median of `values` (the mean of the middle two for an even count).
-pub fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    match values.len() {
-        0 => f64::NAN,
-        len if len % 2 == 1 => values[mid],
-        _ => f64::midpoint(values[mid - 1], values[mid]),
     }
 }
 
@@ -573,13 +565,6 @@ mod tests {
         assert_eq!(format_value(&figure(1_234_567.891, 2)), "1,234,567.89");
         assert_eq!(format_value(&figure(999.0, 1)), "999.0");
         assert_eq!(format_value(&figure(-1_000.0, 0)), "-1,000");
-    }
-
-    #[test]
-    fn medians() {
-        assert!((median(vec![3.0, 1.0, 2.0]) - 2.0).abs() < 1e-9);
-        assert!((median(vec![4.0, 1.0]) - 2.5).abs() < 1e-9);
-        assert!(median(Vec::new()).is_nan());
     }
 
     #[test]
