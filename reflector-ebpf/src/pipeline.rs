@@ -3,7 +3,7 @@
 
 use aya_ebpf::EbpfContext;
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
-use reflector_common::{Direction, Family, PassReason};
+use reflector_common::PassReason;
 
 use crate::{
     consts::{ETH_P_IPV4, ETH_P_IPV6},
@@ -11,6 +11,7 @@ use crate::{
     parse::{self, Frame, Packet},
     policy,
     rewrite::{self, ChecksumPatch},
+    stats::Reflected,
 };
 
 /// What differs between the XDP and the TC program once a packet is turned around.
@@ -25,16 +26,6 @@ pub trait Hook: EbpfContext {
         packet: &Packet<H>,
         patch: &ChecksumPatch,
     ) -> Result<(), PassReason>;
-}
-
-/// A reflected packet, as the entry point counts it.
-pub struct Reflected {
-    /// Forward or reverse.
-    pub direction: Direction,
-    /// IP version.
-    pub family: Family,
-    /// The counter slot of the packet's port map.
-    pub map_slot: u16,
 }
 
 /// Reflects the frame between `data` and `data_end`, if the policy says so.

@@ -1,12 +1,19 @@
 //! Counting, done once per packet at the program's entry point.
 
 use aya_ebpf::maps::PerCpuArray;
-use reflector_common::{Counter, MapStatIndex, PassReason, StatIndex};
+use reflector_common::{Counter, Direction, Family, MapStatIndex, PassReason, StatIndex};
 
-use crate::{
-    maps::{MAP_STATS, STATS},
-    pipeline::Reflected,
-};
+use crate::maps::{MAP_STATS, STATS};
+
+/// A reflected packet, as the entry point counts it.
+pub struct Reflected {
+    /// Forward or reverse.
+    pub direction: Direction,
+    /// IP version.
+    pub family: Family,
+    /// The counter slot of the packet's port map.
+    pub map_slot: u16,
+}
 
 /// Adds one packet of `bytes` bytes to the counter at `index`.
 #[inline(always)]

@@ -18,7 +18,16 @@ pub fn run() -> Result<()> {
     let mut fuzz_fmt = process::cargo();
     fuzz_fmt.args(["fmt", "--check", "--manifest-path", "fuzz/Cargo.toml"]);
     let mut clippy = process::cargo();
-    clippy.args(["clippy", "--all-targets", "--", "-D", "warnings"]);
+    // The whole workspace: the eBPF crates' host builds (their pure modules and property
+    // tests) too; their BPF builds get the check below.
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     let checks = [
         ("formatting", fmt),
         ("formatting of the fuzz targets", fuzz_fmt),
