@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use reflector_tests::reflector::has_ready_line;
+use reflector_tests::daemon::has_ready_line;
 use reflector_tests::wait::poll_until;
 use reflector_tests::{Family, Netns, Process, Topology, TopologyOptions};
 

@@ -7,11 +7,11 @@ use aya::Ebpf;
 use aya::programs::{Xdp, XdpMode};
 
 use crate::bench_object::{bench_object, programs};
+use crate::daemon::Mode;
 use crate::enter::EnteredNetns;
 use crate::kind::Family;
 use crate::names;
 use crate::netns::Netns;
-use crate::reflector::Mode;
 
 /// How to set up a [`Topology`].
 #[derive(Clone, Copy, Debug, Default)]

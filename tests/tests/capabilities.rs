@@ -6,9 +6,9 @@
 //! `BPF_MAP_GET_FD_BY_ID` only with `CAP_SYS_ADMIN`, so the daemon must never re-open its
 //! own maps by id).
 
+use reflector_tests::daemon::{binary, command};
 use reflector_tests::pinning::PinDir;
 use reflector_tests::reflection::{Path, assert_reflected, map_arg};
-use reflector_tests::reflector::{binary, command};
 use reflector_tests::servers::peer_service;
 use reflector_tests::{
     Family, Mode, Proto, Reflector, TempDir, Topology, require_root, require_tool,

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use reflector_tests::client::try_tcp_line;
+use reflector_tests::daemon::{self, run_to_exit};
 use reflector_tests::reflection::{Path, assert_reflected};
-use reflector_tests::reflector::{self as daemon, run_to_exit};
 use reflector_tests::servers::peer_service;
 use reflector_tests::wait::wait_until;
 use reflector_tests::{Family, Proto, Reflector, TempDir, Topology, TopologyOptions};

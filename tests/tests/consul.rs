@@ -94,7 +94,7 @@ fn run(ns: &reflector_tests::Netns, check: &Value, reflector: IpAddr) -> Status 
             .collect();
         // `reflector` is the binary under test, as the package installs it on PATH.
         if args.first().is_some_and(|program| program == "reflector") {
-            args[0] = reflector_tests::reflector::binary()
+            args[0] = reflector_tests::daemon::binary()
                 .to_string_lossy()
                 .into_owned();
         }

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use reflector::control::Reply;
 use reflector_tests::client::{exchange_line, tcp_connect, try_tcp_line};
+use reflector_tests::daemon::{binary, run_to_exit};
 use reflector_tests::reflection::{Path, assert_reflected};
-use reflector_tests::reflector::{binary, run_to_exit};
 use reflector_tests::servers::{Session, peer_service, session_service};
 use reflector_tests::{Family, Mode, Proto, Reflector, TempDir, Topology, TopologyOptions};
 

@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use reflector_tests::command::output_within;
-use reflector_tests::reflector::command as daemon_command;
+use reflector_tests::daemon::command as daemon_command;
 use reflector_tests::{Mode, Reflector, TempDir, Topology, require_root, require_tool};
 
 const TIMEOUT: Duration = Duration::from_secs(120);

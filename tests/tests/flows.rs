@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use reflector_tests::command::output_within;
-use reflector_tests::reflector::binary;
+use reflector_tests::daemon::binary;
 use reflector_tests::wait::poll_until;
 use reflector_tests::{Family, Mode, Reflector, TempDir, Topology, in_netns};
 use serde_json::Value;

@@ -20,11 +20,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reflector_tests::command::{output_within, run};
+use reflector_tests::daemon::binary;
 use reflector_tests::manifests::{self, Variant};
 use reflector_tests::pinning::LongSession;
 use reflector_tests::podman::{NodeBpffs, PlayedPod, image};
 use reflector_tests::reflection::{Path, assert_reflected};
-use reflector_tests::reflector::binary;
 use reflector_tests::servers::{Session, peer_service, session_service};
 use reflector_tests::wait::poll_until;
 use reflector_tests::{Family, Mode, Proto, TempDir, Topology, require_root, require_tool};

@@ -12,9 +12,9 @@ use std::fs;
 use std::process::Output;
 use std::time::Duration;
 
+use reflector_tests::daemon::run_to_exit;
 use reflector_tests::prometheus::Prometheus;
 use reflector_tests::reflection::{Path, assert_reflected};
-use reflector_tests::reflector::run_to_exit;
 use reflector_tests::servers::peer_service;
 use reflector_tests::{
     Family, Mode, Proto, Reflector, TempDir, Topology, TopologyOptions, require_root, require_tool,

@@ -10,9 +10,9 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use reflector_tests::daemon::{self, REJECT_TIMEOUT};
 use reflector_tests::notify::NotifySocket;
 use reflector_tests::reflection::{Path, assert_reflected};
-use reflector_tests::reflector::{self as daemon, REJECT_TIMEOUT};
 use reflector_tests::servers::peer_service;
 use reflector_tests::{
     Attachments, Family, Mode, Process, Proto, Reflector, TempDir, Topology, require_root,

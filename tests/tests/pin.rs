@@ -15,8 +15,8 @@ use nix::sys::signal::Signal;
 use reflector_tests::attach::{has_clsact, kernel_has_tcx};
 use reflector_tests::client::{tcp_line, under_check_load};
 use reflector_tests::command::run;
+use reflector_tests::daemon::run_to_exit;
 use reflector_tests::pinning::{LongSession, PinDir};
-use reflector_tests::reflector::run_to_exit;
 use reflector_tests::servers::{Nginx, Session, session_service};
 use reflector_tests::wait::wait_until;
 use reflector_tests::{

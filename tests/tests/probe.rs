@@ -19,8 +19,8 @@ use std::fs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use reflector_tests::daemon::run_to_exit;
 use reflector_tests::firewall::{drop_incoming_tcp, dropped_packets};
-use reflector_tests::reflector::run_to_exit;
 use reflector_tests::servers::{Nginx, Session, session_service};
 use reflector_tests::sshd::Sshd;
 use reflector_tests::unbound::Unbound;

@@ -124,7 +124,7 @@ fn unit_runs_under_systemd(mode: Mode) {
         .expect("write the config file");
     };
     write_config("\"10022:22\"");
-    let binary = reflector_tests::reflector::binary();
+    let binary = reflector_tests::daemon::binary();
     let container = Container::boot(
         topology.r(),
         &[
