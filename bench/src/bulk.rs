@@ -15,7 +15,7 @@ use crate::measurement::{self, Combine, Figure, Measurement, Params};
 const CONNECT_TIMEOUT_MS: &str = "3000";
 
 /// Runs `iperf3 --server` as the service and one client run; Gbit/s.
-pub fn measure(bed: &Bed, params: &Params, reverse: bool) -> Result<Measurement> {
+pub(crate) fn measure(bed: &Bed, params: &Params, reverse: bool) -> Result<Measurement> {
     let port = SERVICE_PORT.to_string();
     let mut server = bed
         .service_ns()

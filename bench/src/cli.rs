@@ -14,7 +14,7 @@ use crate::server::{self, ServeArgs};
 /// Benchmark reflector against the direct path, the seed's Python tool and nftables NAT.
 #[derive(Parser)]
 #[command(name = "reflector-bench", version)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -40,7 +40,7 @@ enum Command {
 
 impl Cli {
     /// Runs the chosen subcommand.
-    pub fn run(self) -> Result<()> {
+    pub(crate) fn run(self) -> Result<()> {
         match self.command {
             Command::Run(args) => run::run(&args),
             Command::Serve(args) => server::serve(&args),

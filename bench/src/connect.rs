@@ -18,7 +18,7 @@ use crate::server::Service;
     clippy::cast_precision_loss,
     reason = "check counts are far below 2^52"
 )]
-pub fn measure(bed: &Bed, params: &Params) -> Result<Measurement> {
+pub(crate) fn measure(bed: &Bed, params: &Params) -> Result<Measurement> {
     let mut service = measurement::start_service(bed, params, Service::Banner);
     let report = measurement::run_load(bed, params, Pattern::Connect, params.workers)?;
     measurement::check_service(&mut service)?;

@@ -70,7 +70,7 @@ const SLOT: u16 = 1;
 
 /// One program on one path, over one family.
 #[derive(Debug, Serialize)]
-pub struct Row {
+pub(crate) struct Row {
     /// The program.
     pub program: &'static str,
     /// The path (`forward`, `reverse`, `pass (port not mapped)`, `forward, first packet`,
@@ -92,7 +92,7 @@ pub struct Row {
 
 /// The kernel workload's results.
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// Repetitions per call.
     pub repeat: u32,
     /// Calls per row and round.
@@ -340,7 +340,7 @@ fn check_counted(programs: &Programs, rows: &[Repeated]) -> Result<()> {
 /// # Errors
 /// When a repetition takes another path than the one named, or a frame leaves with a bad
 /// checksum. (A program that does not load panics in the test harness.)
-pub fn measure(rounds: u32) -> Result<Report> {
+pub(crate) fn measure(rounds: u32) -> Result<Report> {
     let programs = Programs::load();
     let mut repeated = Vec::new();
     let mut firsts = Vec::new();

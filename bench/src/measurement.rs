@@ -17,7 +17,7 @@ use crate::server::Service;
 
 /// How long and how hard each measurement runs.
 #[derive(Debug, Clone)]
-pub struct Params {
+pub(crate) struct Params {
     /// This binary: the service and the load generator.
     pub bench: PathBuf,
     /// Seconds measured.
@@ -32,7 +32,7 @@ pub struct Params {
 
 /// One figure of a measurement.
 #[derive(Clone, Debug, Serialize)]
-pub struct Figure {
+pub(crate) struct Figure {
     /// Stable key in the JSON (`conn_per_s`).
     pub key: &'static str,
     /// Column heading in the table (`conn/s`).
@@ -49,7 +49,7 @@ pub struct Figure {
 
 /// How a figure measured in several rounds becomes one table cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Combine {
+pub(crate) enum Combine {
     /// The median over rounds, with its ratio to the direct path: rates and latencies.
     Median,
     /// The sum over rounds, without a ratio: counts of events (failed checks), where every
@@ -59,7 +59,7 @@ pub enum Combine {
 
 /// What measuring one workload on one contender gave.
 #[derive(Debug, Serialize)]
-pub struct Measurement {
+pub(crate) struct Measurement {
     /// The figures, in column order.
     pub figures: Vec<Figure>,
     /// Things to show next to the figures (errors seen, say).
@@ -70,7 +70,7 @@ pub struct Measurement {
 
 /// Starts `service` on [`SERVICE_PORT`] in the bed's service namespace and waits until it
 /// listens.
-pub fn start_service(bed: &Bed, params: &Params, service: Service) -> Process {
+pub(crate) fn start_service(bed: &Bed, params: &Params, service: Service) -> Process {
     let ns = bed.service_ns();
     let service = service
         .to_possible_value()
@@ -93,7 +93,7 @@ pub fn start_service(bed: &Bed, params: &Params, service: Service) -> Process {
 }
 
 /// Runs the load generator in X against the bed's target and returns its report.
-pub fn run_load(
+pub(crate) fn run_load(
     bed: &Bed,
     params: &Params,
     pattern: Pattern,
@@ -143,7 +143,7 @@ pub fn run_load(
 }
 
 /// Fails when `service` has exited: what was measured meanwhile was not the service.
-pub fn check_service(service: &mut Process) -> Result<()> {
+pub(crate) fn check_service(service: &mut Process) -> Result<()> {
     if let Some(status) = service.try_status() {
         bail!(
             "the service `{}` exited ({status}){}",
@@ -159,7 +159,7 @@ pub fn check_service(service: &mut Process) -> Result<()> {
 ///
 /// # Errors
 /// When the report cannot be turned into JSON.
-pub fn rate_and_latency(
+pub(crate) fn rate_and_latency(
     report: &LoadReport,
     rate_key: &'static str,
     rate_label: &'static str,
@@ -195,7 +195,7 @@ pub fn rate_and_latency(
 }
 
 /// The errors a load run saw, as notes.
-pub fn error_notes(report: &LoadReport) -> Vec<String> {
+pub(crate) fn error_notes(report: &LoadReport) -> Vec<String> {
     report
         .errors
         .iter()

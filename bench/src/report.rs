@@ -13,7 +13,7 @@ use crate::workload::Workload;
 
 /// One contender on one workload.
 #[derive(Debug, Serialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Which round of measurements (from 1).
     pub round: u32,
     /// Who.
@@ -41,7 +41,7 @@ pub struct Entry {
 /// How a measurement went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Status {
+pub(crate) enum Status {
     /// Measured.
     Ok,
     /// Tried, and something went wrong.
@@ -52,7 +52,7 @@ pub enum Status {
 
 impl Entry {
     /// A measurement.
-    pub fn ok(
+    pub(crate) fn ok(
         contender: Contender,
         nic: Nic,
         workload: Workload,
@@ -73,7 +73,12 @@ impl Entry {
     }
 
     /// A measurement that failed.
-    pub fn failed(contender: Contender, nic: Nic, workload: Workload, reason: String) -> Self {
+    pub(crate) fn failed(
+        contender: Contender,
+        nic: Nic,
+        workload: Workload,
+        reason: String,
+    ) -> Self {
         Self {
             round: 1,
             contender,
@@ -88,7 +93,12 @@ impl Entry {
     }
 
     /// A measurement not taken.
-    pub fn skipped(contender: Contender, nic: Nic, workload: Workload, reason: String) -> Self {
+    pub(crate) fn skipped(
+        contender: Contender,
+        nic: Nic,
+        workload: Workload,
+        reason: String,
+    ) -> Self {
         Self {
             status: Status::Skipped,
             ..Self::failed(contender, nic, workload, reason)
@@ -96,7 +106,7 @@ impl Entry {
     }
 
     /// One line for the progress log.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         match (&self.measurement, &self.reason) {
             (Some(measurement), _) => measurement
                 .figures
@@ -146,7 +156,7 @@ impl Entry {
 
 /// The machine.
 #[derive(Debug, Serialize)]
-pub struct Host {
+pub(crate) struct Host {
     /// CPUs available.
     pub cpus: usize,
     /// `uname -r`.
@@ -157,7 +167,7 @@ pub struct Host {
 
 impl Host {
     /// This machine.
-    pub fn this() -> Self {
+    pub(crate) fn this() -> Self {
         Self {
             cpus: std::thread::available_parallelism().map_or(0, usize::from),
             kernel: nix::sys::utsname::uname().map_or_else(
@@ -178,7 +188,7 @@ impl Host {
 
 /// Everything one run measured.
 #[derive(Debug, Serialize)]
-pub struct Results {
+pub(crate) struct Results {
     /// The command that produced it.
     pub command: String,
     /// The reflector binary measured.
@@ -209,7 +219,7 @@ pub struct Results {
 /// How the kernel workload went.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum KernelOutcome {
+pub(crate) enum KernelOutcome {
     /// Measured.
     Measured(kernel::Report),
     /// Something went wrong; why.
@@ -218,7 +228,7 @@ pub enum KernelOutcome {
 
 impl KernelOutcome {
     /// One line for the progress log.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         match self {
             Self::Measured(report) => report
                 .rows
@@ -289,7 +299,7 @@ impl KernelOutcome {
 impl Results {
     /// The report: a header, then a table per workload, then `checked_targets` (the
     /// targets checked against these results, from `targets::markdown`).
-    pub fn markdown(&self, checked_targets: &str) -> String {
+    pub(crate) fn markdown(&self, checked_targets: &str) -> String {
         let mut md = String::new();
         let _ = writeln!(md, "# reflector bench\n");
         let _ = writeln!(md, "Command: `{}`  ", self.command);
@@ -341,7 +351,7 @@ impl Results {
     }
 
     /// The figure `key` of `contender` under `nic` on `workload`: the median over rounds.
-    pub fn figure(
+    pub(crate) fn figure(
         &self,
         contender: Contender,
         nic: Nic,

@@ -9,7 +9,7 @@ use crate::measurement::{self, Measurement, Params};
 use crate::server::Service;
 
 /// Runs the echo service and one client; round trips/s and latency percentiles.
-pub fn measure(bed: &Bed, params: &Params) -> Result<Measurement> {
+pub(crate) fn measure(bed: &Bed, params: &Params) -> Result<Measurement> {
     let mut service = measurement::start_service(bed, params, Service::Echo);
     let report = measurement::run_load(bed, params, Pattern::RequestResponse, 1)?;
     measurement::check_service(&mut service)?;

@@ -27,7 +27,7 @@ const SETTLE: Duration = Duration::from_secs(1);
 
 /// What `run` measures, and where it writes.
 #[derive(Args, Debug)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The `reflector` binary to measure (a release build: `cargo xtask bench` passes it).
     #[arg(long)]
     pub reflector: PathBuf,
@@ -65,7 +65,7 @@ pub struct RunArgs {
 
 /// Runs the benchmark as `args` says, writes `results.json` and `results.md` into
 /// `args.out` and prints the markdown. Fails (after writing them) if any measurement did.
-pub fn run(args: &RunArgs) -> Result<()> {
+pub(crate) fn run(args: &RunArgs) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("the benchmark needs root (network namespaces, BPF): run `cargo xtask bench`");
     }

@@ -1,7 +1,7 @@
 //! Summaries of repeated measurements.
 
 /// The median of `values` (the mean of the middle two for an even count); NaN when empty.
-pub fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     let mut values = values.to_vec();
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
@@ -17,7 +17,7 @@ pub fn median(values: &[f64]) -> f64 {
     clippy::cast_precision_loss,
     reason = "sample counts are far below 2^52"
 )]
-pub fn mean(values: &[f64]) -> f64 {
+pub(crate) fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len() as f64
 }
 

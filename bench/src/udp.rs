@@ -9,7 +9,7 @@ use crate::measurement::{self, Measurement, Params};
 use crate::server::Service;
 
 /// Runs the UDP echo service and the workers; echoed datagrams/s and latency percentiles.
-pub fn measure(bed: &Bed, params: &Params) -> Result<Measurement> {
+pub(crate) fn measure(bed: &Bed, params: &Params) -> Result<Measurement> {
     let mut service = measurement::start_service(bed, params, Service::UdpEcho);
     let report = measurement::run_load(bed, params, Pattern::Datagram, params.workers)?;
     measurement::check_service(&mut service)?;

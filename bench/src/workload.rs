@@ -14,7 +14,7 @@ use crate::{bulk, connect, rr, udp};
 /// A kind of traffic, measured the same way for every contender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Workload {
+pub(crate) enum Workload {
     /// Health-check pattern: new TCP connections per second (connect, read a 16-byte
     /// banner, close) from concurrent workers, with p50 and p99 latency.
     Connect,
@@ -34,7 +34,7 @@ pub enum Workload {
 
 impl Workload {
     /// Every workload, in report order.
-    pub const ALL: [Self; 6] = [
+    pub(crate) const ALL: [Self; 6] = [
         Self::Connect,
         Self::Bulk,
         Self::BulkReverse,
@@ -45,12 +45,12 @@ impl Workload {
 
     /// Whether every contender is measured on it (all but [`Self::Kernel`], which
     /// measures the kernel program without a network).
-    pub const fn per_contender(self) -> bool {
+    pub(crate) const fn per_contender(self) -> bool {
         !matches!(self, Self::Kernel)
     }
 
     /// Its name, as on the command line and in the results.
-    pub const fn name(self) -> &'static str {
+    pub(crate) const fn name(self) -> &'static str {
         match self {
             Self::Connect => "connect",
             Self::Bulk => "bulk",
@@ -65,7 +65,7 @@ impl Workload {
     /// any: request/response latency, one exchange at a time, is otherwise dominated by
     /// where the scheduler happens to wake each party (on a VM whose idle vCPUs halt, a
     /// wake-up on another CPU costs tens of microseconds), which makes it bimodal.
-    pub fn cpus(self, params: &Params) -> Option<String> {
+    pub(crate) fn cpus(self, params: &Params) -> Option<String> {
         match self {
             Self::Rr => params.rr_cpus.clone(),
             Self::Connect | Self::Bulk | Self::BulkReverse | Self::Udp | Self::Kernel => None,
@@ -73,7 +73,7 @@ impl Workload {
     }
 
     /// Why `contender` cannot take this workload, if it cannot.
-    pub const fn refused_by(self, contender: Contender) -> Option<&'static str> {
+    pub(crate) const fn refused_by(self, contender: Contender) -> Option<&'static str> {
         match (contender, self) {
             (Contender::Python, Self::Udp) => Some("the seed's Python tool reflects TCP only"),
             _ => None,
@@ -81,7 +81,7 @@ impl Workload {
     }
 
     /// Measures this workload on `bed`.
-    pub fn measure(self, bed: &Bed, params: &Params) -> Result<Measurement> {
+    pub(crate) fn measure(self, bed: &Bed, params: &Params) -> Result<Measurement> {
         match self {
             Self::Connect => connect::measure(bed, params),
             Self::Bulk => bulk::measure(bed, params, false),

@@ -6,7 +6,7 @@
 /// big-endian, as they stand in the packet.
 #[inline(always)]
 #[must_use]
-pub fn replace<const N: usize>(check: u16, old: [u8; N], new: [u8; N]) -> u16 {
+pub(crate) fn replace<const N: usize>(check: u16, old: [u8; N], new: [u8; N]) -> u16 {
     let mut sum = u32::from(!check);
     let mut i = 0;
     while i + 1 < N {
@@ -20,7 +20,7 @@ pub fn replace<const N: usize>(check: u16, old: [u8; N], new: [u8; N]) -> u16 {
 /// Folds a 32-bit one's-complement sum into 16 bits.
 #[inline(always)]
 #[must_use]
-pub fn fold(mut sum: u32) -> u16 {
+pub(crate) fn fold(mut sum: u32) -> u16 {
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);
     sum as u16

@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// What differs between the XDP and the TC program once a packet is turned around.
-pub trait Hook: EbpfContext {
+pub(crate) trait Hook: EbpfContext {
     /// Brings the checksums in line with the rewrite and readies the packet to go back out
     /// of the interface it came in on.
     ///
@@ -33,7 +33,11 @@ pub trait Hook: EbpfContext {
 /// # Errors
 /// The reason the frame is passed to the stack untouched.
 #[inline(always)]
-pub fn reflect<C: Hook>(ctx: &C, data: usize, data_end: usize) -> Result<Reflected, PassReason> {
+pub(crate) fn reflect<C: Hook>(
+    ctx: &C,
+    data: usize,
+    data_end: usize,
+) -> Result<Reflected, PassReason> {
     let frame = parse::parse_frame(data, data_end)?;
     // One monomorphised path per family: the verifier checks each with its own header
     // bounds instead of tracking a family tag the compiler may spill to the stack.

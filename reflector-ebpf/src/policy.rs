@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// How a packet is to be reflected: the ports it leaves with (host byte order).
-pub struct Reflection {
+pub(crate) struct Reflection {
     /// Forward or reverse.
     pub direction: Direction,
     /// The new source port.
@@ -33,7 +33,7 @@ pub struct Reflection {
 /// # Errors
 /// The reason the packet is passed to the stack instead.
 #[inline(always)]
-pub fn decide<C: EbpfContext, H: IpHeader>(
+pub(crate) fn decide<C: EbpfContext, H: IpHeader>(
     ctx: &C,
     packet: &Packet<H>,
 ) -> Result<Reflection, PassReason> {

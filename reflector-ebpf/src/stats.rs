@@ -6,7 +6,7 @@ use reflector_common::{Counter, Direction, Family, MapStatIndex, PassReason, Sta
 use crate::maps::{MAP_STATS, STATS};
 
 /// A reflected packet, as the entry point counts it.
-pub struct Reflected {
+pub(crate) struct Reflected {
     /// Forward or reverse.
     pub direction: Direction,
     /// IP version.
@@ -17,14 +17,14 @@ pub struct Reflected {
 
 /// Adds one packet of `bytes` bytes to the counter at `index`.
 #[inline(always)]
-pub fn count(index: StatIndex, bytes: u64) {
+pub(crate) fn count(index: StatIndex, bytes: u64) {
     add(&STATS, index.get(), bytes);
 }
 
 /// Counts a packet's verdict, once: a reflected packet under its direction and family and
 /// under its port map, a passed one under its reason. Returns whether it was reflected.
 #[inline(always)]
-pub fn count_verdict(verdict: Result<Reflected, PassReason>, bytes: u64) -> bool {
+pub(crate) fn count_verdict(verdict: Result<Reflected, PassReason>, bytes: u64) -> bool {
     match verdict {
         Ok(reflected) => {
             count_map(&reflected, bytes);

@@ -5,6 +5,10 @@
 //! unit grants; `CAP_SYS_ADMIN` in particular is not in it (the kernel allows
 //! `BPF_MAP_GET_FD_BY_ID` only with `CAP_SYS_ADMIN`, so the daemon must never re-open its
 //! own maps by id).
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use reflector_tests::daemon::{binary, command};
 use reflector_tests::pinning::PinDir;

@@ -4,6 +4,10 @@
 //!
 //! Each test builds its own namespaces X and R (see `e2e.rs`) and writes its config file
 //! into a temporary directory of its own.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::fs;
 use std::net::SocketAddr;

@@ -8,6 +8,10 @@
 //!   method and timeout; 2xx is passing, 429 warning, anything else (or no answer) critical.
 //!
 //! Each HCL file must define the same check as its JSON twin. The topology is `e2e.rs`'s.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::fs;
 use std::io;

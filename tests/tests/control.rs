@@ -6,6 +6,10 @@
 //! Each test builds its own namespaces X and R (see `e2e.rs`), and its daemon's control
 //! socket lives in a temporary directory of its own. The subcommands run inside R with the
 //! same binary as the daemon.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::SocketAddr;

@@ -6,6 +6,10 @@
 //! the tags the package's own overrides justify.
 //!
 //! The package: `$REFLECTOR_DEB`, else the newest `target/debian/reflector_*_amd64.deb`.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

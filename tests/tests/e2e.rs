@@ -6,6 +6,10 @@
 //! its peer. Every test builds its own topology, so they run in parallel. They need root
 //! and the daemon binary (`$REFLECTOR_BIN`, else `target/<profile>/reflector`). What is
 //! particular to userspace reflection (splice) is tested in `splice.rs`.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::Output;

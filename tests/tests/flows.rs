@@ -5,6 +5,10 @@
 //!
 //! The test plays the service itself (a UDP socket on X:P), so it knows which flow each
 //! datagram belongs to and can send a reply long after the request.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};

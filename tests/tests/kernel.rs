@@ -9,6 +9,10 @@
 //!
 //! They need root (`CAP_BPF` and `CAP_NET_ADMIN`) and the kernel object embedded in the
 //! `reflector` crate; without it every test fails and says so.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 #[path = "kernel/cases.rs"]
 mod cases;

@@ -13,6 +13,10 @@
 //! and the daemon's `/proc` status show what the manifest asks for, and a rolling restart
 //! (stop the Pod, start a new one that adopts the pins) loses no byte of a long connection.
 //! The tools come from `cargo xtask setup` (podman from Debian; the validators from PyPI).
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::net::SocketAddr;
 use std::path::Path as FsPath;

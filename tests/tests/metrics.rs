@@ -7,6 +7,10 @@
 //! with curl. Every test builds its own topology, so they run in parallel. They need root,
 //! the daemon binary (`$REFLECTOR_BIN`, else `target/<profile>/reflector`), curl, and
 //! promtool and prometheus (Debian package `prometheus`), and say so when one is missing.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::fs;
 use std::process::Output;

@@ -5,6 +5,10 @@
 //! around a SIGHUP reload, and `STOPPING=1` at exit, in TC and splice mode.
 //!
 //! Each test builds its own namespaces X and R (see `e2e.rs`); the daemon runs in R.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::fs;
 use std::time::{Duration, Instant};

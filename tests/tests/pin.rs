@@ -5,6 +5,10 @@
 //! own, mounted on a temporary directory: `ip netns exec`, which runs the daemon in R,
 //! mounts a fresh sysfs on /sys and so hides the host's /sys/fs/bpf. A guard runs
 //! `reflector detach --pin DIR` and unmounts it, also when the test panics.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt as _;

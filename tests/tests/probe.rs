@@ -13,6 +13,10 @@
 //!
 //! Failure cases use `--timeout 1s`, so a run stays short; every line is also printed,
 //! tagged with the mode, for the record.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::fmt::Write as _;
 use std::fs;

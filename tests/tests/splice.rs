@@ -8,6 +8,10 @@
 //! parallel. They need root, the daemon binary (`$REFLECTOR_BIN`, else
 //! `target/<profile>/reflector`) and python3; some need nft (nftables), setpriv
 //! and prlimit (util-linux), and say so when missing.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::collections::HashSet;
 use std::fs;

@@ -10,7 +10,7 @@ use crate::{
 };
 
 /// Runs every check, then fails if any did, naming them (so one run shows all problems).
-pub fn run() -> Result<()> {
+pub(crate) fn run() -> Result<()> {
     toolchain::ensure(Scope::Lint)?;
     let mut fmt = process::cargo();
     fmt.args(["fmt", "--all", "--check"]);

@@ -7,7 +7,7 @@ use anyhow::Result;
 use crate::{build, deb, image, lint, process, pytools, setup};
 
 /// Everything CI runs. `extra` goes to the test harness (e.g. `--test-threads=1`).
-pub fn run(extra: &[OsString]) -> Result<()> {
+pub(crate) fn run(extra: &[OsString]) -> Result<()> {
     setup::run()?;
     lint::run()?;
     let binary = build::build_reflector(false, &[deb::ASSETS])?;
