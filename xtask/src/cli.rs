@@ -105,7 +105,7 @@ enum Task {
         /// xdp-skb, auto, nftables (the direct path is always measured).
         #[arg(long, value_name = "LIST")]
         contenders: Option<String>,
-        /// Only these workloads, comma-separated: connect, bulk, bulk-reverse, rr.
+        /// Only these workloads, comma-separated: connect, bulk, bulk-reverse, rr, udp, kernel.
         #[arg(long, value_name = "LIST")]
         workloads: Option<String>,
         /// More arguments for `reflector-bench run`, after `--` (e.g. `--workers 32`).
