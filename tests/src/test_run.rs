@@ -369,13 +369,6 @@ impl Kernel {
         self.counters(maps::MAP_STATS, MAP_STATS_LEN)
     }
 
-    /// The counters of `STATS` at `indices` (summed over CPUs), in that order: reading a
-    /// few costs one system call each.
-    #[must_use]
-    pub fn stats_at(&self, indices: &[u32]) -> Vec<Counter> {
-        self.counters_at(maps::STATS, indices)
-    }
-
     /// The counters of `MAP_STATS` at `indices` (summed over CPUs), in that order.
     #[must_use]
     pub fn map_stats_at(&self, indices: &[u32]) -> Vec<Counter> {
