@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use reflector_tests::reflector::has_ready_line;
+use reflector_tests::daemon::has_ready_line;
 use reflector_tests::wait::poll_until;
 use reflector_tests::{Family, Netns, Process, Topology, TopologyOptions};
 
@@ -15,12 +15,12 @@ use crate::contender::{Contender, Nic};
 use crate::nft;
 
 /// The port clients connect to on R when reflected (L of the map `L:P`).
-pub const LISTEN_PORT: u16 = 10022;
+pub(crate) const LISTEN_PORT: u16 = 10022;
 /// The service's port (P): in X when reflected, in R for the direct path.
-pub const SERVICE_PORT: u16 = 2222;
+pub(crate) const SERVICE_PORT: u16 = 2222;
 
 /// How long the reflector may take to log `ready`, and a server to listen.
-pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long the reflector may take to exit after SIGTERM.
 const TERM_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,7 +30,7 @@ const OUTPUT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a bed needs to start its contender.
 #[derive(Debug)]
-pub struct Programs {
+pub(crate) struct Programs {
     /// The `reflector` binary.
     pub reflector: PathBuf,
     /// The seed's `reflector.py`, when the Python tool is among the contenders.
@@ -39,7 +39,7 @@ pub struct Programs {
 
 /// One contender running on its own fresh topology.
 #[derive(Debug)]
-pub struct Bed {
+pub(crate) struct Bed {
     // Field order is drop order: stop the contender, then remove the namespaces.
     daemon: Option<Process>,
     topology: Topology,
@@ -55,7 +55,7 @@ impl Bed {
     /// [`Contender::nic`]; the direct path runs under each) and starts the contender in R;
     /// with `cpus`, it and every process started through [`Bed::command`] run on those
     /// CPUs only.
-    pub fn start(
+    pub(crate) fn start(
         contender: Contender,
         nic: Nic,
         programs: &Programs,
@@ -114,7 +114,7 @@ impl Bed {
     }
 
     /// Where the service runs: R for the direct path, X (the client itself) otherwise.
-    pub fn service_ns(&self) -> &Netns {
+    pub(crate) fn service_ns(&self) -> &Netns {
         match self.contender {
             Contender::Direct => self.topology.r(),
             _ => self.topology.x(),
@@ -122,12 +122,12 @@ impl Bed {
     }
 
     /// Where the client runs: X.
-    pub fn client_ns(&self) -> &Netns {
+    pub(crate) fn client_ns(&self) -> &Netns {
         self.topology.x()
     }
 
     /// `args` to run in `ns` (one of the bed's namespaces), on the bed's CPUs.
-    pub fn command(&self, ns: &Netns, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, ns: &Netns, args: &[&str]) -> Command {
         match &self.cpus {
             Some(cpus) => {
                 let mut pinned = vec!["taskset", "--cpu-list", cpus];
@@ -139,7 +139,7 @@ impl Bed {
     }
 
     /// Where the client connects: R:P for the direct path, R:L otherwise.
-    pub fn target(&self) -> SocketAddr {
+    pub(crate) fn target(&self) -> SocketAddr {
         let port = match self.contender {
             Contender::Direct => SERVICE_PORT,
             _ => LISTEN_PORT,
@@ -148,14 +148,14 @@ impl Bed {
     }
 
     /// The mode line the reflector logged (e.g. `...: reflecting with tc`), if any.
-    pub fn mode_line(&self) -> Option<&str> {
+    pub(crate) fn mode_line(&self) -> Option<&str> {
         self.mode_line.as_deref()
     }
 
     /// Stops the reflector (SIGTERM, as an operator would) and returns its last `splice:`
     /// summary line, which counts what its userspace path handled (connections accepted,
     /// connect-back failures, bytes), if it logged one.
-    pub fn stop_reflector(&mut self) -> Option<String> {
+    pub(crate) fn stop_reflector(&mut self) -> Option<String> {
         self.contender.reflector_mode()?;
         let daemon = self.daemon.as_mut()?;
         daemon.terminate(TERM_TIMEOUT)?;
@@ -168,7 +168,7 @@ impl Bed {
 
     /// When the contender's process has exited (it should run until the bed is removed):
     /// a line saying so, with the last line of its output (e.g. a Python exception).
-    pub fn exit_note(&mut self) -> Option<String> {
+    pub(crate) fn exit_note(&mut self) -> Option<String> {
         let daemon = self.daemon.as_mut()?;
         let status = daemon.try_status()?;
         let _ = daemon.wait_output_closed(OUTPUT_TIMEOUT);

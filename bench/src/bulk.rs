@@ -9,13 +9,13 @@ use reflector_tests::command::{describe, format_output, output_within};
 use serde_json::{Value, json};
 
 use crate::bed::{Bed, SERVICE_PORT, START_TIMEOUT};
-use crate::workload::{self, Combine, Figure, Measurement, Params};
+use crate::measurement::{self, Combine, Figure, Measurement, Params};
 
 /// How long iperf3's client may wait for its control connection, in milliseconds.
 const CONNECT_TIMEOUT_MS: &str = "3000";
 
 /// Runs `iperf3 --server` as the service and one client run; Gbit/s.
-pub fn measure(bed: &Bed, params: &Params, reverse: bool) -> Result<Measurement> {
+pub(crate) fn measure(bed: &Bed, params: &Params, reverse: bool) -> Result<Measurement> {
     let port = SERVICE_PORT.to_string();
     let mut server = bed
         .service_ns()
@@ -59,7 +59,7 @@ pub fn measure(bed: &Bed, params: &Params, reverse: bool) -> Result<Measurement>
             error.unwrap_or("(no error in its JSON)")
         );
     }
-    workload::check_service(&mut server)?;
+    measurement::check_service(&mut server)?;
     let mut notes = Vec::new();
     // The receiver's count, which iperf3 reports; when the run ended without the final
     // exchange on the control connection (it was reset, say), the receiver's total is

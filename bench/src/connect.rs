@@ -9,8 +9,8 @@ use anyhow::Result;
 
 use crate::bed::Bed;
 use crate::loadgen::Pattern;
+use crate::measurement::{self, Combine, Figure, Measurement, Params};
 use crate::server::Service;
-use crate::workload::{self, Combine, Figure, Measurement, Params};
 
 /// Runs the banner service and the workers; connections/s, latency percentiles, checks,
 /// failed and slow checks.
@@ -18,11 +18,11 @@ use crate::workload::{self, Combine, Figure, Measurement, Params};
     clippy::cast_precision_loss,
     reason = "check counts are far below 2^52"
 )]
-pub fn measure(bed: &Bed, params: &Params) -> Result<Measurement> {
-    let mut service = workload::start_service(bed, params, Service::Banner);
-    let report = workload::run_load(bed, params, Pattern::Connect, params.workers)?;
-    workload::check_service(&mut service)?;
-    let mut measurement = workload::rate_and_latency(&report, "conn_per_s", "conn/s", 0)?;
+pub(crate) fn measure(bed: &Bed, params: &Params) -> Result<Measurement> {
+    let mut service = measurement::start_service(bed, params, Service::Banner);
+    let report = measurement::run_load(bed, params, Pattern::Connect, params.workers)?;
+    measurement::check_service(&mut service)?;
+    let mut measurement = measurement::rate_and_latency(&report, "conn_per_s", "conn/s", 0)?;
     let count = |key, label, value: u64| Figure {
         key,
         label,

@@ -6,13 +6,11 @@ use std::fmt;
 use clap::ValueEnum;
 use serde::Serialize;
 
-use crate::workload::Workload;
-
 /// One way for a client in X to reach a service in X through R (or, for `Direct`, a
 /// service in R: the path without any reflection).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Contender {
+pub(crate) enum Contender {
     /// No reflection: the client in X connects to the same service running in R.
     Direct,
     /// The seed's Python tool (`PyPI` package `reflector` 0.1) in R.
@@ -33,7 +31,7 @@ pub enum Contender {
 
 impl Contender {
     /// Every contender, in table order.
-    pub const ALL: [Self; 8] = [
+    pub(crate) const ALL: [Self; 8] = [
         Self::Direct,
         Self::Python,
         Self::Splice,
@@ -45,7 +43,7 @@ impl Contender {
     ];
 
     /// Its name, as on the command line and in the results.
-    pub const fn name(self) -> &'static str {
+    pub(crate) const fn name(self) -> &'static str {
         match self {
             Self::Direct => "direct",
             Self::Python => "python",
@@ -59,7 +57,7 @@ impl Contender {
     }
 
     /// A short description for the table.
-    pub const fn description(self) -> &'static str {
+    pub(crate) const fn description(self) -> &'static str {
         match self {
             Self::Direct => "no reflection: the client in X connects to the same service in R",
             Self::Python => {
@@ -77,7 +75,7 @@ impl Contender {
     }
 
     /// The `reflector --mode` value, for the reflector's own modes.
-    pub const fn reflector_mode(self) -> Option<&'static str> {
+    pub(crate) const fn reflector_mode(self) -> Option<&'static str> {
         match self {
             Self::Splice => Some("splice"),
             Self::Tc => Some("tc"),
@@ -88,16 +86,8 @@ impl Contender {
         }
     }
 
-    /// Why it cannot take `workload`, if it cannot.
-    pub const fn cannot(self, workload: Workload) -> Option<&'static str> {
-        match (self, workload) {
-            (Self::Python, Workload::Udp) => Some("the seed's Python tool reflects TCP only"),
-            _ => None,
-        }
-    }
-
     /// The NIC setting of X's veth end it runs with.
-    pub const fn nic(self) -> Nic {
+    pub(crate) const fn nic(self) -> Nic {
         match self {
             Self::Xdp | Self::XdpSkb => Nic::PhysicalLike,
             _ => Nic::Veth,
@@ -115,7 +105,7 @@ impl fmt::Display for Contender {
 /// path measured under the same setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Nic {
+pub(crate) enum Nic {
     /// A plain veth: TX checksum offload on (partial checksums), no XDP program.
     Veth,
     /// Like a physical NIC towards XDP: TX checksum offload off and an XDP program
@@ -125,7 +115,7 @@ pub enum Nic {
 
 impl Nic {
     /// Its name in the table.
-    pub const fn name(self) -> &'static str {
+    pub(crate) const fn name(self) -> &'static str {
         match self {
             Self::Veth => "veth",
             Self::PhysicalLike => "nic-like",

@@ -15,7 +15,7 @@ static STOP: AtomicBool = AtomicBool::new(false);
 /// Handles SIGINT, SIGTERM and SIGHUP from a thread of their own: the first asks for a
 /// stop, a second one exits at once (status 130). Signal handlers, unlike a blocked signal
 /// mask, do not pass on to the processes this one starts.
-pub fn watch() -> Result<()> {
+pub(crate) fn watch() -> Result<()> {
     let mut signals =
         Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot handle SIGINT and SIGTERM")?;
     thread::spawn(move || {
@@ -34,6 +34,6 @@ pub fn watch() -> Result<()> {
 }
 
 /// Whether a stop was asked for.
-pub fn stopping() -> bool {
+pub(crate) fn stopping() -> bool {
     STOP.load(Ordering::SeqCst)
 }

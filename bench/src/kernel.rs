@@ -49,7 +49,7 @@ use reflector_tests::packets::{Frame, verify_checksums};
 use reflector_tests::test_run::{Hook, Kernel, address_key};
 use serde::Serialize;
 
-use crate::report;
+use crate::summary::{mean, median};
 
 /// Repetitions per call: reflecting takes one from the TTL, which starts at 255 and must
 /// stay above 1.
@@ -81,7 +81,7 @@ const ALLOW_PREFIXES: u16 = 256;
 
 /// One program on one path, over one family.
 #[derive(Debug, Serialize)]
-pub struct Row {
+pub(crate) struct Row {
     /// The program.
     pub program: &'static str,
     /// The path (`forward`, `reverse`, `pass (port not mapped)`, `forward, first packet`,
@@ -103,7 +103,7 @@ pub struct Row {
 
 /// The kernel workload's results.
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// Repetitions per call.
     pub repeat: u32,
     /// Calls per row and round.
@@ -352,7 +352,7 @@ fn check_counted(programs: &Programs, rows: &[Repeated]) -> Result<()> {
 /// # Errors
 /// When a repetition takes another path than the one named, or a frame leaves with a bad
 /// checksum. (A program that does not load panics in the test harness.)
-pub fn measure(rounds: u32) -> Result<Report> {
+pub(crate) fn measure(rounds: u32) -> Result<Report> {
     let programs = Programs::load();
     let mut repeated = Vec::new();
     let mut firsts = Vec::new();
@@ -590,16 +590,4 @@ const fn family_name(family: Family) -> &'static str {
 )]
 fn nanos(duration: Duration) -> f64 {
     duration.as_nanos() as f64
-}
-
-fn median(values: &[f64]) -> f64 {
-    report::median(values.to_vec())
-}
-
-#[expect(
-    clippy::cast_precision_loss,
-    reason = "sample counts are far below 2^52"
-)]
-fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len() as f64
 }

@@ -9,19 +9,19 @@ use serde::{Deserialize, Serialize};
 const MAX_NS: u64 = 60_000_000_000;
 
 /// A fresh histogram: 1 ns to a minute, 3 significant digits.
-pub fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_NS, 3).expect("constant, valid bounds")
 }
 
 /// Records `latency` into `histogram`.
-pub fn record(histogram: &mut Histogram<u64>, latency: Duration) {
+pub(crate) fn record(histogram: &mut Histogram<u64>, latency: Duration) {
     let ns = u64::try_from(latency.as_nanos()).unwrap_or(MAX_NS);
     histogram.saturating_record(ns.max(1));
 }
 
 /// Percentiles of a histogram, in microseconds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Samples.
     pub count: u64,
     /// Mean.
@@ -44,7 +44,7 @@ impl Summary {
         clippy::cast_precision_loss,
         reason = "nanoseconds below 2^52 (a minute is 6e10) convert exactly"
     )]
-    pub fn of(histogram: &Histogram<u64>) -> Self {
+    pub(crate) fn of(histogram: &Histogram<u64>) -> Self {
         let us = |ns: u64| ns as f64 / 1000.0;
         Self {
             count: histogram.len(),

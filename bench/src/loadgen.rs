@@ -17,7 +17,7 @@ use crate::server::BANNER;
 use crate::sockets::{self, error_key};
 
 /// How long a connect, read or write may block before it counts as an error.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A worker's pause after an error, so a refused connection does not become a spin.
 const ERROR_BACKOFF: Duration = Duration::from_millis(10);
@@ -25,7 +25,7 @@ const ERROR_BACKOFF: Duration = Duration::from_millis(10);
 /// A completed operation this slow waited for a retransmission: the kernel's first SYN
 /// retransmission comes after 1 s, so a health check that meets a refused or dropped
 /// handshake shows here even when its retry succeeds.
-pub const SLOW: Duration = Duration::from_secs(1);
+pub(crate) const SLOW: Duration = Duration::from_secs(1);
 
 /// Upper bound on one worker's attempts per second of run time: far above what a worker
 /// can do, it bounds the loop by count as well as by time.
@@ -34,7 +34,7 @@ const MAX_ATTEMPTS_PER_SECOND: u64 = 1_000_000;
 /// The pattern of load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Pattern {
+pub(crate) enum Pattern {
     /// Health checks: connect, read the service's banner to end of file, close.
     Connect,
     /// Request/response on one long connection per worker: write `size` bytes, read them
@@ -47,7 +47,7 @@ pub enum Pattern {
 
 /// `load`'s arguments.
 #[derive(Args, Debug)]
-pub struct LoadArgs {
+pub(crate) struct LoadArgs {
     /// The pattern.
     #[arg(long, value_enum)]
     pub pattern: Pattern,
@@ -70,7 +70,7 @@ pub struct LoadArgs {
 
 /// What one `load` run measured.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct LoadReport {
+pub(crate) struct LoadReport {
     /// The pattern.
     pub pattern: Pattern,
     /// Where it connected.
@@ -118,7 +118,7 @@ impl Tally {
 }
 
 /// Runs the load and prints its [`LoadReport`] as JSON.
-pub fn load(args: &LoadArgs) -> Result<()> {
+pub(crate) fn load(args: &LoadArgs) -> Result<()> {
     let report = generate(args)?;
     println!(
         "{}",
@@ -301,7 +301,7 @@ impl Exchange {
 }
 
 /// How long a datagram's echo may take before the datagram counts as lost.
-pub const UDP_WAIT: Duration = Duration::from_millis(200);
+pub(crate) const UDP_WAIT: Duration = Duration::from_millis(200);
 
 /// Replies read for one datagram before giving up: late echoes of earlier (lost-counted)
 /// datagrams are skipped, a bounded number of them.

@@ -21,7 +21,7 @@
 //!   with its ratio to the direct path under the same NIC setting; medians over rounds).
 //!
 //! A new workload is a [`workload::Workload`] variant, a module returning a
-//! [`workload::Measurement`] (named figures plus raw JSON), and a heading in [`report`];
+//! [`measurement::Measurement`] (named figures plus raw JSON), and a heading in [`report`];
 //! a new contender is a [`contender::Contender`] variant and its start in [`bed`].
 
 mod bed;
@@ -33,6 +33,7 @@ mod interrupt;
 mod kernel;
 mod latency;
 mod loadgen;
+mod measurement;
 mod nft;
 mod report;
 mod rr;
@@ -40,6 +41,7 @@ mod run;
 mod seed;
 mod server;
 mod sockets;
+mod summary;
 mod targets;
 mod udp;
 mod workload;

@@ -11,7 +11,7 @@ const TABLE: &str = "reflector_bench";
 /// The ruleset that sends a connection (TCP, or a UDP flow) to port `listen` back to its
 /// source on port `service`: DNAT to the source address, masquerade so replies come back
 /// through R, and no redirects (R forwards out of the interface the packet came in on).
-pub fn ruleset(listen: u16, service: u16) -> String {
+pub(crate) fn ruleset(listen: u16, service: u16) -> String {
     format!(
         "table inet {TABLE} {{
     chain prerouting {{
@@ -37,7 +37,7 @@ pub fn ruleset(listen: u16, service: u16) -> String {
 }
 
 /// Turns forwarding on in `ns` and loads [`ruleset`] there.
-pub fn reflect(ns: &Netns, listen: u16, service: u16) -> Result<()> {
+pub(crate) fn reflect(ns: &Netns, listen: u16, service: u16) -> Result<()> {
     ns.exec(&[
         "sysctl",
         "-q",

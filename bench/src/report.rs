@@ -6,12 +6,14 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::contender::{Contender, Nic};
-use crate::workload::{Combine, Figure, Measurement, Workload};
-use crate::{kernel, targets};
+use crate::kernel;
+use crate::measurement::{Combine, Figure, Measurement};
+use crate::summary::median;
+use crate::workload::Workload;
 
 /// One contender on one workload.
 #[derive(Debug, Serialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Which round of measurements (from 1).
     pub round: u32,
     /// Who.
@@ -39,7 +41,7 @@ pub struct Entry {
 /// How a measurement went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Status {
+pub(crate) enum Status {
     /// Measured.
     Ok,
     /// Tried, and something went wrong.
@@ -50,7 +52,7 @@ pub enum Status {
 
 impl Entry {
     /// A measurement.
-    pub fn ok(
+    pub(crate) fn ok(
         contender: Contender,
         nic: Nic,
         workload: Workload,
@@ -71,7 +73,12 @@ impl Entry {
     }
 
     /// A measurement that failed.
-    pub fn failed(contender: Contender, nic: Nic, workload: Workload, reason: String) -> Self {
+    pub(crate) fn failed(
+        contender: Contender,
+        nic: Nic,
+        workload: Workload,
+        reason: String,
+    ) -> Self {
         Self {
             round: 1,
             contender,
@@ -86,7 +93,12 @@ impl Entry {
     }
 
     /// A measurement not taken.
-    pub fn skipped(contender: Contender, nic: Nic, workload: Workload, reason: String) -> Self {
+    pub(crate) fn skipped(
+        contender: Contender,
+        nic: Nic,
+        workload: Workload,
+        reason: String,
+    ) -> Self {
         Self {
             status: Status::Skipped,
             ..Self::failed(contender, nic, workload, reason)
@@ -94,7 +106,7 @@ impl Entry {
     }
 
     /// One line for the progress log.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         match (&self.measurement, &self.reason) {
             (Some(measurement), _) => measurement
                 .figures
@@ -144,7 +156,7 @@ impl Entry {
 
 /// The machine.
 #[derive(Debug, Serialize)]
-pub struct Host {
+pub(crate) struct Host {
     /// CPUs available.
     pub cpus: usize,
     /// `uname -r`.
@@ -155,7 +167,7 @@ pub struct Host {
 
 impl Host {
     /// This machine.
-    pub fn this() -> Self {
+    pub(crate) fn this() -> Self {
         Self {
             cpus: std::thread::available_parallelism().map_or(0, usize::from),
             kernel: nix::sys::utsname::uname().map_or_else(
@@ -176,7 +188,7 @@ impl Host {
 
 /// Everything one run measured.
 #[derive(Debug, Serialize)]
-pub struct Results {
+pub(crate) struct Results {
     /// The command that produced it.
     pub command: String,
     /// The reflector binary measured.
@@ -207,7 +219,7 @@ pub struct Results {
 /// How the kernel workload went.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum KernelOutcome {
+pub(crate) enum KernelOutcome {
     /// Measured.
     Measured(kernel::Report),
     /// Something went wrong; why.
@@ -216,7 +228,7 @@ pub enum KernelOutcome {
 
 impl KernelOutcome {
     /// One line for the progress log.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         match self {
             Self::Measured(report) => report
                 .rows
@@ -285,8 +297,9 @@ impl KernelOutcome {
 }
 
 impl Results {
-    /// The report: a header, then a table per workload.
-    pub fn markdown(&self) -> String {
+    /// The report: a header, then a table per workload, then `checked_targets` (the
+    /// targets checked against these results, from `targets::markdown`).
+    pub(crate) fn markdown(&self, checked_targets: &str) -> String {
         let mut md = String::new();
         let _ = writeln!(md, "# reflector bench\n");
         let _ = writeln!(md, "Command: `{}`  ", self.command);
@@ -323,7 +336,7 @@ impl Results {
         if let Some(kernel) = &self.kernel {
             kernel.markdown(&mut md);
         }
-        md.push_str(&targets::markdown(self));
+        md.push_str(checked_targets);
         let _ = writeln!(md, "Contenders:\n");
         for contender in Contender::ALL {
             if self
@@ -338,7 +351,7 @@ impl Results {
     }
 
     /// The figure `key` of `contender` under `nic` on `workload`: the median over rounds.
-    pub fn figure(
+    pub(crate) fn figure(
         &self,
         contender: Contender,
         nic: Nic,
@@ -453,7 +466,7 @@ impl<'a> Row<'a> {
         let first = found.first()?;
         let values: Vec<f64> = found.iter().map(|figure| figure.value).collect();
         let value = match first.combine {
-            Combine::Median => median(values),
+            Combine::Median => median(&values),
             Combine::Sum => values.iter().sum(),
         };
         Some(Figure {
@@ -485,17 +498,6 @@ impl<'a> Row<'a> {
             }
         }
         notes.join("; ")
-    }
-}
-
-/// The median of `values` (the mean of the middle two for an even count).
-pub fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    match values.len() {
-        0 => f64::NAN,
-        len if len % 2 == 1 => values[mid],
-        _ => f64::midpoint(values[mid - 1], values[mid]),
     }
 }
 
@@ -573,13 +575,6 @@ mod tests {
         assert_eq!(format_value(&figure(1_234_567.891, 2)), "1,234,567.89");
         assert_eq!(format_value(&figure(999.0, 1)), "999.0");
         assert_eq!(format_value(&figure(-1_000.0, 0)), "-1,000");
-    }
-
-    #[test]
-    fn medians() {
-        assert!((median(vec![3.0, 1.0, 2.0]) - 2.0).abs() < 1e-9);
-        assert!((median(vec![4.0, 1.0]) - 2.5).abs() < 1e-9);
-        assert!(median(Vec::new()).is_nan());
     }
 
     #[test]

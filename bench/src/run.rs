@@ -11,22 +11,61 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
+use clap::Args;
 use reflector_tests::command::output_within;
 
 use crate::bed::{Bed, Programs};
-use crate::cli::RunArgs;
 use crate::contender::{Contender, Nic};
+use crate::measurement::Params;
 use crate::report::{Entry, Host, KernelOutcome, Results, Status};
-use crate::workload::{Params, Workload};
-use crate::{interrupt, kernel, seed};
+use crate::workload::Workload;
+use crate::{interrupt, kernel, seed, targets};
 
 /// Pause after a bed is removed: the kernel tears a namespace down (and its `TIME_WAIT`
 /// sockets) in the background, which should not overlap the next measurement.
 const SETTLE: Duration = Duration::from_secs(1);
 
+/// What `run` measures, and where it writes.
+#[derive(Args, Debug)]
+pub(crate) struct RunArgs {
+    /// The `reflector` binary to measure (a release build: `cargo xtask bench` passes it).
+    #[arg(long)]
+    pub reflector: PathBuf,
+    /// Where `results.json`, `results.md` and the seed's Python tool go.
+    #[arg(long, default_value = "target/bench")]
+    pub out: PathBuf,
+    /// Seconds each measurement lasts (after its warm-up).
+    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+    pub duration: f64,
+    /// Seconds of load before each connection-rate and latency measurement starts counting.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_seconds)]
+    pub warmup: f64,
+    /// The contenders, comma-separated (default: all). The direct path is always measured,
+    /// under each NIC setting the chosen contenders need, as the reference.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub contenders: Vec<Contender>,
+    /// The workloads, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub workloads: Vec<Workload>,
+    /// Concurrent clients of the connection-rate workload.
+    #[arg(long, default_value_t = 16)]
+    pub workers: usize,
+    /// Take every measurement this many times, round after round (so a slow spell of the
+    /// machine hits every contender alike); the tables show medians, the JSON every round.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub rounds: u32,
+    /// CPUs the request/response workload's processes run on (a `taskset --cpu-list`
+    /// list), or `all` for no pinning.
+    #[arg(long, default_value = "0")]
+    pub rr_cpus: String,
+    /// The command line to record with the results (`cargo xtask bench` passes its own).
+    #[arg(long)]
+    pub command: Option<String>,
+}
+
 /// Runs the benchmark as `args` says, writes `results.json` and `results.md` into
 /// `args.out` and prints the markdown. Fails (after writing them) if any measurement did.
-pub fn run(args: &RunArgs) -> Result<()> {
+pub(crate) fn run(args: &RunArgs) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("the benchmark needs root (network namespaces, BPF): run `cargo xtask bench`");
     }
@@ -56,7 +95,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         kernel,
         entries,
     };
-    let markdown = results.markdown();
+    let markdown = results.markdown(&targets::markdown(&results));
     let (json_path, md_path) = (setup.out.join("results.json"), setup.out.join("results.md"));
     write(&json_path, &serde_json::to_string_pretty(&results)?)?;
     write(&md_path, &markdown)?;
@@ -200,7 +239,7 @@ fn measure_all(setup: &Setup, args: &RunArgs) -> Vec<Entry> {
                 );
                 let unavailable = unavailable
                     .clone()
-                    .or_else(|| contender.cannot(workload).map(str::to_owned));
+                    .or_else(|| workload.refused_by(contender).map(str::to_owned));
                 let entry = match unavailable {
                     Some(reason) => Entry::skipped(contender, nic, workload, reason),
                     None => measure(contender, nic, workload, &setup.programs, &setup.params),
@@ -322,6 +361,20 @@ fn help_lists(help: &str, value: &str) -> bool {
 /// Writes `text` to `path`.
 fn write(path: &PathBuf, text: &str) -> Result<()> {
     fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A positive, finite number of seconds, at most an hour.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a number of seconds: {e}"))?;
+    if seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0 {
+        Ok(seconds)
+    } else {
+        Err(format!(
+            "{text:?}: give a number of seconds above 0 and at most 3600, e.g. 5 or 0.5"
+        ))
+    }
 }
 
 #[cfg(test)]

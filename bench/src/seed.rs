@@ -22,7 +22,7 @@ const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why the tool could not be fetched.
 #[derive(Debug, thiserror::Error)]
-pub enum SeedError {
+pub(crate) enum SeedError {
     /// A command failed.
     #[error("`{command}` failed ({status}){output}")]
     Command {
@@ -80,7 +80,7 @@ struct Hashes {
 
 /// Makes sure `dir` holds the verified archive and its unpacked `reflector.py`; returns
 /// the script's path.
-pub fn fetch(dir: &Path) -> Result<PathBuf, SeedError> {
+pub(crate) fn fetch(dir: &Path) -> Result<PathBuf, SeedError> {
     fs::create_dir_all(dir).map_err(|source| SeedError::Io {
         what: "cannot create",
         path: dir.to_owned(),

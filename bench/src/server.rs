@@ -14,7 +14,7 @@ use clap::{Args, ValueEnum};
 use crate::sockets;
 
 /// What the banner service writes at accept: 16 bytes.
-pub const BANNER: &[u8; 16] = b"reflector-bench\n";
+pub(crate) const BANNER: &[u8; 16] = b"reflector-bench\n";
 
 /// Threads blocked in `accept` on the banner service's listener. A handful keeps it from
 /// being the bottleneck on a small machine without paying for a thread per connection.
@@ -28,7 +28,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Which service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Service {
+pub(crate) enum Service {
     /// Writes [`BANNER`] at accept and closes (so the server, not the client, holds
     /// `TIME_WAIT`, as with a real banner service whose client reads to the end).
     Banner,
@@ -40,7 +40,7 @@ pub enum Service {
 
 /// `serve`'s arguments.
 #[derive(Args, Debug)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// The service.
     #[arg(long, value_enum)]
     pub service: Service,
@@ -53,7 +53,7 @@ pub struct ServeArgs {
 }
 
 /// Listens and serves until the process is killed.
-pub fn serve(args: &ServeArgs) -> Result<()> {
+pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
     let addr = SocketAddr::new(args.bind, args.port);
     if args.service == Service::UdpEcho {
         let socket = UdpSocket::bind(addr).with_context(|| format!("cannot bind UDP {addr}"))?;

@@ -11,7 +11,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 const BACKLOG: i32 = 4096;
 
 /// A TCP listener on `addr` (`SO_REUSEADDR`, backlog [`BACKLOG`]).
-pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
@@ -25,7 +25,7 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 /// A blocking TCP connection to `to`. The connect, every read and every write give up
 /// after `timeout` (`SO_SNDTIMEO` also bounds a blocking connect on Linux, which then
 /// fails with `EINPROGRESS`).
-pub fn connect(to: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+pub(crate) fn connect(to: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
     let socket = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_write_timeout(Some(timeout))?;
     socket.set_read_timeout(Some(timeout))?;
@@ -36,7 +36,7 @@ pub fn connect(to: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
 
 /// An I/O error as a short stable key for counting: the errno name (`ECONNREFUSED`,
 /// `EAGAIN` for a timeout), or the error kind when it has no errno.
-pub fn error_key(e: &io::Error) -> String {
+pub(crate) fn error_key(e: &io::Error) -> String {
     e.raw_os_error().map_or_else(
         || format!("{:?}", e.kind()),
         |code| format!("{:?}", nix::errno::Errno::from_raw(code)),

@@ -104,7 +104,7 @@ const TARGETS: &[Target] = &[
 ];
 
 /// The targets section: a row per target and contender that has both figures.
-pub fn markdown(results: &Results) -> String {
+pub(crate) fn markdown(results: &Results) -> String {
     let mut rows = String::new();
     for target in TARGETS {
         for &contender in target.contenders {

@@ -5,13 +5,13 @@ use anyhow::Result;
 
 use crate::bed::Bed;
 use crate::loadgen::Pattern;
+use crate::measurement::{self, Measurement, Params};
 use crate::server::Service;
-use crate::workload::{self, Measurement, Params};
 
 /// Runs the UDP echo service and the workers; echoed datagrams/s and latency percentiles.
-pub fn measure(bed: &Bed, params: &Params) -> Result<Measurement> {
-    let mut service = workload::start_service(bed, params, Service::UdpEcho);
-    let report = workload::run_load(bed, params, Pattern::Datagram, params.workers)?;
-    workload::check_service(&mut service)?;
-    workload::rate_and_latency(&report, "datagrams_per_s", "echoed datagrams/s", 0)
+pub(crate) fn measure(bed: &Bed, params: &Params) -> Result<Measurement> {
+    let mut service = measurement::start_service(bed, params, Service::UdpEcho);
+    let report = measurement::run_load(bed, params, Pattern::Datagram, params.workers)?;
+    measurement::check_service(&mut service)?;
+    measurement::rate_and_latency(&report, "datagrams_per_s", "echoed datagrams/s", 0)
 }

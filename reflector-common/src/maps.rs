@@ -57,16 +57,6 @@ pub mod programs {
     pub const XDP: &str = "reflector_xdp";
     /// The TC (clsact ingress) reflector.
     pub const TC: &str = "reflector_tc";
-    /// A minimal XDP program that only swaps MAC addresses and returns `XDP_TX`: the
-    /// baseline the reflector's cost per packet is compared with.
-    pub const BASELINE_MAC_SWAP: &str = "baseline_mac_swap";
-    /// A second reference: swaps MAC addresses after one lookup of the frame's flow in
-    /// `FLOWS` (IPv4 and TCP at fixed offsets, nothing checked beyond the frame's length):
-    /// the least a reflector with a flow table does per packet.
-    pub const BASELINE_FLOW_LOOKUP: &str = "baseline_flow_lookup";
-    /// An XDP program that passes every frame. A veth end only receives `XDP_TX` frames
-    /// from its peer when it runs an XDP program itself; this is that program.
-    pub const XDP_PASS: &str = "xdp_pass";
 }
 
 /// Version of the layout a pinned kernel path (`--pin`) shares with the daemons that adopt

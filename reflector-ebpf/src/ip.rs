@@ -12,7 +12,7 @@ use crate::consts::{
 };
 
 /// The fields of an IP header the policy needs.
-pub struct IpFields {
+pub(crate) struct IpFields {
     /// Length of the header, options included.
     pub header_len: usize,
     /// Transport protocol.
@@ -26,7 +26,7 @@ pub struct IpFields {
 }
 
 /// An IP header reflector can turn around.
-pub trait IpHeader {
+pub(crate) trait IpHeader {
     /// The IP version.
     const FAMILY: Family;
 

@@ -4,23 +4,29 @@
 //! maps and counters they share with the control plane.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
-#![cfg_attr(
-    target_arch = "bpf",
-    expect(
-        clippy::inline_always,
-        reason = "the data path is inlined on purpose: BPF-to-BPF calls cost instructions and \
-                  lose the verifier's packet-pointer bounds across the call"
-    )
+#![expect(
+    clippy::inline_always,
+    reason = "the data path is inlined on purpose: BPF-to-BPF calls cost instructions and \
+              lose the verifier's packet-pointer bounds across the call"
 )]
+
+// Pure code (no maps, no helpers, no packet pointers) is built on the host too, where its
+// property tests run against independent implementations (`cargo test -p reflector-ebpf`).
+#[cfg_attr(
+    not(any(target_arch = "bpf", test)),
+    expect(dead_code, reason = "only the BPF build and the tests call it")
+)]
+mod addr;
+#[cfg_attr(
+    not(any(target_arch = "bpf", test)),
+    expect(dead_code, reason = "only the BPF build and the tests call it")
+)]
+mod csum;
 
 #[cfg(target_arch = "bpf")]
 mod admission;
 #[cfg(target_arch = "bpf")]
-mod baseline;
-#[cfg(target_arch = "bpf")]
 mod consts;
-#[cfg(target_arch = "bpf")]
-mod csum;
 #[cfg(target_arch = "bpf")]
 mod ip;
 #[cfg(target_arch = "bpf")]
@@ -47,7 +53,8 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
 }
 
-/// Built for the host (e.g. by `cargo check --workspace`), this crate is empty.
+/// Built for the host (by `cargo test --workspace`), this crate is its pure modules and their
+/// tests.
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}
 

@@ -14,24 +14,25 @@ use reflector_common::{
 
 /// Which (protocol, port) pairs are listen ports `L` or target ports `P`.
 #[map(name = "PORTS")]
-pub static PORTS: Array<PortEntry> = Array::with_max_entries(PORTS_LEN, 0);
+pub(crate) static PORTS: Array<PortEntry> = Array::with_max_entries(PORTS_LEN, 0);
 
 /// This host's own addresses (IPv4-mapped for IPv4), kept current by the control plane.
 #[map(name = "LOCAL_ADDRS")]
-pub static LOCAL_ADDRS: HashMap<[u8; 16], u32> = HashMap::with_max_entries(LOCAL_ADDRS_LEN, 0);
+pub(crate) static LOCAL_ADDRS: HashMap<[u8; 16], u32> =
+    HashMap::with_max_entries(LOCAL_ADDRS_LEN, 0);
 
 /// Reflected flows, keyed as their replies see them; the least recently used go first.
 #[map(name = "FLOWS")]
-pub static FLOWS: LruHashMap<FlowKey, FlowValue> =
+pub(crate) static FLOWS: LruHashMap<FlowKey, FlowValue> =
     LruHashMap::with_max_entries(FLOWS_DEFAULT_LEN, 0);
 
 /// Packet and byte counters per verdict, per CPU so counting never contends.
 #[map(name = "STATS")]
-pub static STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(STATS_LEN, 0);
+pub(crate) static STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(STATS_LEN, 0);
 
 /// Reflected packets and bytes per port map, direction and family, per CPU.
 #[map(name = "MAP_STATS")]
-pub static MAP_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(MAP_STATS_LEN, 0);
+pub(crate) static MAP_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(MAP_STATS_LEN, 0);
 
 /// The allow-list switch, the new-flow rate limits and the loop-guard switch (one entry;
 /// zeroed means `AdmissionConfig::DEFAULT`).

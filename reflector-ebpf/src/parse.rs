@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// The link layer of a frame: where its network header starts and what it is.
-pub struct Frame {
+pub(crate) struct Frame {
     /// Start of the frame.
     pub data: usize,
     /// End of the frame's linear data.
@@ -26,7 +26,7 @@ pub struct Frame {
 }
 
 /// A TCP or UDP packet the program may reflect.
-pub struct Packet<H> {
+pub(crate) struct Packet<H> {
     /// The Ethernet header.
     pub eth: *mut EthHdr,
     /// The IP header (fixed part checked).
@@ -70,7 +70,7 @@ fn header<T>(data: usize, data_end: usize, offset: usize) -> Result<*mut T, Pass
 /// when the source is a group (multicast or broadcast) address, which 802.3 forbids and
 /// which a reflection would send to.
 #[inline(always)]
-pub fn parse_frame(data: usize, data_end: usize) -> Result<Frame, PassReason> {
+pub(crate) fn parse_frame(data: usize, data_end: usize) -> Result<Frame, PassReason> {
     let eth: *mut EthHdr = header(data, data_end, 0)?;
     // SAFETY: `header` checked that the frame holds the whole header.
     if unsafe { (*eth).src_addr[0] } & ETH_GROUP_BIT != 0 {
@@ -104,7 +104,7 @@ pub fn parse_frame(data: usize, data_end: usize) -> Result<Frame, PassReason> {
 /// # Errors
 /// The reason the packet cannot be reflected, whatever its ports.
 #[inline(always)]
-pub fn parse_packet<H: IpHeader>(frame: &Frame) -> Result<Packet<H>, PassReason> {
+pub(crate) fn parse_packet<H: IpHeader>(frame: &Frame) -> Result<Packet<H>, PassReason> {
     let Frame {
         data,
         data_end,

@@ -3,7 +3,7 @@
 
 use aya_ebpf::EbpfContext;
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
-use reflector_common::{Direction, DropReason, Family, NotReflected, PassReason};
+use reflector_common::{DropReason, NotReflected, PassReason};
 
 use crate::{
     consts::{ETH_P_IPV4, ETH_P_IPV6},
@@ -11,10 +11,11 @@ use crate::{
     parse::{self, Frame, Packet},
     policy,
     rewrite::{self, ChecksumPatch},
+    stats::Reflected,
 };
 
 /// What differs between the XDP and the TC program once a packet is turned around.
-pub trait Hook: EbpfContext {
+pub(crate) trait Hook: EbpfContext {
     /// Brings the checksums in line with the rewrite and readies the packet to go back out
     /// of the interface it came in on.
     ///
@@ -28,22 +29,16 @@ pub trait Hook: EbpfContext {
     ) -> Result<(), DropReason>;
 }
 
-/// A reflected packet, as the entry point counts it.
-pub struct Reflected {
-    /// Forward or reverse.
-    pub direction: Direction,
-    /// IP version.
-    pub family: Family,
-    /// The counter slot of the packet's port map.
-    pub map_slot: u16,
-}
-
 /// Reflects the frame between `data` and `data_end`, if the policy says so.
 ///
 /// # Errors
 /// The reason the frame is passed to the stack untouched, or dropped.
 #[inline(always)]
-pub fn reflect<C: Hook>(ctx: &C, data: usize, data_end: usize) -> Result<Reflected, NotReflected> {
+pub(crate) fn reflect<C: Hook>(
+    ctx: &C,
+    data: usize,
+    data_end: usize,
+) -> Result<Reflected, NotReflected> {
     let frame = parse::parse_frame(data, data_end)?;
     // One monomorphised path per family: the verifier checks each with its own header
     // bounds instead of tracking a family tag the compiler may spill to the stack.

@@ -16,7 +16,7 @@ use reflector_common::{
 };
 
 use crate::{
-    admission,
+    addr, admission,
     ip::IpHeader,
     maps::{FLOWS, LOCAL_ADDRS, PORTS},
     parse::Packet,
@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// How a packet is to be reflected: the ports it leaves with (host byte order).
-pub struct Reflection {
+pub(crate) struct Reflection {
     /// Forward or reverse.
     pub direction: Direction,
     /// The new source port.
@@ -40,7 +40,7 @@ pub struct Reflection {
 /// # Errors
 /// The reason the packet is passed to the stack or dropped instead.
 #[inline(always)]
-pub fn decide<C: EbpfContext, H: IpHeader>(
+pub(crate) fn decide<C: EbpfContext, H: IpHeader>(
     ctx: &C,
     packet: &Packet<H>,
 ) -> Result<Reflection, NotReflected> {
@@ -166,24 +166,7 @@ fn check_ttl<H>(packet: &Packet<H>) -> Result<(), PassReason> {
 /// Refuses sources a reflected packet must never be sent to.
 #[inline(always)]
 fn check_source(addr: &[u8; 16]) -> Result<(), PassReason> {
-    if is_v4_mapped(addr) {
-        let v4 = [addr[12], addr[13], addr[14], addr[15]];
-        match v4 {
-            [0, 0, 0, 0] => return Err(PassReason::SourceUnspecified),
-            [127, ..] => return Err(PassReason::SourceLoopback),
-            [224..=239, ..] => return Err(PassReason::SourceMulticast),
-            [255, 255, 255, 255] => return Err(PassReason::SourceBroadcast),
-            _ => {}
-        }
-    } else if addr[0] == 0xff {
-        return Err(PassReason::SourceMulticast);
-    } else if addr[..15].iter().all(|&b| b == 0) {
-        match addr[15] {
-            0 => return Err(PassReason::SourceUnspecified),
-            1 => return Err(PassReason::SourceLoopback),
-            _ => {}
-        }
-    }
+    addr::check_source_scope(addr)?;
     // SAFETY: map values are plain integers; the reference is used at once.
     match unsafe { LOCAL_ADDRS.get(addr) }.copied() {
         Some(addr_kind::LOCAL) => Err(PassReason::SourceLocal),
@@ -198,10 +181,5 @@ fn check_source(addr: &[u8; 16]) -> Result<(), PassReason> {
 /// this host's IPv6 addresses.
 #[inline(always)]
 fn is_ipv6_to_ipv4_mapped<H: IpHeader>(packet: &Packet<H>) -> bool {
-    H::FAMILY == Family::V6 && is_v4_mapped(&packet.dst_addr)
-}
-
-#[inline(always)]
-fn is_v4_mapped(addr: &[u8; 16]) -> bool {
-    addr[..10].iter().all(|&b| b == 0) && addr[10] == 0xff && addr[11] == 0xff
+    H::FAMILY == Family::V6 && addr::is_v4_mapped(&packet.dst_addr)
 }

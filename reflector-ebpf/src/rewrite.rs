@@ -5,7 +5,7 @@
 use crate::{ip::IpHeader, parse::Packet, policy::Reflection};
 
 /// The words the rewrite changed under a checksum, as the bytes stand in the packet.
-pub struct ChecksumPatch {
+pub(crate) struct ChecksumPatch {
     /// The source and destination ports, old and new. Covered by the transport checksum
     /// only; the swapped addresses change no checksum, as one's-complement sums do not
     /// depend on order.
@@ -20,7 +20,7 @@ pub struct ChecksumPatch {
 /// `packet` must come from [`crate::parse::parse_packet`] on the frame still in place, so
 /// that every pointer it holds was bounds-checked and still points into the frame.
 #[inline(always)]
-pub unsafe fn turn_around<H: IpHeader>(
+pub(crate) unsafe fn turn_around<H: IpHeader>(
     packet: &Packet<H>,
     reflection: &Reflection,
 ) -> ChecksumPatch {

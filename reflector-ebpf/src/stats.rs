@@ -1,16 +1,23 @@
 //! Counting, done once per packet at the program's entry point.
 
 use aya_ebpf::maps::PerCpuArray;
-use reflector_common::{Counter, MapStatIndex, NotReflected, StatIndex};
+use reflector_common::{Counter, Direction, Family, MapStatIndex, NotReflected, StatIndex};
 
-use crate::{
-    maps::{MAP_STATS, STATS},
-    pipeline::Reflected,
-};
+use crate::maps::{MAP_STATS, STATS};
+
+/// A reflected packet, as the entry point counts it.
+pub(crate) struct Reflected {
+    /// Forward or reverse.
+    pub direction: Direction,
+    /// IP version.
+    pub family: Family,
+    /// The counter slot of the packet's port map.
+    pub map_slot: u16,
+}
 
 /// Adds one packet of `bytes` bytes to the counter at `index`.
 #[inline(always)]
-pub fn count(index: StatIndex, bytes: u64) {
+pub(crate) fn count(index: StatIndex, bytes: u64) {
     add(&STATS, index.get(), bytes);
 }
 
@@ -27,7 +34,7 @@ pub(crate) enum Action {
 /// Counts a packet's verdict, once: a reflected packet under its direction and family and
 /// under its port map, a passed or dropped one under its reason. Returns what to do with it.
 #[inline(always)]
-pub fn count_verdict(verdict: Result<Reflected, NotReflected>, bytes: u64) -> Action {
+pub(crate) fn count_verdict(verdict: Result<Reflected, NotReflected>, bytes: u64) -> Action {
     match verdict {
         Ok(reflected) => {
             count_map(&reflected, bytes);

@@ -32,7 +32,7 @@ const CSUM_PORTS_LEN: u64 = 4;
     clippy::needless_pass_by_value,
     reason = "the program macro hands the context over by value"
 )]
-pub fn reflector_tc(ctx: TcContext) -> i32 {
+pub(crate) fn reflector_tc(ctx: TcContext) -> i32 {
     let bytes = u64::from(ctx.len());
     // Headers can straddle the linear part of an skb; pull them in before parsing.
     let wanted = ctx.len().min(TC_LINEAR_HEADROOM);
@@ -50,6 +50,11 @@ pub fn reflector_tc(ctx: TcContext) -> i32 {
 impl Hook for TcContext {
     /// Fixes checksums through the kernel's helpers and redirects to the same interface's
     /// egress.
+    #[expect(
+        clippy::map_err_ignore,
+        reason = "the helpers' errno has no place in the counters; a pass reason names the \
+                  failure"
+    )]
     #[inline(always)]
     fn send_back<H: IpHeader>(
         &self,

@@ -22,7 +22,7 @@ use crate::{
     clippy::needless_pass_by_value,
     reason = "the program macro hands the context over by value"
 )]
-pub fn reflector_xdp(ctx: XdpContext) -> u32 {
+pub(crate) fn reflector_xdp(ctx: XdpContext) -> u32 {
     let (data, data_end) = (ctx.data(), ctx.data_end());
     let bytes = (data_end - data) as u64;
     match stats::count_verdict(pipeline::reflect(&ctx, data, data_end), bytes) {

@@ -118,7 +118,7 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", env = "REFLECTOR_PIN")]
     pub pin: Option<PathBuf>,
 
-    /// Reflect only for sources inside CIDR (IPv4 or IPv6, e.g. 10.0.0.0/8, fd00::/8);
+    /// Reflect only for sources inside CIDR (an IPv4 or IPv6 prefix, e.g. 10.0.0.0/8);
     /// repeat for more. Others are dropped (kernel) or reset (userspace) and counted as
     /// `source_not_allowed`. Changes at run time with `reflector allow` [default: every
     /// source, with a warning].

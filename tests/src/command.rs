@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::Read;
 use std::os::unix::process::CommandExt as _;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -152,10 +152,4 @@ impl Readers {
         };
         (join(self.stdout), join(self.stderr))
     }
-}
-
-/// Whether `status` is a clean exit 0.
-#[must_use]
-pub fn exited_zero(status: ExitStatus) -> bool {
-    status.code() == Some(0)
 }

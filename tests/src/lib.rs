@@ -14,9 +14,11 @@
 )]
 
 pub mod attach;
+pub mod bench_object;
 pub mod client;
 pub mod command;
 pub mod container;
+pub mod daemon;
 pub mod differential;
 pub mod enter;
 pub mod firewall;
@@ -37,7 +39,6 @@ pub mod podman;
 pub mod process;
 pub mod prometheus;
 pub mod reflection;
-pub mod reflector;
 pub mod seccomp;
 pub mod servers;
 pub mod sshd;
@@ -48,11 +49,11 @@ pub mod unbound;
 pub mod wait;
 
 pub use attach::{Attachments, assert_nothing_attached};
+pub use daemon::{Mode, Reflector};
 pub use enter::{EnteredNetns, in_netns};
 pub use kind::{Family, Proto};
 pub use netns::Netns;
 pub use process::Process;
-pub use reflector::{Mode, Reflector};
 pub use tempdir::TempDir;
 pub use topology::{ReflectorHost, Topology, TopologyOptions};
 

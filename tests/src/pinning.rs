@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::client::tcp_connect;
 use crate::command::{output_within, run};
-use crate::reflector as daemon;
+use crate::daemon;
 use crate::{Family, TempDir, Topology};
 
 /// How long `reflector detach` may take.

@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::command::{check, output_within, run};
+use crate::daemon;
 use crate::netns::Netns;
-use crate::reflector as daemon;
 use crate::tempdir::TempDir;
 
 /// How long podman may take for one command (a Pod's start includes its init container).

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use crate::client;
+use crate::daemon::Mode;
 use crate::kind::{Family, Proto};
-use crate::reflector::Mode;
 use crate::servers::parse_peer_reply;
 use crate::topology::Topology;
 

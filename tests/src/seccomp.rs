@@ -38,6 +38,10 @@ pub fn deny_bpf(cmd: &mut Command) {
     // async-signal-safe work is allowed: it makes two system calls (prctl, seccomp) on a
     // program compiled before the fork, and on failure builds an `io::Error` from errno
     // without allocating.
+    #[expect(
+        clippy::map_err_ignore,
+        reason = "formatting seccompiler's error would allocate; errno says what failed"
+    )]
     unsafe {
         cmd.pre_exec(move || {
             seccompiler::apply_filter(&program).map_err(|_| io::Error::last_os_error())

@@ -1,13 +1,16 @@
-//! Loads reflector's kernel object and runs one of its programs through
-//! `BPF_PROG_TEST_RUN`, with typed access to the maps the kernel tests and the benchmark
-//! fill and read.
+//! Loads reflector's kernel object (or the benchmark's reference object) and runs one of its
+//! programs through `BPF_PROG_TEST_RUN`, with typed access to the maps the kernel tests and
+//! the benchmark fill and read.
 //!
 //! Every [`Kernel`] is its own `Ebpf` instance with its own (unpinned) maps, so tests never
 //! see each other's state.
 
 use std::{collections::HashMap as StdHashMap, net::IpAddr, time::Duration};
 
-use crate::topology::kernel_object;
+use crate::{
+    bench_object::{self, bench_object},
+    topology::kernel_object,
+};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{
@@ -117,7 +120,8 @@ pub struct Run {
     pub output: Vec<u8>,
 }
 
-/// One loaded program of the kernel object, in its own `Ebpf` instance.
+/// One loaded program of the kernel object or of the reference object, in its own `Ebpf`
+/// instance.
 pub struct Kernel {
     ebpf: Ebpf,
     program: &'static str,
@@ -128,31 +132,40 @@ impl Kernel {
     /// Loads the reflector program of `hook`, with empty maps.
     #[must_use]
     pub fn reflector(hook: Hook) -> Self {
-        Self::load(hook.reflector_program(), hook)
+        Self::load(kernel_object(), hook.reflector_program(), hook)
     }
 
-    /// Loads `baseline_mac_swap` (XDP).
+    /// Loads `baseline_mac_swap` (XDP) from the reference object.
     #[must_use]
     pub fn baseline() -> Self {
-        Self::load(maps::programs::BASELINE_MAC_SWAP, Hook::Xdp)
+        Self::load(
+            bench_object(),
+            bench_object::programs::BASELINE_MAC_SWAP,
+            Hook::Xdp,
+        )
     }
 
-    /// Loads `baseline_flow_lookup` (XDP), with an empty flow table.
+    /// Loads `baseline_flow_lookup` (XDP) from the reference object, with an empty flow
+    /// table.
     #[must_use]
     pub fn baseline_flow_lookup() -> Self {
-        Self::load(maps::programs::BASELINE_FLOW_LOOKUP, Hook::Xdp)
+        Self::load(
+            bench_object(),
+            bench_object::programs::BASELINE_FLOW_LOOKUP,
+            Hook::Xdp,
+        )
     }
 
-    fn load(program: &'static str, hook: Hook) -> Self {
+    fn load(object: &[u8], program: &'static str, hook: Hook) -> Self {
         // As the daemon loads it without debug logging: aya-log's level 0 keeps the
         // program from writing an event per new flow.
         let mut ebpf = EbpfLoader::new()
             .override_global("AYA_LOG_LEVEL", &0_u8, false)
-            .load(kernel_object())
-            .unwrap_or_else(|e| panic!("loading reflector's kernel object: {e:?}"));
+            .load(object)
+            .unwrap_or_else(|e| panic!("loading the object holding {program}: {e:?}"));
         let prog = ebpf
             .program_mut(program)
-            .unwrap_or_else(|| panic!("the kernel object has no program named {program}"));
+            .unwrap_or_else(|| panic!("the object has no program named {program}"));
         match hook {
             Hook::Xdp => {
                 let xdp: &mut Xdp = prog
@@ -443,13 +456,6 @@ impl Kernel {
         self.counters(maps::MAP_STATS, MAP_STATS_LEN)
     }
 
-    /// The counters of `STATS` at `indices` (summed over CPUs), in that order: reading a
-    /// few costs one system call each.
-    #[must_use]
-    pub fn stats_at(&self, indices: &[u32]) -> Vec<Counter> {
-        self.counters_at(maps::STATS, indices)
-    }
-
     /// The counters of `MAP_STATS` at `indices` (summed over CPUs), in that order.
     #[must_use]
     pub fn map_stats_at(&self, indices: &[u32]) -> Vec<Counter> {
@@ -491,7 +497,7 @@ impl Kernel {
                 panic!("the kernel object has no map {}", maps::SOURCE_BUCKETS)
             }))
             .unwrap_or_else(|e| panic!("{} is not a hash map: {e:?}", maps::SOURCE_BUCKETS));
-        buckets.keys().filter(Result::is_ok).count()
+        buckets.keys().flatten().count()
     }
 
     /// Every entry of `FLOWS`.

@@ -5,13 +5,13 @@ use std::net::IpAddr;
 
 use aya::Ebpf;
 use aya::programs::{Xdp, XdpMode};
-use reflector_common::maps::programs;
 
+use crate::bench_object::{bench_object, programs};
+use crate::daemon::Mode;
 use crate::enter::EnteredNetns;
 use crate::kind::Family;
 use crate::names;
 use crate::netns::Netns;
-use crate::reflector::Mode;
 
 /// How to set up a [`Topology`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -278,16 +278,16 @@ pub fn kernel_object() -> &'static [u8] {
     })
 }
 
-/// Loads `xdp_pass` and attaches it to `iface` in `ns` (attaching resolves the interface
+/// Loads `xdp_pass` (from the reference object) and attaches it to `iface` in `ns` (attaching resolves the interface
 /// in the current thread's namespace, hence entering it). The link lives as long as the
 /// returned object.
 fn attach_xdp_pass(ns: &Netns, iface: &str) -> Ebpf {
     let _in_ns = EnteredNetns::enter(ns);
-    let mut ebpf = Ebpf::load(kernel_object())
-        .unwrap_or_else(|e| panic!("cannot load the kernel object: {e}"));
+    let mut ebpf = Ebpf::load(bench_object())
+        .unwrap_or_else(|e| panic!("cannot load the reference object: {e}"));
     let program: &mut Xdp = ebpf
         .program_mut(programs::XDP_PASS)
-        .unwrap_or_else(|| panic!("the kernel object has no program {}", programs::XDP_PASS))
+        .unwrap_or_else(|| panic!("the reference object has no program {}", programs::XDP_PASS))
         .try_into()
         .unwrap_or_else(|e| panic!("{} is not an XDP program: {e}", programs::XDP_PASS));
     program

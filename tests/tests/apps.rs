@@ -12,6 +12,10 @@
 //!
 //! A missing tool fails the test with the Debian package to install; nothing is skipped.
 //! Every test builds its own topology, so ports only need to be unique per test.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;

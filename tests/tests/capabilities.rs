@@ -12,12 +12,17 @@
 //! in `/proc/PID/task/*/status`, with reflection, `reflector stats` and a runtime `map add`
 //! and `map del` still working after the drop.
 
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
+
 use std::fs;
 
 use reflector_tests::attach::kernel_has_tcx;
+use reflector_tests::daemon::{binary, command};
 use reflector_tests::pinning::PinDir;
 use reflector_tests::reflection::{Path, assert_reflected, map_arg};
-use reflector_tests::reflector::{binary, command};
 use reflector_tests::servers::peer_service;
 use reflector_tests::{
     Family, Mode, Proto, Reflector, TempDir, Topology, require_root, require_tool,
@@ -110,6 +115,10 @@ fn assert_dropped(pid: u32, granted: u64, main: u64, worker: u64) {
 /// every capability), optionally pinning into `pin`: reflects TCP and UDP on both
 /// families; once ready, every thread keeps only what it may still need; `stats`, a
 /// runtime `map add` and `map del` work after the drop.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: start, check every thread, reflect, change maps, restart"
+)]
 fn reflects_with_least_capabilities(mode: Mode, pin: Option<&PinDir>, restricted: bool) {
     require_root();
     require_tool("setpriv", "util-linux");
@@ -192,7 +201,7 @@ fn reflects_with_least_capabilities(mode: Mode, pin: Option<&PinDir>, restricted
         assert_reflected(&topology, path, proto, family, MAP.0, "least-caps");
     }
     let control = |subcommand: &[&str]| {
-        let mut words = vec![&*daemon.to_str().unwrap()];
+        let mut words = vec![daemon.to_str().unwrap()];
         words.extend(subcommand);
         words.extend(["--control-socket", &socket]);
         reflector_tests::command::run(&mut topology.r().command(&words))

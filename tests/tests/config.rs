@@ -4,6 +4,10 @@
 //!
 //! Each test builds its own namespaces X and R (see `e2e.rs`) and writes its config file
 //! into a temporary directory of its own.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::fs;
 use std::net::SocketAddr;
@@ -11,8 +15,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use reflector_tests::client::try_tcp_line;
+use reflector_tests::daemon::{self, run_to_exit};
 use reflector_tests::reflection::{Path, assert_reflected};
-use reflector_tests::reflector::{self as daemon, run_to_exit};
 use reflector_tests::servers::peer_service;
 use reflector_tests::wait::wait_until;
 use reflector_tests::{Family, Proto, Reflector, TempDir, Topology, TopologyOptions};

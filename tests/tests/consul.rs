@@ -8,6 +8,10 @@
 //!   method and timeout; 2xx is passing, 429 warning, anything else (or no answer) critical.
 //!
 //! Each HCL file must define the same check as its JSON twin. The topology is `e2e.rs`'s.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::fs;
 use std::io;
@@ -94,7 +98,7 @@ fn run(ns: &reflector_tests::Netns, check: &Value, reflector: IpAddr) -> Status 
             .collect();
         // `reflector` is the binary under test, as the package installs it on PATH.
         if args.first().is_some_and(|program| program == "reflector") {
-            args[0] = reflector_tests::reflector::binary()
+            args[0] = reflector_tests::daemon::binary()
                 .to_string_lossy()
                 .into_owned();
         }

@@ -6,6 +6,10 @@
 //! Each test builds its own namespaces X and R (see `e2e.rs`), and its daemon's control
 //! socket lives in a temporary directory of its own. The subcommands run inside R with the
 //! same binary as the daemon.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::SocketAddr;
@@ -17,8 +21,8 @@ use std::time::Duration;
 
 use reflector::control::Reply;
 use reflector_tests::client::{exchange_line, tcp_connect, try_tcp_line};
+use reflector_tests::daemon::{binary, run_to_exit};
 use reflector_tests::reflection::{Path, assert_reflected};
-use reflector_tests::reflector::{binary, run_to_exit};
 use reflector_tests::servers::{Session, peer_service, session_service};
 use reflector_tests::{Family, Mode, Proto, Reflector, TempDir, Topology, TopologyOptions};
 

@@ -6,6 +6,10 @@
 //! the tags the package's own overrides justify.
 //!
 //! The package: `$REFLECTOR_DEB`, else the newest `target/debian/reflector_*_amd64.deb`.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,7 +17,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use reflector_tests::command::output_within;
-use reflector_tests::reflector::command as daemon_command;
+use reflector_tests::daemon::command as daemon_command;
 use reflector_tests::{Mode, Reflector, TempDir, Topology, require_root, require_tool};
 
 const TIMEOUT: Duration = Duration::from_secs(120);

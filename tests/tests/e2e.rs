@@ -6,6 +6,10 @@
 //! its peer. Every test builds its own topology, so they run in parallel. They need root
 //! and the daemon binary (`$REFLECTOR_BIN`, else `target/<profile>/reflector`). What is
 //! particular to userspace reflection (splice) is tested in `splice.rs`.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::Output;
@@ -13,8 +17,8 @@ use std::time::Duration;
 
 use reflector_tests::attach::{has_clsact, kernel_has_tcx};
 use reflector_tests::client::{self, curl, curl_to_file, http_url, sha256, under_check_load};
+use reflector_tests::daemon::run_to_exit;
 use reflector_tests::reflection::{Path, assert_reflected, map_arg};
-use reflector_tests::reflector::run_to_exit;
 use reflector_tests::servers::{Nginx, parse_peer_reply, peer_service};
 use reflector_tests::{
     Attachments, Family, Mode, Proto, Reflector, Topology, TopologyOptions,
@@ -596,7 +600,7 @@ fn assert_rejected(maps: &[&str], iface: Option<&str>, bad: &str) {
          stderr ---\n{stderr}"
     );
     assert!(
-        !reflector_tests::reflector::has_ready_line(&stderr),
+        !reflector_tests::daemon::has_ready_line(&stderr),
         "reflector {args:?} logged `ready`:\n{stderr}"
     );
     assert_nothing_attached(topology.r(), topology.r_iface());

@@ -5,6 +5,10 @@
 //!
 //! The test plays the service itself (a UDP socket on X:P), so it knows which flow each
 //! datagram belongs to and can send a reply long after the request.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -12,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use reflector_tests::command::output_within;
-use reflector_tests::reflector::binary;
+use reflector_tests::daemon::binary;
 use reflector_tests::wait::poll_until;
 use reflector_tests::{Family, Mode, Reflector, TempDir, Topology, in_netns};
 use serde_json::Value;

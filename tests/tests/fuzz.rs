@@ -7,6 +7,10 @@
 //! `REFLECTOR_FUZZ_SEED` (default: a new one each run, printed), starting at scenario
 //! `REFLECTOR_FUZZ_SCENARIO` (default 0). `cargo xtask fuzz --count N [--seed S]
 //! [--scenario I]` sets them. Needs root.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::{
     env,

@@ -9,24 +9,34 @@
 //!
 //! They need root (`CAP_BPF` and `CAP_NET_ADMIN`) and the kernel object embedded in the
 //! `reflector` crate; without it every test fails and says so.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 #[path = "kernel/cases.rs"]
 mod cases;
 
-use std::{collections::HashMap as StdHashMap, io::ErrorKind};
+use std::{
+    collections::{BTreeSet, HashMap as StdHashMap},
+    io::ErrorKind,
+};
 
-use aya::{programs::ProgramError, sys::SyscallError};
+use aya::{Ebpf, programs::ProgramError, sys::SyscallError};
 use reflector_common::{
     Counter, Direction, Family, FlowKey, FlowValue, MapStatIndex, Protocol, STATS_LEN, StatIndex,
+    maps::programs::{TC, XDP},
     stats::COUNTERS_PER_MAP,
 };
 
 use reflector_tests::differential::stat_name;
 use reflector_tests::hexdump::{byte_diff, hex};
 use reflector_tests::{
+    bench_object::{self, bench_object},
     kernel_fixture as fixture,
     packets::{ETH_LEN, Frame, Vlan, arp_request, verify_checksums},
     test_run::{Hook, Kernel},
+    topology::kernel_object,
 };
 
 use crate::cases::{Case, Expect};
@@ -57,6 +67,10 @@ fn run_case(case: &Case) {
 }
 
 /// Runs `case` in a fresh program at `hook`; returns what went wrong.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one case's setup, run and every check in order reads best as one function"
+)]
 fn run_at(hook: Hook, case: &Case) -> Vec<String> {
     let mut kernel = Kernel::reflector(hook);
     fixture::configure(&mut kernel);
@@ -421,6 +435,35 @@ kernel_cases! {
     loop_guard_off_reflects,
 }
 
+/// The names of the programs in the eBPF object `object`.
+fn program_names(object: &[u8]) -> BTreeSet<String> {
+    let ebpf = Ebpf::load(object).unwrap_or_else(|e| panic!("cannot load the object: {e}"));
+    ebpf.programs().map(|(name, _)| name.to_owned()).collect()
+}
+
+/// reflector's kernel object carries reflector's two programs and nothing else: the
+/// benchmark's baselines and the pass-through live in the reference object.
+#[test]
+fn kernel_object_holds_only_reflector() {
+    assert_eq!(
+        program_names(kernel_object()),
+        BTreeSet::from([XDP, TC].map(str::to_owned)),
+        "the programs of reflector's kernel object"
+    );
+    assert_eq!(
+        program_names(bench_object()),
+        BTreeSet::from(
+            [
+                bench_object::programs::BASELINE_MAC_SWAP,
+                bench_object::programs::BASELINE_FLOW_LOOKUP,
+                bench_object::programs::XDP_PASS,
+            ]
+            .map(str::to_owned)
+        ),
+        "the programs of the benchmark's reference object"
+    );
+}
+
 /// `baseline_mac_swap` swaps the Ethernet addresses of any frame, changes nothing else, and
 /// returns `XDP_TX`.
 #[test]
@@ -510,8 +553,8 @@ fn ping_pong(hook: Hook, family: Family, ttl: u8, hops: u8, guard: bool) -> (u32
     let mut frame = Frame::tcp(r2_addr, fixture::CLIENT_PORT, r1_addr, PORT)
         .with_ttl(ttl)
         .bytes();
-    let mut reflections = 0;
-    for turn in 0..1_000 {
+    // Every turn before the one that stops the packet reflected it once.
+    for (reflections, turn) in (0..1_000).enumerate() {
         let kernel = &mut reflectors[turn % 2];
         let before = kernel.stats();
         let run = kernel.run(&frame);
@@ -528,9 +571,8 @@ fn ping_pong(hook: Hook, family: Family, ttl: u8, hops: u8, guard: bool) -> (u32
                 .into_iter()
                 .find(|index| index.get() == reason)
                 .unwrap_or_else(|| panic!("stopped for {}", stat_name(reason)));
-            return (reflections, reason);
+            return (reflections as u32, reason);
         }
-        reflections += 1;
         frame = run.output;
         // The routers between them: IPv6 only (no header checksum to fix).
         if hops > 0 {

@@ -13,6 +13,10 @@
 //! and the daemon's `/proc` status show what the manifest asks for, and a rolling restart
 //! (stop the Pod, start a new one that adopts the pins) loses no byte of a long connection.
 //! The tools come from `cargo xtask setup` (podman from Debian; the validators from PyPI).
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::net::SocketAddr;
 use std::path::Path as FsPath;
@@ -20,11 +24,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reflector_tests::command::{output_within, run};
+use reflector_tests::daemon::binary;
 use reflector_tests::manifests::{self, Variant};
 use reflector_tests::pinning::LongSession;
 use reflector_tests::podman::{NodeBpffs, PlayedPod, image};
 use reflector_tests::reflection::{Path, assert_reflected};
-use reflector_tests::reflector::binary;
 use reflector_tests::servers::{Session, peer_service, session_service};
 use reflector_tests::wait::poll_until;
 use reflector_tests::{Family, Mode, Proto, TempDir, Topology, require_root, require_tool};

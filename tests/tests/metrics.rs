@@ -7,14 +7,18 @@
 //! with curl. Every test builds its own topology, so they run in parallel. They need root,
 //! the daemon binary (`$REFLECTOR_BIN`, else `target/<profile>/reflector`), curl, and
 //! promtool and prometheus (Debian package `prometheus`), and say so when one is missing.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::fs;
 use std::process::Output;
 use std::time::Duration;
 
+use reflector_tests::daemon::run_to_exit;
 use reflector_tests::prometheus::Prometheus;
 use reflector_tests::reflection::{Path, assert_reflected};
-use reflector_tests::reflector::run_to_exit;
 use reflector_tests::servers::peer_service;
 use reflector_tests::{
     Family, Mode, Proto, Reflector, TempDir, Topology, TopologyOptions, require_root, require_tool,

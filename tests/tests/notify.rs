@@ -5,14 +5,18 @@
 //! around a SIGHUP reload, and `STOPPING=1` at exit, in TC and splice mode.
 //!
 //! Each test builds its own namespaces X and R (see `e2e.rs`); the daemon runs in R.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::fs;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use reflector_tests::daemon::{self, REJECT_TIMEOUT};
 use reflector_tests::notify::NotifySocket;
 use reflector_tests::reflection::{Path, assert_reflected};
-use reflector_tests::reflector::{self as daemon, REJECT_TIMEOUT};
 use reflector_tests::servers::peer_service;
 use reflector_tests::{
     Attachments, Family, Mode, Process, Proto, Reflector, TempDir, Topology, require_root,

@@ -5,6 +5,10 @@
 //! own, mounted on a temporary directory: `ip netns exec`, which runs the daemon in R,
 //! mounts a fresh sysfs on /sys and so hides the host's /sys/fs/bpf. A guard runs
 //! `reflector detach --pin DIR` and unmounts it, also when the test panics.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt as _;
@@ -16,8 +20,8 @@ use reflector_common::{STATS_LEN, maps::PIN_LAYOUT_VERSION};
 use reflector_tests::attach::{has_clsact, kernel_has_tcx};
 use reflector_tests::client::{tcp_line, under_check_load};
 use reflector_tests::command::run;
+use reflector_tests::daemon::run_to_exit;
 use reflector_tests::pinning::{LongSession, PinDir};
-use reflector_tests::reflector::run_to_exit;
 use reflector_tests::servers::{Nginx, Session, session_service};
 use reflector_tests::wait::wait_until;
 use reflector_tests::{

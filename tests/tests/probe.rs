@@ -13,14 +13,18 @@
 //!
 //! Failure cases use `--timeout 1s`, so a run stays short; every line is also printed,
 //! tagged with the mode, for the record.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::fmt::Write as _;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use reflector_tests::daemon::run_to_exit;
 use reflector_tests::firewall::{drop_incoming_tcp, dropped_packets};
-use reflector_tests::reflector::run_to_exit;
 use reflector_tests::servers::{Nginx, Session, session_service};
 use reflector_tests::sshd::Sshd;
 use reflector_tests::unbound::Unbound;

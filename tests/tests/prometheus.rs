@@ -7,6 +7,10 @@
 //!   replaced), scrapes the exporter's probes and the reflector itself;
 //! - `reflector.json`: every query of the dashboard returns data from that Prometheus
 //!   while the reflector carries traffic.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::fs;
 use std::process::Command;

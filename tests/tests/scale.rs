@@ -6,6 +6,10 @@
 //! `REFLECTOR_SCALE` sets how many (default 1,000, what CI runs); the 10,000:
 //! `REFLECTOR_SCALE=10000 cargo xtask test -- scale_` (about a minute). The measured figures
 //! are printed (`cargo test ... -- --nocapture` shows them).
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::fs;
 use std::io::{Read as _, Write as _};

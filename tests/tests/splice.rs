@@ -8,6 +8,10 @@
 //! parallel. They need root, the daemon binary (`$REFLECTOR_BIN`, else
 //! `target/<profile>/reflector`) and python3; some need nft (nftables), setpriv
 //! and prlimit (util-linux), and say so when missing.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::collections::HashSet;
 use std::fs;
@@ -23,10 +27,10 @@ use reflector_tests::client::{
     expect_reset, half_close_exchange, tcp_connect, try_tcp_line, udp_exchange_on, udp_socket,
     udp_try_exchange,
 };
+use reflector_tests::daemon::{self, has_count, has_ready_line, splice_summary};
 use reflector_tests::firewall::{drop_incoming_tcp, dropped_packets};
 use reflector_tests::process::open_fds;
 use reflector_tests::reflection::{Path, assert_reflected, map_arg};
-use reflector_tests::reflector::{self as daemon, has_count, has_ready_line, splice_summary};
 use reflector_tests::servers::{Session, parse_peer_reply, peer_service, session_service};
 use reflector_tests::wait::{poll_until, wait_until};
 use reflector_tests::{
@@ -308,7 +312,7 @@ fn no_fd_left_after_a_thousand_connections() {
     );
     let pid = reflector.pid();
     let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
-    let binary = fs::canonicalize(reflector_tests::reflector::binary())
+    let binary = fs::canonicalize(reflector_tests::daemon::binary())
         .expect("the reflector binary's canonical path");
     assert_eq!(exe, binary, "process {pid} must be the reflector binary");
     let baseline = open_fds(pid);

@@ -8,6 +8,10 @@
 //! They need root, `systemd-analyze` (systemd), `systemd-nspawn` (systemd-container),
 //! `debootstrap` and `nsenter`; the container's root is debootstrapped once into
 //! `target/tmp` from the host's configured Debian mirror.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::fs;
 use std::path::Path;
@@ -95,6 +99,25 @@ fn unit_exposure_is_within_the_threshold() {
 
 /// The unit under systemd 252 (Debian 12's) in a container: the whole life of the service,
 /// reflecting in `mode` (splice: the userspace path's system calls pass the unit's filter).
+/// The unit grants exactly its four capabilities; once attached, the daemon keeps
+/// `CAP_NET_BIND_SERVICE` and `CAP_BPF` (it cannot lower the bounding set without
+/// `CAP_SETPCAP`).
+fn assert_capabilities(proc_status: &str) {
+    let set = |name: &str| {
+        proc_status
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}:")))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{proc_status}"))
+    };
+    assert_eq!(set("CapBnd"), CAPABILITIES, "{proc_status}");
+    assert_eq!(
+        (set("CapEff"), set("CapPrm")),
+        (KEPT, KEPT),
+        "{proc_status}"
+    );
+}
+
 fn unit_runs_under_systemd(mode: Mode) {
     require_root();
     for (tool, package) in [
@@ -127,7 +150,7 @@ fn unit_runs_under_systemd(mode: Mode) {
         .expect("write the config file");
     };
     write_config("\"10022:22\"");
-    let binary = reflector_tests::reflector::binary();
+    let binary = reflector_tests::daemon::binary();
     let container = Container::boot(
         topology.r(),
         &[
@@ -161,25 +184,10 @@ fn unit_runs_under_systemd(mode: Mode) {
     );
     assert_reflected(&topology, via, Proto::Tcp, Family::V4, 10_022, "unit");
 
-    let pid = container.property(unit, "MainPID");
-    let proc_status = container.exec(&["cat", &format!("/proc/{pid}/status")]);
-    let set = |name: &str| {
-        proc_status
-            .lines()
-            .find_map(|line| line.strip_prefix(&format!("{name}:")))
-            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-            .unwrap_or_else(|| panic!("no {name} in:\n{proc_status}"))
-    };
-    assert_eq!(
-        set("CapBnd"),
-        CAPABILITIES,
-        "the unit grants exactly its four capabilities"
-    );
-    assert_eq!(
-        (set("CapEff"), set("CapPrm")),
-        (KEPT, KEPT),
-        "once attached, the daemon keeps CAP_NET_BIND_SERVICE and CAP_BPF only"
-    );
+    assert_capabilities(&container.exec(&[
+        "cat",
+        &format!("/proc/{}/status", container.property(unit, "MainPID")),
+    ]));
     wait_until("a watchdog ping", SETTLE_TIMEOUT, || {
         container.property(unit, "WatchdogTimestampMonotonic") != "0"
     });

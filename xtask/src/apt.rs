@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use crate::process;
 
 /// What `cargo install bpf-linker --features llvm-22` compiles and links against.
-pub const BUILD: &[&str] = &[
+pub(crate) const BUILD: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
     "libzstd-dev",
@@ -18,7 +18,7 @@ pub const BUILD: &[&str] = &[
 /// packet capture, `bpftool` to inspect the loaded program, and what the deployment files
 /// run with: a systemd container (debootstrap, systemd-nspawn), dpkg and lintian for the
 /// package, Prometheus' `blackbox_exporter`.
-pub const TEST_TOOLS: &[&str] = &[
+pub(crate) const TEST_TOOLS: &[&str] = &[
     "iproute2",
     "ethtool",
     "nginx-light",
@@ -44,14 +44,14 @@ pub const TEST_TOOLS: &[&str] = &[
 
 /// What `cargo xtask image` and the container tests run: podman with runc (crun refuses
 /// the hybrid cgroup layout of the VMs this is tested on) and catatonit for its pods.
-pub const CONTAINERS: &[&str] = &["podman", "runc", "catatonit", "uidmap"];
+pub(crate) const CONTAINERS: &[&str] = &["podman", "runc", "catatonit", "uidmap"];
 
 /// What `cargo xtask vmtest` boots its kernels with: QEMU, and what virtme-ng's guest init
 /// needs from the host (busybox, udev: without it the guest's output is lost, kmod).
-pub const VM: &[&str] = &["qemu-system-x86", "busybox-static", "udev", "kmod"];
+pub(crate) const VM: &[&str] = &["qemu-system-x86", "busybox-static", "udev", "kmod"];
 
 /// The packages in `wanted` that are not installed, in the order given.
-pub fn missing<'a>(wanted: &[&'a str]) -> Result<Vec<&'a str>> {
+pub(crate) fn missing<'a>(wanted: &[&'a str]) -> Result<Vec<&'a str>> {
     // One call for all: dpkg-query prints a line per known package and complains (exit 1)
     // about unknown ones, which are then missing too.
     let output = Command::new("dpkg-query")
@@ -81,7 +81,7 @@ pub fn missing<'a>(wanted: &[&'a str]) -> Result<Vec<&'a str>> {
 }
 
 /// Installs `packages` (`apt-get update` first, once), as root.
-pub fn install(packages: &[&str]) -> Result<()> {
+pub(crate) fn install(packages: &[&str]) -> Result<()> {
     if packages.is_empty() {
         return Ok(());
     }

@@ -21,7 +21,7 @@ const TOOLS: &[&str] = &[
 ];
 
 /// How the benchmark runs: what `cargo xtask bench` passes on to `reflector-bench run`.
-pub struct Options {
+pub(crate) struct Options {
     /// Seconds per measurement.
     pub duration: Option<String>,
     /// Contenders, comma-separated.
@@ -33,7 +33,7 @@ pub struct Options {
 }
 
 /// Installs what is missing, builds both binaries (release), runs the benchmark as root.
-pub fn run(options: &Options) -> Result<()> {
+pub(crate) fn run(options: &Options) -> Result<()> {
     apt::install(&apt::missing(TOOLS)?)?;
     // The release build of reflector, checked to carry its kernel program, and of the
     // benchmark in the same cargo call (which compiles reflector's library once for both).

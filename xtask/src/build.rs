@@ -19,13 +19,13 @@ use crate::{
 const BUILT_CFG: &str = "reflector_ebpf";
 
 /// Installs the build toolchain if missing, then builds; returns the `reflector` binary.
-pub fn run(release: bool) -> Result<PathBuf> {
+pub(crate) fn run(release: bool) -> Result<PathBuf> {
     run_with(release, &[])
 }
 
 /// [`run`], building the packages `also` in the same cargo call: one feature resolution,
 /// so a package they share with reflector is compiled once, not once per call.
-pub fn run_with(release: bool, also: &[&str]) -> Result<PathBuf> {
+pub(crate) fn run_with(release: bool, also: &[&str]) -> Result<PathBuf> {
     toolchain::ensure(Scope::Build)?;
     let binary = build_reflector(release, also)?;
     process::say(&format!("built {}", binary.display()));
@@ -35,16 +35,16 @@ pub fn run_with(release: bool, also: &[&str]) -> Result<PathBuf> {
 /// `cargo build -p reflector` (its build.rs builds and embeds the kernel program), and
 /// the packages `also`; returns reflector's binary, and fails if the kernel program did
 /// not get built in.
-pub fn build_reflector(release: bool, also: &[&str]) -> Result<PathBuf> {
+pub(crate) fn build_reflector(release: bool, also: &[&str]) -> Result<PathBuf> {
     build_reflector_for(None, release, also)
 }
 
 /// The target triple of the static build (`cargo xtask image`): musl links everything in.
-pub const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
+pub(crate) const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
 
 /// A static release `reflector` (the [`STATIC_TARGET`], added to the stable toolchain
 /// when missing) with its kernel program built in.
-pub fn build_static() -> Result<PathBuf> {
+pub(crate) fn build_static() -> Result<PathBuf> {
     toolchain::ensure(Scope::Build)?;
     toolchain::ensure_target(STATIC_TARGET)?;
     build_reflector_for(Some(STATIC_TARGET), true, &[])

@@ -10,7 +10,7 @@ use crate::{bench, build, deb, fuzz, image, lint, run, setup, test, vmtest};
 /// Build, run, lint, test and benchmark reflector.
 #[derive(Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask")]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     task: Task,
 }
@@ -105,7 +105,7 @@ enum Task {
         /// xdp-skb, auto, nftables (the direct path is always measured).
         #[arg(long, value_name = "LIST")]
         contenders: Option<String>,
-        /// Only these workloads, comma-separated: connect, bulk, bulk-reverse, rr.
+        /// Only these workloads, comma-separated: connect, bulk, bulk-reverse, rr, udp, kernel.
         #[arg(long, value_name = "LIST")]
         workloads: Option<String>,
         /// More arguments for `reflector-bench run`, after `--` (e.g. `--workers 32`).
@@ -116,7 +116,7 @@ enum Task {
 
 impl Cli {
     /// Runs the chosen task.
-    pub fn run(self) -> Result<()> {
+    pub(crate) fn run(self) -> Result<()> {
         match self.task {
             Task::Setup => setup::run(),
             Task::Build { release } => build::run(release).map(drop),

@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// The crate that writes the man pages and completions (built beside reflector).
-pub const ASSETS: &str = "reflector-assets";
+pub(crate) const ASSETS: &str = "reflector-assets";
 
 /// The cargo-deb release this project's package metadata is written for (exactly: it
 /// packages the dev build for the tests, which it warns may become an error).
@@ -23,7 +23,7 @@ const CARGO_DEB_VERSION: &str = "3.8.0";
 
 /// Builds reflector (release, kernel program embedded), generates its man pages and shell
 /// completions from the CLI definition, and packages everything; returns the `.deb`.
-pub fn run() -> Result<PathBuf> {
+pub(crate) fn run() -> Result<PathBuf> {
     toolchain::ensure(Scope::Build)?;
     ensure_cargo_deb()?;
     let binary = build::build_reflector(true, &[ASSETS])?;
@@ -35,7 +35,7 @@ pub fn run() -> Result<PathBuf> {
 
 /// The package `cargo xtask test` installs: from the dev build the tests run (no release
 /// build in CI), written to `target/debian/test/`. Returns the `.deb`.
-pub fn for_tests(binary: &Path) -> Result<PathBuf> {
+pub(crate) fn for_tests(binary: &Path) -> Result<PathBuf> {
     ensure_cargo_deb()?;
     package(binary, Some("test"))
 }

@@ -13,13 +13,13 @@ use crate::{
 };
 
 /// The libFuzzer targets in `fuzz/fuzz_targets`: every parser of outside input.
-pub const PARSER_TARGETS: &[&str] = &["portmap", "config", "control_request"];
+pub(crate) const PARSER_TARGETS: &[&str] = &["portmap", "config", "control_request"];
 
 /// The cargo-fuzz release line installed when it is missing.
 const CARGO_FUZZ_VERSION: &str = "^0.13";
 
 /// A differential run: how many frames, from which seed and scenario.
-pub struct Packets {
+pub(crate) struct Packets {
     /// Frames, each through the XDP and the TC program.
     pub count: u64,
     /// The run's seed; a new one (printed) when `None`.
@@ -30,7 +30,7 @@ pub struct Packets {
 
 /// Builds the test binary in release mode and runs `packets.count` frames through both
 /// kernel programs and the model.
-pub fn packets(packets: &Packets) -> Result<()> {
+pub(crate) fn packets(packets: &Packets) -> Result<()> {
     toolchain::ensure(Scope::Build)?;
     let mut cmd = process::cargo();
     cmd.args([
@@ -56,7 +56,7 @@ pub fn packets(packets: &Packets) -> Result<()> {
 
 /// Runs each parser target in `targets` (all when empty) for `seconds`, with cargo-fuzz
 /// (installed when missing) on nightly. A crash stops the run and names its input.
-pub fn parsers(targets: &[String], seconds: u64) -> Result<()> {
+pub(crate) fn parsers(targets: &[String], seconds: u64) -> Result<()> {
     let targets: Vec<&str> = if targets.is_empty() {
         PARSER_TARGETS.to_vec()
     } else {

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use crate::{apt, build, process};
 
 /// The image's name: local, as nothing is pushed anywhere.
-pub const TAG: &str = concat!("localhost/reflector:", env!("CARGO_PKG_VERSION"));
+pub(crate) const TAG: &str = concat!("localhost/reflector:", env!("CARGO_PKG_VERSION"));
 
 /// Where the build context is staged: the binary alone.
 fn context_dir() -> PathBuf {
@@ -17,7 +17,7 @@ fn context_dir() -> PathBuf {
 
 /// `podman` with this repository's `containers.conf` (runtime, cgroups, ulimits for the
 /// machines it is tested on), never the host's `/etc/containers` changed.
-pub fn podman() -> Command {
+pub(crate) fn podman() -> Command {
     let mut cmd = process::as_root("podman", true);
     cmd.env(
         "CONTAINERS_CONF",
@@ -27,7 +27,7 @@ pub fn podman() -> Command {
 }
 
 /// Builds the static binary, then the image from it with no network, and prints its size.
-pub fn run() -> Result<()> {
+pub(crate) fn run() -> Result<()> {
     let binary = build::build_static()?;
     apt::install(&apt::missing(apt::CONTAINERS)?)?;
 

@@ -1,5 +1,5 @@
-//! `cargo xtask lint`: formatting, clippy on the control plane and on the kernel program,
-//! and no import cycles between modules.
+//! `cargo xtask lint`: formatting, clippy on the control plane and on the eBPF programs, and
+//! no import cycles between modules.
 
 use std::{env::consts::ARCH, process::Command};
 
@@ -11,7 +11,7 @@ use crate::{
 };
 
 /// Runs every check, then fails if any did, naming them (so one run shows all problems).
-pub fn run() -> Result<()> {
+pub(crate) fn run() -> Result<()> {
     toolchain::ensure(Scope::Lint)?;
     let mut fmt = process::cargo();
     fmt.args(["fmt", "--all", "--check"]);
@@ -19,12 +19,21 @@ pub fn run() -> Result<()> {
     let mut fuzz_fmt = process::cargo();
     fuzz_fmt.args(["fmt", "--check", "--manifest-path", "fuzz/Cargo.toml"]);
     let mut clippy = process::cargo();
-    clippy.args(["clippy", "--all-targets", "--", "-D", "warnings"]);
+    // The whole workspace: the eBPF crates' host builds (their pure modules and property
+    // tests) too; their BPF builds get the check below.
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     let checks = [
         ("formatting", fmt),
         ("formatting of the fuzz targets", fuzz_fmt),
         ("clippy", clippy),
-        ("clippy on the kernel program", ebpf_clippy()),
+        ("clippy on the eBPF programs", ebpf_clippy()),
     ];
 
     let mut failed = Vec::new();
@@ -61,11 +70,18 @@ fn module_cycles() -> Result<()> {
     Ok(())
 }
 
-/// Clippy for `reflector-ebpf` on the BPF target, configured as aya-build compiles it.
+/// Clippy for the eBPF crates (the kernel program, the benchmark's reference programs) on
+/// the BPF target, configured as aya-build compiles them.
 fn ebpf_clippy() -> Command {
     let mut cmd = process::cargo();
     cmd.arg(format!("+{NIGHTLY}"))
-        .args(["clippy", "--package", "reflector-ebpf", "--release"])
+        .args(["clippy", "--release"])
+        .args([
+            "--package",
+            "reflector-ebpf",
+            "--package",
+            "reflector-bench-ebpf",
+        ])
         .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
         // Its own directory, so it neither waits for nor blocks a build holding the
         // workspace target's lock, and nightly's artifacts stay apart from stable's.

@@ -11,12 +11,12 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 /// Prints a one-line progress message.
-pub fn say(message: &str) {
+pub(crate) fn say(message: &str) {
     eprintln!("xtask: {message}");
 }
 
 /// The workspace root, so every command works from any directory inside it.
-pub fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     // `cargo run` sets this at run time too; prefer that, in case the checkout moved.
     let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
@@ -26,26 +26,26 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// The cargo target directory (`CARGO_TARGET_DIR`, or `target/` in the workspace).
-pub fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     let root = workspace_root();
     env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir))
 }
 
 /// A `cargo` command run from the workspace root, with the toolchain `cargo xtask` runs on.
-pub fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut cmd = Command::new("cargo");
     cmd.current_dir(workspace_root());
     cmd
 }
 
 /// Whether this process runs as root.
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
 /// A command for `program` that runs as root: directly when already root, else through
 /// `sudo`, keeping the environment when `keep_env` (the daemon reads `RUST_LOG`).
-pub fn as_root(program: impl AsRef<OsStr>, keep_env: bool) -> Command {
+pub(crate) fn as_root(program: impl AsRef<OsStr>, keep_env: bool) -> Command {
     if is_root() {
         return Command::new(program);
     }
@@ -60,7 +60,7 @@ pub fn as_root(program: impl AsRef<OsStr>, keep_env: bool) -> Command {
 /// Makes `cmd` (a `cargo test`) run its test binaries as root: through `sudo -E` as cargo's
 /// runner when not root already. Only the test binaries run as root: cargo itself and the
 /// build stay with the user.
-pub fn tests_as_root(cmd: &mut Command) {
+pub(crate) fn tests_as_root(cmd: &mut Command) {
     if !is_root() {
         cmd.env(
             format!(
@@ -73,7 +73,7 @@ pub fn tests_as_root(cmd: &mut Command) {
 }
 
 /// Announces `cmd`, runs it with inherited stdio and fails if it does not succeed.
-pub fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let shown = describe(cmd);
     say(&format!("running `{shown}`"));
     let status = cmd
@@ -87,7 +87,7 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 
 /// Runs `cmd` quietly and returns its stdout, or `None` when it cannot start or fails.
 /// For probes, where failure is an answer ("not installed"), not an error.
-pub fn probe(cmd: &mut Command) -> Option<String> {
+pub(crate) fn probe(cmd: &mut Command) -> Option<String> {
     let output = cmd.stderr(std::process::Stdio::null()).output().ok()?;
     if !output.status.success() {
         return None;
@@ -96,7 +96,7 @@ pub fn probe(cmd: &mut Command) -> Option<String> {
 }
 
 /// `cmd` as a shell-like line, with the environment variables set on it first.
-pub fn describe(cmd: &Command) -> String {
+pub(crate) fn describe(cmd: &Command) -> String {
     let mut line = String::new();
     for (key, value) in cmd.get_envs() {
         if let Some(value) = value {

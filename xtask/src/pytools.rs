@@ -20,13 +20,13 @@ fn venv() -> PathBuf {
 }
 
 /// Its `bin` directory, which the tests get first on `PATH`.
-pub fn bin_dir() -> PathBuf {
+pub(crate) fn bin_dir() -> PathBuf {
     venv().join("bin")
 }
 
 /// Creates the environment and installs the packages when a command of theirs is missing
 /// (checkov takes about a minute, once).
-pub fn ensure() -> Result<()> {
+pub(crate) fn ensure() -> Result<()> {
     let bin = bin_dir();
     if PACKAGES
         .iter()

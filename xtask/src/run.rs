@@ -8,7 +8,7 @@ use crate::{build, process};
 
 /// Builds, then replaces this process with `reflector ARGS` (through `sudo -E` unless
 /// already root), so signals such as Ctrl-C reach the daemon directly.
-pub fn run(release: bool, args: &[OsString]) -> Result<()> {
+pub(crate) fn run(release: bool, args: &[OsString]) -> Result<()> {
     let binary = build::run(release)?;
     let mut cmd = process::as_root(&binary, true);
     cmd.args(args);

@@ -9,7 +9,7 @@ use crate::{
 
 /// Installs what is missing (Debian packages, nightly with rust-src, bpf-linker); a no-op,
 /// and quick, when everything is there.
-pub fn run() -> Result<()> {
+pub(crate) fn run() -> Result<()> {
     toolchain::ensure(Scope::All)?;
     process::say("setup complete: the eBPF toolchain and the test tools are installed");
     Ok(())

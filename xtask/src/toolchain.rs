@@ -10,7 +10,7 @@ use anyhow::Result;
 use crate::{apt, process, pytools};
 
 /// The toolchain that builds the kernel program; reflector-user's build.rs uses the same.
-pub const NIGHTLY: &str = "nightly";
+pub(crate) const NIGHTLY: &str = "nightly";
 /// The bpf-linker release line this project is built and tested with.
 const BPF_LINKER_VERSION: &str = "^0.13";
 /// Where Debian's LLVM 22 lives; bpf-linker's build needs to be told.
@@ -18,7 +18,7 @@ const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 /// What a task needs installed.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// Building the kernel program: LLVM packages, nightly with rust-src, bpf-linker.
     Build,
     /// Linting: rustfmt and clippy on the default toolchain; nightly with rust-src and clippy.
@@ -28,7 +28,7 @@ pub enum Scope {
 }
 
 /// Installs whatever `scope` needs that is missing, saying what it installs.
-pub fn ensure(scope: Scope) -> Result<()> {
+pub(crate) fn ensure(scope: Scope) -> Result<()> {
     let mut packages = Vec::new();
     if scope != Scope::Lint {
         packages.extend_from_slice(apt::BUILD);
@@ -58,7 +58,7 @@ pub fn ensure(scope: Scope) -> Result<()> {
 }
 
 /// Installs the nightly toolchain (minimal profile) when it is missing.
-pub fn ensure_nightly() -> Result<()> {
+pub(crate) fn ensure_nightly() -> Result<()> {
     if process::probe(rustup().args(["run", NIGHTLY, "rustc", "--version"])).is_some() {
         return Ok(());
     }
@@ -100,7 +100,7 @@ fn ensure_components(toolchain: Option<&str>, wanted: &[&str]) -> Result<()> {
 
 /// Adds the standard library for `target` to the toolchain running `cargo xtask` when it
 /// is missing (a few seconds, once).
-pub fn ensure_target(target: &str) -> Result<()> {
+pub(crate) fn ensure_target(target: &str) -> Result<()> {
     let installed =
         process::probe(rustup().args(["target", "list", "--installed"])).unwrap_or_default();
     if installed.lines().any(|line| line.trim() == target) {

@@ -30,7 +30,7 @@ const MIRROR: &str = "http://deb.debian.org/debian";
 const SUITES: &[&str] = &["bullseye", "bookworm", "bookworm-backports"];
 
 /// The kernels tested, oldest first: the series, and the suite it comes from.
-pub const KERNELS: &[(&str, &str)] = &[
+pub(crate) const KERNELS: &[(&str, &str)] = &[
     ("5.10", "bullseye"),
     ("6.1", "bookworm"),
     ("6.12", "bookworm-backports"),
@@ -45,7 +45,7 @@ const BLACKLIST: &str = "modprobe.blacklist=floppy,pcspkr,serio_raw,psmouse,evde
 
 /// The test binaries run in the guest, each with its default filters (libtest substring
 /// filters; a test runs when its name contains any of them; none: every test).
-pub const SUITE: &[(&str, &[&str])] = &[
+pub(crate) const SUITE: &[(&str, &[&str])] = &[
     ("kernel", &[]),
     ("e2e", &["_tc", "_xdp_skb", "_auto", "_splice", "clsact"]),
     ("pin", &[]),
@@ -56,7 +56,7 @@ pub const SUITE: &[(&str, &[&str])] = &[
 /// table's rewrites and checksums on both hooks (forward and reverse, TCP and UDP, IPv4 and
 /// IPv6, VLAN and QinQ, a truncated header), the TC and XDP attach paths end to end
 /// with the clsact and SIGKILL behaviour that differs before 6.6, and the pinned paths.
-pub const CI_SUITE: &[(&str, &[&str])] = &[
+pub(crate) const CI_SUITE: &[(&str, &[&str])] = &[
     (
         "kernel",
         &[
@@ -89,7 +89,7 @@ pub const CI_SUITE: &[(&str, &[&str])] = &[
 ];
 
 /// What `cargo xtask vmtest` runs.
-pub struct Options {
+pub(crate) struct Options {
     /// Only [`CI_SUITE`], not the whole [`SUITE`].
     pub ci: bool,
     /// Kernel series (`5.10`, `6.1`, `6.12`); empty for all.
@@ -101,7 +101,7 @@ pub struct Options {
 }
 
 /// Runs the suite on each kernel asked for; fails if any kernel fails.
-pub fn run(options: &Options) -> Result<()> {
+pub(crate) fn run(options: &Options) -> Result<()> {
     let kernels = select(&options.kernels)?;
     ensure_tools()?;
     let images = fetch(&kernels)?;
@@ -164,7 +164,7 @@ fn venv() -> PathBuf {
 }
 
 /// Installs the host's part (QEMU, busybox, udev, kmod) and virtme-ng when missing.
-pub fn ensure_tools() -> Result<()> {
+pub(crate) fn ensure_tools() -> Result<()> {
     apt::install(&apt::missing(apt::VM)?)?;
     if venv().join("bin").join("vng").is_file() {
         return Ok(());

@@ -49,7 +49,7 @@ impl Prefix {
 
     /// The prefix length in bits.
     #[must_use]
-    pub const fn len(&self) -> u8 {
+    pub const fn prefix_len(&self) -> u8 {
         self.len
     }
 
@@ -87,7 +87,7 @@ impl FromStr for Prefix {
             Some((addr, len)) => (addr, Some(len)),
             None => (text, None),
         };
-        let addr: IpAddr = addr.parse().map_err(|_| PrefixError::Address {
+        let addr: IpAddr = addr.parse().map_err(|_std_words| PrefixError::Address {
             text: text.to_owned(),
         })?;
         let max = max_len(addr);

@@ -32,7 +32,7 @@ fn trie_keys(settings: &AdmissionSettings) -> BTreeSet<TrieKey> {
         .allow
         .iter()
         .map(|prefix| {
-            let len = u32::from(prefix.len());
+            let len = u32::from(prefix.prefix_len());
             match prefix.addr() {
                 IpAddr::V4(addr) => {
                     let bits = u32::from(addr) & u32::MAX.checked_shl(32 - len).unwrap_or(0);

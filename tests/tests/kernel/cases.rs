@@ -25,7 +25,7 @@ use reflector_tests::{
 };
 
 /// One row of the table.
-pub struct Case {
+pub(crate) struct Case {
     /// What the case checks.
     pub description: String,
     /// Frames run first on the same loaded program, each of which must be reflected (the
@@ -48,7 +48,7 @@ pub struct Case {
 }
 
 /// The expected outcome of a case.
-pub enum Expect {
+pub(crate) enum Expect {
     /// Reflected: `XDP_TX` / `TC_ACT_REDIRECT`, leaving as `output`.
     Reflect {
         /// The exact frame that leaves.
@@ -196,49 +196,49 @@ fn cut(frame: &Frame, len: usize) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------
 // Reflected: forward.
 
-pub fn ipv4_tcp_forward() -> Case {
+pub(crate) fn ipv4_tcp_forward() -> Case {
     Case::forward(
         "IPv4 TCP to A:L leaves from A:s to S:P",
         &fixture::forward(Protocol::Tcp, Family::V4),
     )
 }
 
-pub fn ipv4_udp_forward() -> Case {
+pub(crate) fn ipv4_udp_forward() -> Case {
     Case::forward(
         "IPv4 UDP to A:L leaves from A:s to S:P",
         &fixture::forward(Protocol::Udp, Family::V4),
     )
 }
 
-pub fn ipv6_tcp_forward() -> Case {
+pub(crate) fn ipv6_tcp_forward() -> Case {
     Case::forward(
         "IPv6 TCP to A:L leaves from A:s to S:P",
         &fixture::forward(Protocol::Tcp, Family::V6),
     )
 }
 
-pub fn ipv6_udp_forward() -> Case {
+pub(crate) fn ipv6_udp_forward() -> Case {
     Case::forward(
         "IPv6 UDP to A:L leaves from A:s to S:P",
         &fixture::forward(Protocol::Udp, Family::V6),
     )
 }
 
-pub fn vlan_ipv4_tcp_forward() -> Case {
+pub(crate) fn vlan_ipv4_tcp_forward() -> Case {
     Case::forward(
         "802.1Q-tagged IPv4 TCP forward keeps its tag",
         &fixture::forward(Protocol::Tcp, Family::V4).with_vlan(Vlan::Single(100)),
     )
 }
 
-pub fn vlan_ipv6_udp_forward() -> Case {
+pub(crate) fn vlan_ipv6_udp_forward() -> Case {
     Case::forward(
         "802.1Q-tagged IPv6 UDP forward keeps its tag",
         &fixture::forward(Protocol::Udp, Family::V6).with_vlan(Vlan::Single(4094)),
     )
 }
 
-pub fn qinq_ipv4_udp_forward() -> Case {
+pub(crate) fn qinq_ipv4_udp_forward() -> Case {
     Case::forward(
         "QinQ (0x88a8 + 0x8100) IPv4 UDP forward keeps both tags",
         &fixture::forward(Protocol::Udp, Family::V4).with_vlan(Vlan::Double {
@@ -248,7 +248,7 @@ pub fn qinq_ipv4_udp_forward() -> Case {
     )
 }
 
-pub fn qinq_ipv6_tcp_forward() -> Case {
+pub(crate) fn qinq_ipv6_tcp_forward() -> Case {
     Case::forward(
         "QinQ (0x88a8 + 0x8100) IPv6 TCP forward keeps both tags",
         &fixture::forward(Protocol::Tcp, Family::V6).with_vlan(Vlan::Double { outer: 1, inner: 2 }),
@@ -266,35 +266,35 @@ fn record_route_options() -> [u8; 40] {
     options
 }
 
-pub fn ipv4_options_ihl6_tcp_forward() -> Case {
+pub(crate) fn ipv4_options_ihl6_tcp_forward() -> Case {
     Case::forward(
         "IPv4 with IHL 6 (Router Alert) TCP forward keeps its options",
         &fixture::forward(Protocol::Tcp, Family::V4).with_ipv4_options(&ROUTER_ALERT),
     )
 }
 
-pub fn ipv4_options_ihl15_udp_forward() -> Case {
+pub(crate) fn ipv4_options_ihl15_udp_forward() -> Case {
     Case::forward(
         "IPv4 with IHL 15 (40 bytes of options) UDP forward keeps its options",
         &fixture::forward(Protocol::Udp, Family::V4).with_ipv4_options(&record_route_options()),
     )
 }
 
-pub fn ipv4_ttl2_forward() -> Case {
+pub(crate) fn ipv4_ttl2_forward() -> Case {
     Case::forward(
         "IPv4 TTL 2 is reflected with TTL 1",
         &fixture::forward(Protocol::Tcp, Family::V4).with_ttl(2),
     )
 }
 
-pub fn ipv6_hop_limit2_forward() -> Case {
+pub(crate) fn ipv6_hop_limit2_forward() -> Case {
     Case::forward(
         "IPv6 hop limit 2 is reflected with hop limit 1",
         &fixture::forward(Protocol::Udp, Family::V6).with_ttl(2),
     )
 }
 
-pub fn ipv4_udp_checksum_zero_forward() -> Case {
+pub(crate) fn ipv4_udp_checksum_zero_forward() -> Case {
     Case::forward(
         "IPv4 UDP with checksum 0 (none) leaves with checksum 0",
         &fixture::forward(Protocol::Udp, Family::V4).with_udp_checksum_zero(),
@@ -327,21 +327,21 @@ fn udp_forward_with_zero_output_checksum(family: Family) -> Frame {
     input
 }
 
-pub fn ipv4_udp_output_checksum_zero_written_ffff() -> Case {
+pub(crate) fn ipv4_udp_output_checksum_zero_written_ffff() -> Case {
     Case::forward(
         "IPv4 UDP whose new checksum computes to 0 is written as 0xffff",
         &udp_forward_with_zero_output_checksum(Family::V4),
     )
 }
 
-pub fn ipv6_udp_output_checksum_zero_written_ffff() -> Case {
+pub(crate) fn ipv6_udp_output_checksum_zero_written_ffff() -> Case {
     Case::forward(
         "IPv6 UDP whose new checksum computes to 0 is written as 0xffff",
         &udp_forward_with_zero_output_checksum(Family::V6),
     )
 }
 
-pub fn ipv4_udp_input_checksum_ffff_forward() -> Case {
+pub(crate) fn ipv4_udp_input_checksum_ffff_forward() -> Case {
     let probe = fixture::forward(Protocol::Udp, Family::V4);
     let mut payload = probe.payload.clone();
     payload.extend_from_slice(&[0, 0]);
@@ -361,7 +361,7 @@ pub fn ipv4_udp_input_checksum_ffff_forward() -> Case {
     )
 }
 
-pub fn ipv4_udp_ethernet_padding_forward() -> Case {
+pub(crate) fn ipv4_udp_ethernet_padding_forward() -> Case {
     let input = fixture::forward(Protocol::Udp, Family::V4).with_payload(b"ab".to_vec());
     // 14 + 20 + 8 + 2 = 44 bytes: padded to the 60-byte Ethernet minimum with 16 bytes the
     // checksums must not cover.
@@ -377,28 +377,28 @@ fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + 3) as u8).collect()
 }
 
-pub fn ipv4_tcp_full_size_forward() -> Case {
+pub(crate) fn ipv4_tcp_full_size_forward() -> Case {
     // 14 + 20 + 32 (TCP with 12 bytes of options) + 1448 = 1514 bytes: a full 1500-byte MTU.
     let input = fixture::forward(Protocol::Tcp, Family::V4).with_payload(pattern(1448));
     assert_eq!(input.bytes().len(), 1514);
     Case::forward("IPv4 TCP in a full-size (1514-byte) frame", &input)
 }
 
-pub fn ipv6_udp_full_size_forward() -> Case {
+pub(crate) fn ipv6_udp_full_size_forward() -> Case {
     // 14 + 40 + 8 + 1452 = 1514 bytes.
     let input = fixture::forward(Protocol::Udp, Family::V6).with_payload(pattern(1452));
     assert_eq!(input.bytes().len(), 1514);
     Case::forward("IPv6 UDP in a full-size (1514-byte) frame", &input)
 }
 
-pub fn ipv4_udp_odd_payload_forward() -> Case {
+pub(crate) fn ipv4_udp_odd_payload_forward() -> Case {
     Case::forward(
         "IPv4 UDP with an odd payload length (checksum pads the last byte)",
         &fixture::forward(Protocol::Udp, Family::V4).with_payload(pattern(33)),
     )
 }
 
-pub fn ipv6_tcp_empty_payload_forward() -> Case {
+pub(crate) fn ipv6_tcp_empty_payload_forward() -> Case {
     Case::forward(
         "IPv6 TCP with no payload",
         &fixture::forward(Protocol::Tcp, Family::V6).with_payload(Vec::new()),
@@ -417,7 +417,7 @@ fn with_ipv4_total_len(mut bytes: Vec<u8>, total_len: u16) -> Vec<u8> {
     bytes
 }
 
-pub fn ipv4_total_length_beyond_frame_forward() -> Case {
+pub(crate) fn ipv4_total_length_beyond_frame_forward() -> Case {
     // Length fields are not checked (README, "The rules in detail"): only fixed fields at
     // fixed places are read and rewritten, and the rest leaves as it came.
     let input = fixture::forward(Protocol::Udp, Family::V4);
@@ -453,7 +453,7 @@ fn reverse_case(description: &str, protocol: Protocol, family: Family) -> Case {
     )
 }
 
-pub fn ipv4_tcp_reverse() -> Case {
+pub(crate) fn ipv4_tcp_reverse() -> Case {
     reverse_case(
         "IPv4 TCP reply from S:P to A:s of a flow leaves from A:L to S:s",
         Protocol::Tcp,
@@ -461,7 +461,7 @@ pub fn ipv4_tcp_reverse() -> Case {
     )
 }
 
-pub fn ipv4_udp_reverse() -> Case {
+pub(crate) fn ipv4_udp_reverse() -> Case {
     reverse_case(
         "IPv4 UDP reply from S:P to A:s of a flow leaves from A:L to S:s",
         Protocol::Udp,
@@ -469,7 +469,7 @@ pub fn ipv4_udp_reverse() -> Case {
     )
 }
 
-pub fn ipv6_tcp_reverse() -> Case {
+pub(crate) fn ipv6_tcp_reverse() -> Case {
     reverse_case(
         "IPv6 TCP reply from S:P to A:s of a flow leaves from A:L to S:s",
         Protocol::Tcp,
@@ -477,7 +477,7 @@ pub fn ipv6_tcp_reverse() -> Case {
     )
 }
 
-pub fn ipv6_udp_reverse() -> Case {
+pub(crate) fn ipv6_udp_reverse() -> Case {
     reverse_case(
         "IPv6 UDP reply from S:P to A:s of a flow leaves from A:L to S:s",
         Protocol::Udp,
@@ -485,7 +485,7 @@ pub fn ipv6_udp_reverse() -> Case {
     )
 }
 
-pub fn vlan_ipv4_udp_reverse() -> Case {
+pub(crate) fn vlan_ipv4_udp_reverse() -> Case {
     let vlan = Vlan::Single(100);
     Case::reverse(
         "802.1Q-tagged IPv4 UDP reply keeps its tag",
@@ -494,7 +494,7 @@ pub fn vlan_ipv4_udp_reverse() -> Case {
     )
 }
 
-pub fn qinq_ipv6_tcp_reverse() -> Case {
+pub(crate) fn qinq_ipv6_tcp_reverse() -> Case {
     let vlan = Vlan::Double {
         outer: 10,
         inner: 20,
@@ -506,7 +506,7 @@ pub fn qinq_ipv6_tcp_reverse() -> Case {
     )
 }
 
-pub fn ipv4_options_ihl6_tcp_reverse() -> Case {
+pub(crate) fn ipv4_options_ihl6_tcp_reverse() -> Case {
     Case::reverse(
         "IPv4 TCP reply with IHL 6 keeps its options",
         &fixture::forward(Protocol::Tcp, Family::V4),
@@ -514,7 +514,7 @@ pub fn ipv4_options_ihl6_tcp_reverse() -> Case {
     )
 }
 
-pub fn ipv4_udp_checksum_zero_reverse() -> Case {
+pub(crate) fn ipv4_udp_checksum_zero_reverse() -> Case {
     Case::reverse(
         "IPv4 UDP reply with checksum 0 (none) leaves with checksum 0",
         &fixture::forward(Protocol::Udp, Family::V4),
@@ -525,7 +525,7 @@ pub fn ipv4_udp_checksum_zero_reverse() -> Case {
 // ---------------------------------------------------------------------------------------
 // Passed: no flow.
 
-pub fn ipv4_tcp_reverse_without_flow() -> Case {
+pub(crate) fn ipv4_tcp_reverse_without_flow() -> Case {
     Case::pass(
         "IPv4 TCP from target port P with no flow recorded",
         fixture::reverse(Protocol::Tcp, Family::V4).bytes(),
@@ -533,7 +533,7 @@ pub fn ipv4_tcp_reverse_without_flow() -> Case {
     )
 }
 
-pub fn ipv6_udp_reverse_without_flow() -> Case {
+pub(crate) fn ipv6_udp_reverse_without_flow() -> Case {
     Case::pass(
         "IPv6 UDP from target port P with no flow recorded",
         fixture::reverse(Protocol::Udp, Family::V6).bytes(),
@@ -541,7 +541,7 @@ pub fn ipv6_udp_reverse_without_flow() -> Case {
     )
 }
 
-pub fn ipv4_udp_reverse_other_client_port() -> Case {
+pub(crate) fn ipv4_udp_reverse_other_client_port() -> Case {
     let forward = fixture::forward(Protocol::Udp, Family::V4);
     let reply = Frame::udp(
         v4(CLIENT_V4),
@@ -557,7 +557,7 @@ pub fn ipv4_udp_reverse_other_client_port() -> Case {
     .after(&forward)
 }
 
-pub fn ipv6_tcp_reverse_other_client_address() -> Case {
+pub(crate) fn ipv6_tcp_reverse_other_client_address() -> Case {
     let forward = fixture::forward(Protocol::Tcp, Family::V6);
     let reply = Frame::tcp(
         v6(Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 8)),
@@ -576,7 +576,7 @@ pub fn ipv6_tcp_reverse_other_client_address() -> Case {
 // ---------------------------------------------------------------------------------------
 // Passed: fragments and IPv6 extension headers.
 
-pub fn ipv4_fragment_more_fragments() -> Case {
+pub(crate) fn ipv4_fragment_more_fragments() -> Case {
     Case::pass(
         "IPv4 first fragment (MF set, offset 0)",
         fixture::forward(Protocol::Udp, Family::V4)
@@ -586,7 +586,7 @@ pub fn ipv4_fragment_more_fragments() -> Case {
     )
 }
 
-pub fn ipv4_fragment_nonzero_offset() -> Case {
+pub(crate) fn ipv4_fragment_nonzero_offset() -> Case {
     Case::pass(
         "IPv4 last fragment (MF clear, offset 185)",
         fixture::forward(Protocol::Udp, Family::V4)
@@ -596,7 +596,7 @@ pub fn ipv4_fragment_nonzero_offset() -> Case {
     )
 }
 
-pub fn ipv4_fragment_middle() -> Case {
+pub(crate) fn ipv4_fragment_middle() -> Case {
     Case::pass(
         "IPv4 middle fragment (MF set, offset 1)",
         fixture::forward(Protocol::Tcp, Family::V4)
@@ -606,7 +606,7 @@ pub fn ipv4_fragment_middle() -> Case {
     )
 }
 
-pub fn ipv6_fragment_header() -> Case {
+pub(crate) fn ipv6_fragment_header() -> Case {
     Case::pass(
         "IPv6 with a fragment header (next header 44)",
         fixture::forward(Protocol::Udp, Family::V6)
@@ -616,7 +616,7 @@ pub fn ipv6_fragment_header() -> Case {
     )
 }
 
-pub fn ipv6_hop_by_hop_header() -> Case {
+pub(crate) fn ipv6_hop_by_hop_header() -> Case {
     Case::pass(
         "IPv6 with a hop-by-hop options header (next header 0)",
         fixture::forward(Protocol::Udp, Family::V6)
@@ -629,7 +629,7 @@ pub fn ipv6_hop_by_hop_header() -> Case {
     )
 }
 
-pub fn ipv6_destination_options_header() -> Case {
+pub(crate) fn ipv6_destination_options_header() -> Case {
     Case::pass(
         "IPv6 with a destination options header (next header 60)",
         fixture::forward(Protocol::Tcp, Family::V6)
@@ -642,7 +642,7 @@ pub fn ipv6_destination_options_header() -> Case {
     )
 }
 
-pub fn ipv6_experimental_extension_header() -> Case {
+pub(crate) fn ipv6_experimental_extension_header() -> Case {
     let mut bytes = fixture::forward(Protocol::Udp, Family::V6).bytes();
     // Next header 253, reserved for experiments (RFC 3692) as an extension header.
     bytes[ETH_LEN + 6] = 253;
@@ -658,7 +658,7 @@ pub fn ipv6_experimental_extension_header() -> Case {
 // cannot be tested here: BPF_PROG_TEST_RUN rejects data shorter than ETH_HLEN (14) with
 // EINVAL before any program runs, for XDP and for skb programs alike.
 
-pub fn truncated_vlan_tag() -> Case {
+pub(crate) fn truncated_vlan_tag() -> Case {
     let frame = fixture::forward(Protocol::Tcp, Family::V4).with_vlan(Vlan::Single(100));
     Case::pass(
         "802.1Q frame ending inside its tag",
@@ -667,7 +667,7 @@ pub fn truncated_vlan_tag() -> Case {
     )
 }
 
-pub fn truncated_qinq_inner_tag() -> Case {
+pub(crate) fn truncated_qinq_inner_tag() -> Case {
     let frame = fixture::forward(Protocol::Udp, Family::V4).with_vlan(Vlan::Double {
         outer: 200,
         inner: 300,
@@ -679,7 +679,7 @@ pub fn truncated_qinq_inner_tag() -> Case {
     )
 }
 
-pub fn truncated_ipv4_empty() -> Case {
+pub(crate) fn truncated_ipv4_empty() -> Case {
     Case::pass(
         "IPv4 ethertype with no IP header at all (14-byte frame)",
         cut(&fixture::forward(Protocol::Tcp, Family::V4), ETH_LEN),
@@ -688,7 +688,7 @@ pub fn truncated_ipv4_empty() -> Case {
     .refused_by_skb_test_run()
 }
 
-pub fn truncated_ipv4_fixed_header() -> Case {
+pub(crate) fn truncated_ipv4_fixed_header() -> Case {
     Case::pass(
         "IPv4 frame ending one byte short of the 20-byte header",
         cut(
@@ -700,7 +700,7 @@ pub fn truncated_ipv4_fixed_header() -> Case {
     .refused_by_skb_test_run()
 }
 
-pub fn truncated_vlan_ipv4_fixed_header() -> Case {
+pub(crate) fn truncated_vlan_ipv4_fixed_header() -> Case {
     let frame = fixture::forward(Protocol::Udp, Family::V4).with_vlan(Vlan::Single(7));
     Case::pass(
         "802.1Q IPv4 frame ending inside the IPv4 header",
@@ -709,7 +709,7 @@ pub fn truncated_vlan_ipv4_fixed_header() -> Case {
     )
 }
 
-pub fn truncated_ipv4_options() -> Case {
+pub(crate) fn truncated_ipv4_options() -> Case {
     let frame = fixture::forward(Protocol::Udp, Family::V4).with_ipv4_options(&ROUTER_ALERT);
     Case::pass(
         "IPv4 frame (IHL 6) ending inside its options",
@@ -718,7 +718,7 @@ pub fn truncated_ipv4_options() -> Case {
     )
 }
 
-pub fn truncated_ipv4_no_transport_header() -> Case {
+pub(crate) fn truncated_ipv4_no_transport_header() -> Case {
     Case::pass(
         "IPv4 UDP frame ending right after the IPv4 header",
         cut(
@@ -729,7 +729,7 @@ pub fn truncated_ipv4_no_transport_header() -> Case {
     )
 }
 
-pub fn truncated_ipv4_tcp_header() -> Case {
+pub(crate) fn truncated_ipv4_tcp_header() -> Case {
     Case::pass(
         "IPv4 TCP frame ending one byte short of the 20-byte TCP header",
         cut(
@@ -740,7 +740,7 @@ pub fn truncated_ipv4_tcp_header() -> Case {
     )
 }
 
-pub fn truncated_ipv4_udp_header() -> Case {
+pub(crate) fn truncated_ipv4_udp_header() -> Case {
     Case::pass(
         "IPv4 UDP frame ending one byte short of the 8-byte UDP header",
         cut(
@@ -751,7 +751,7 @@ pub fn truncated_ipv4_udp_header() -> Case {
     )
 }
 
-pub fn truncated_ipv4_options_udp_header() -> Case {
+pub(crate) fn truncated_ipv4_options_udp_header() -> Case {
     let frame = fixture::forward(Protocol::Udp, Family::V4).with_ipv4_options(&ROUTER_ALERT);
     Case::pass(
         "IPv4 (IHL 6) UDP frame ending inside the UDP header (which starts after the options)",
@@ -760,7 +760,7 @@ pub fn truncated_ipv4_options_udp_header() -> Case {
     )
 }
 
-pub fn truncated_ipv6_header() -> Case {
+pub(crate) fn truncated_ipv6_header() -> Case {
     Case::pass(
         "IPv6 frame ending one byte short of the 40-byte header",
         cut(
@@ -772,7 +772,7 @@ pub fn truncated_ipv6_header() -> Case {
     .refused_by_skb_test_run()
 }
 
-pub fn truncated_ipv6_tcp_header() -> Case {
+pub(crate) fn truncated_ipv6_tcp_header() -> Case {
     Case::pass(
         "IPv6 TCP frame ending one byte short of the 20-byte TCP header",
         cut(
@@ -783,7 +783,7 @@ pub fn truncated_ipv6_tcp_header() -> Case {
     )
 }
 
-pub fn truncated_ipv6_udp_header() -> Case {
+pub(crate) fn truncated_ipv6_udp_header() -> Case {
     Case::pass(
         "IPv6 UDP frame ending one byte short of the 8-byte UDP header",
         cut(
@@ -800,13 +800,13 @@ pub fn truncated_ipv6_udp_header() -> Case {
 /// The byte holding the IP version and (IPv4) IHL in an untagged frame.
 const VERSION_BYTE: usize = ETH_LEN;
 
-pub fn ipv4_ihl_below_5() -> Case {
+pub(crate) fn ipv4_ihl_below_5() -> Case {
     let mut bytes = fixture::forward(Protocol::Tcp, Family::V4).bytes();
     bytes[VERSION_BYTE] = 0x44;
     Case::pass("IPv4 with IHL 4 (< 5)", bytes, PassReason::Malformed)
 }
 
-pub fn ipv4_ethertype_version_6() -> Case {
+pub(crate) fn ipv4_ethertype_version_6() -> Case {
     let mut bytes = fixture::forward(Protocol::Udp, Family::V4).bytes();
     bytes[VERSION_BYTE] = 0x65;
     Case::pass(
@@ -816,7 +816,7 @@ pub fn ipv4_ethertype_version_6() -> Case {
     )
 }
 
-pub fn ipv6_ethertype_version_4() -> Case {
+pub(crate) fn ipv6_ethertype_version_4() -> Case {
     let mut bytes = fixture::forward(Protocol::Udp, Family::V6).bytes();
     bytes[VERSION_BYTE] = 0x40 | (bytes[VERSION_BYTE] & 0x0f);
     Case::pass(
@@ -826,7 +826,7 @@ pub fn ipv6_ethertype_version_4() -> Case {
     )
 }
 
-pub fn group_source_mac_malformed() -> Case {
+pub(crate) fn group_source_mac_malformed() -> Case {
     let mut input = fixture::forward(Protocol::Tcp, Family::V4);
     // The individual/group bit: a multicast source address, which 802.3 forbids and which
     // a reflection would be sent to.
@@ -838,7 +838,7 @@ pub fn group_source_mac_malformed() -> Case {
     )
 }
 
-pub fn broadcast_source_mac_malformed() -> Case {
+pub(crate) fn broadcast_source_mac_malformed() -> Case {
     let mut input = fixture::reverse(Protocol::Udp, Family::V6);
     input.mac_src = [0xff; 6];
     Case::pass(
@@ -852,7 +852,7 @@ pub fn broadcast_source_mac_malformed() -> Case {
 // ---------------------------------------------------------------------------------------
 // Passed: not for this host, or not a mapped port.
 
-pub fn ipv4_destination_not_local() -> Case {
+pub(crate) fn ipv4_destination_not_local() -> Case {
     Case::pass(
         "IPv4 TCP to a mapped port of an address that is not this host's",
         Frame::tcp(v4(CLIENT_V4), CLIENT_PORT, v4(NOT_LOCAL_V4), TCP_LISTEN).bytes(),
@@ -860,7 +860,7 @@ pub fn ipv4_destination_not_local() -> Case {
     )
 }
 
-pub fn ipv6_destination_not_local() -> Case {
+pub(crate) fn ipv6_destination_not_local() -> Case {
     Case::pass(
         "IPv6 UDP to a mapped port of an address that is not this host's",
         Frame::udp(
@@ -874,7 +874,7 @@ pub fn ipv6_destination_not_local() -> Case {
     )
 }
 
-pub fn ipv6_destination_ipv4_mapped_local() -> Case {
+pub(crate) fn ipv6_destination_ipv4_mapped_local() -> Case {
     // IPv4 addresses are keyed IPv4-mapped in LOCAL_ADDRS: an IPv6 packet to ::ffff:A must
     // not find A's entry.
     Case::pass(
@@ -902,7 +902,7 @@ fn ipv6_between_mapped(protocol: Protocol, source_port: u16, destination_port: u
     )
 }
 
-pub fn ipv6_mapped_forward_of_ipv4_flow() -> Case {
+pub(crate) fn ipv6_mapped_forward_of_ipv4_flow() -> Case {
     // The IPv4 flow's key (IPv4-mapped addresses) is the IPv6 frame's: a recorded flow must
     // not let it skip the destination check.
     Case::pass(
@@ -913,7 +913,7 @@ pub fn ipv6_mapped_forward_of_ipv4_flow() -> Case {
     .after(&fixture::forward(Protocol::Udp, Family::V4))
 }
 
-pub fn ipv6_mapped_reply_of_ipv4_flow() -> Case {
+pub(crate) fn ipv6_mapped_reply_of_ipv4_flow() -> Case {
     Case::pass(
         "IPv6 TCP between IPv4-mapped addresses from P, with the same IPv4 flow recorded",
         ipv6_between_mapped(Protocol::Tcp, fixture::TCP_TARGET, CLIENT_PORT).bytes(),
@@ -922,7 +922,7 @@ pub fn ipv6_mapped_reply_of_ipv4_flow() -> Case {
     .after(&fixture::forward(Protocol::Tcp, Family::V4))
 }
 
-pub fn ipv4_destination_subnet_broadcast() -> Case {
+pub(crate) fn ipv4_destination_subnet_broadcast() -> Case {
     Case::pass(
         "IPv4 UDP to a mapped port of this host's subnet broadcast address (kind BROADCAST)",
         Frame::udp(
@@ -936,7 +936,7 @@ pub fn ipv4_destination_subnet_broadcast() -> Case {
     )
 }
 
-pub fn ipv4_tcp_port_not_mapped() -> Case {
+pub(crate) fn ipv4_tcp_port_not_mapped() -> Case {
     Case::pass(
         "IPv4 TCP to an unmapped port",
         Frame::tcp(v4(CLIENT_V4), CLIENT_PORT, v4(HOST_V4), UNMAPPED_PORT).bytes(),
@@ -944,7 +944,7 @@ pub fn ipv4_tcp_port_not_mapped() -> Case {
     )
 }
 
-pub fn ipv6_udp_port_not_mapped() -> Case {
+pub(crate) fn ipv6_udp_port_not_mapped() -> Case {
     Case::pass(
         "IPv6 UDP to an unmapped port",
         Frame::udp(v6(CLIENT_V6), CLIENT_PORT, v6(HOST_V6), UNMAPPED_PORT).bytes(),
@@ -952,7 +952,7 @@ pub fn ipv6_udp_port_not_mapped() -> Case {
     )
 }
 
-pub fn udp_to_tcp_listen_port_not_mapped() -> Case {
+pub(crate) fn udp_to_tcp_listen_port_not_mapped() -> Case {
     Case::pass(
         "IPv4 UDP to the TCP listen port (mapped for TCP only)",
         Frame::udp(v4(CLIENT_V4), CLIENT_PORT, v4(HOST_V4), TCP_LISTEN).bytes(),
@@ -963,7 +963,7 @@ pub fn udp_to_tcp_listen_port_not_mapped() -> Case {
 // ---------------------------------------------------------------------------------------
 // Passed: sources a reflection must never go to.
 
-pub fn ipv4_source_multicast() -> Case {
+pub(crate) fn ipv4_source_multicast() -> Case {
     Case::pass(
         "IPv4 from a multicast source (224.0.0.251)",
         tcp_to_listen_from(v4(Ipv4Addr::new(224, 0, 0, 251))).bytes(),
@@ -971,7 +971,7 @@ pub fn ipv4_source_multicast() -> Case {
     )
 }
 
-pub fn ipv6_source_multicast() -> Case {
+pub(crate) fn ipv6_source_multicast() -> Case {
     Case::pass(
         "IPv6 from a multicast source (ff02::1)",
         tcp_to_listen_from(v6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1))).bytes(),
@@ -979,7 +979,7 @@ pub fn ipv6_source_multicast() -> Case {
     )
 }
 
-pub fn ipv4_source_limited_broadcast() -> Case {
+pub(crate) fn ipv4_source_limited_broadcast() -> Case {
     Case::pass(
         "IPv4 from 255.255.255.255",
         tcp_to_listen_from(v4(Ipv4Addr::BROADCAST)).bytes(),
@@ -987,7 +987,7 @@ pub fn ipv4_source_limited_broadcast() -> Case {
     )
 }
 
-pub fn ipv4_source_subnet_broadcast() -> Case {
+pub(crate) fn ipv4_source_subnet_broadcast() -> Case {
     Case::pass(
         "IPv4 from this host's subnet broadcast address (LOCAL_ADDRS kind BROADCAST)",
         tcp_to_listen_from(v4(SUBNET_BROADCAST_V4)).bytes(),
@@ -995,7 +995,7 @@ pub fn ipv4_source_subnet_broadcast() -> Case {
     )
 }
 
-pub fn ipv4_source_loopback() -> Case {
+pub(crate) fn ipv4_source_loopback() -> Case {
     Case::pass(
         "IPv4 from 127.0.0.1",
         tcp_to_listen_from(v4(Ipv4Addr::LOCALHOST)).bytes(),
@@ -1003,7 +1003,7 @@ pub fn ipv4_source_loopback() -> Case {
     )
 }
 
-pub fn ipv4_source_loopback_net() -> Case {
+pub(crate) fn ipv4_source_loopback_net() -> Case {
     Case::pass(
         "IPv4 from 127.1.2.3 (127.0.0.0/8 is all loopback)",
         tcp_to_listen_from(v4(Ipv4Addr::new(127, 1, 2, 3))).bytes(),
@@ -1011,7 +1011,7 @@ pub fn ipv4_source_loopback_net() -> Case {
     )
 }
 
-pub fn ipv6_source_loopback() -> Case {
+pub(crate) fn ipv6_source_loopback() -> Case {
     Case::pass(
         "IPv6 from ::1",
         tcp_to_listen_from(v6(Ipv6Addr::LOCALHOST)).bytes(),
@@ -1019,7 +1019,7 @@ pub fn ipv6_source_loopback() -> Case {
     )
 }
 
-pub fn ipv4_source_unspecified() -> Case {
+pub(crate) fn ipv4_source_unspecified() -> Case {
     Case::pass(
         "IPv4 from 0.0.0.0",
         tcp_to_listen_from(v4(Ipv4Addr::UNSPECIFIED)).bytes(),
@@ -1027,7 +1027,7 @@ pub fn ipv4_source_unspecified() -> Case {
     )
 }
 
-pub fn ipv6_source_unspecified() -> Case {
+pub(crate) fn ipv6_source_unspecified() -> Case {
     Case::pass(
         "IPv6 from ::",
         tcp_to_listen_from(v6(Ipv6Addr::UNSPECIFIED)).bytes(),
@@ -1035,7 +1035,7 @@ pub fn ipv6_source_unspecified() -> Case {
     )
 }
 
-pub fn ipv4_source_local() -> Case {
+pub(crate) fn ipv4_source_local() -> Case {
     Case::pass(
         "IPv4 from another of this host's addresses (kind LOCAL)",
         tcp_to_listen_from(v4(HOST_V4_OTHER)).bytes(),
@@ -1043,7 +1043,7 @@ pub fn ipv4_source_local() -> Case {
     )
 }
 
-pub fn ipv6_source_local() -> Case {
+pub(crate) fn ipv6_source_local() -> Case {
     Case::pass(
         "IPv6 from another of this host's addresses (kind LOCAL)",
         tcp_to_listen_from(v6(HOST_V6_OTHER)).bytes(),
@@ -1054,7 +1054,7 @@ pub fn ipv6_source_local() -> Case {
 // ---------------------------------------------------------------------------------------
 // Passed: TTL / hop limit.
 
-pub fn ipv4_ttl1() -> Case {
+pub(crate) fn ipv4_ttl1() -> Case {
     Case::pass(
         "IPv4 with TTL 1",
         fixture::forward(Protocol::Tcp, Family::V4)
@@ -1064,7 +1064,7 @@ pub fn ipv4_ttl1() -> Case {
     )
 }
 
-pub fn ipv4_ttl0() -> Case {
+pub(crate) fn ipv4_ttl0() -> Case {
     Case::pass(
         "IPv4 with TTL 0",
         fixture::forward(Protocol::Udp, Family::V4)
@@ -1074,7 +1074,7 @@ pub fn ipv4_ttl0() -> Case {
     )
 }
 
-pub fn ipv6_hop_limit1() -> Case {
+pub(crate) fn ipv6_hop_limit1() -> Case {
     Case::pass(
         "IPv6 with hop limit 1",
         fixture::forward(Protocol::Udp, Family::V6)
@@ -1084,7 +1084,7 @@ pub fn ipv6_hop_limit1() -> Case {
     )
 }
 
-pub fn ipv6_hop_limit0() -> Case {
+pub(crate) fn ipv6_hop_limit0() -> Case {
     Case::pass(
         "IPv6 with hop limit 0",
         fixture::forward(Protocol::Tcp, Family::V6)
@@ -1094,7 +1094,7 @@ pub fn ipv6_hop_limit0() -> Case {
     )
 }
 
-pub fn ipv4_tcp_reverse_ttl1() -> Case {
+pub(crate) fn ipv4_tcp_reverse_ttl1() -> Case {
     Case::pass(
         "IPv4 TCP reply of a flow with TTL 1",
         fixture::reverse(Protocol::Tcp, Family::V4)
@@ -1108,7 +1108,7 @@ pub fn ipv4_tcp_reverse_ttl1() -> Case {
 // ---------------------------------------------------------------------------------------
 // Passed: not IP, not TCP/UDP.
 
-pub fn arp_not_ip() -> Case {
+pub(crate) fn arp_not_ip() -> Case {
     Case::pass(
         "ARP request",
         arp_request(Vlan::Untagged, CLIENT_V4.octets(), HOST_V4.octets()),
@@ -1116,7 +1116,7 @@ pub fn arp_not_ip() -> Case {
     )
 }
 
-pub fn vlan_arp_not_ip() -> Case {
+pub(crate) fn vlan_arp_not_ip() -> Case {
     Case::pass(
         "802.1Q-tagged ARP request",
         arp_request(Vlan::Single(100), CLIENT_V4.octets(), HOST_V4.octets()),
@@ -1124,7 +1124,7 @@ pub fn vlan_arp_not_ip() -> Case {
     )
 }
 
-pub fn ipv4_icmp_not_tcp_udp() -> Case {
+pub(crate) fn ipv4_icmp_not_tcp_udp() -> Case {
     Case::pass(
         "ICMP echo request to this host",
         Frame::echo(v4(CLIENT_V4), v4(HOST_V4)).bytes(),
@@ -1132,7 +1132,7 @@ pub fn ipv4_icmp_not_tcp_udp() -> Case {
     )
 }
 
-pub fn ipv6_icmp_not_tcp_udp() -> Case {
+pub(crate) fn ipv6_icmp_not_tcp_udp() -> Case {
     Case::pass(
         "ICMPv6 echo request to this host",
         Frame::echo(v6(CLIENT_V6), v6(HOST_V6)).bytes(),
@@ -1140,7 +1140,7 @@ pub fn ipv6_icmp_not_tcp_udp() -> Case {
     )
 }
 
-pub fn qinq_ipv6_icmp_not_tcp_udp() -> Case {
+pub(crate) fn qinq_ipv6_icmp_not_tcp_udp() -> Case {
     Case::pass(
         "QinQ ICMPv6 echo request to this host",
         Frame::echo(v6(CLIENT_V6), v6(HOST_V6))
@@ -1171,7 +1171,7 @@ fn allow_client_v4_only(kernel: &mut Kernel) {
     kernel.allow(v4(CLIENT_V4), 24);
 }
 
-pub fn ipv4_source_not_allowed() -> Case {
+pub(crate) fn ipv4_source_not_allowed() -> Case {
     Case::drop(
         "IPv4 TCP from a source outside an enforced allow-list is dropped",
         fixture::forward(Protocol::Tcp, Family::V4).bytes(),
@@ -1180,7 +1180,7 @@ pub fn ipv4_source_not_allowed() -> Case {
     .with_setup(allow_others_and_client_v6)
 }
 
-pub fn ipv6_source_not_allowed() -> Case {
+pub(crate) fn ipv6_source_not_allowed() -> Case {
     Case::drop(
         "IPv6 UDP from a source outside an enforced allow-list is dropped",
         fixture::forward(Protocol::Udp, Family::V6).bytes(),
@@ -1189,7 +1189,7 @@ pub fn ipv6_source_not_allowed() -> Case {
     .with_setup(allow_client_v4_only)
 }
 
-pub fn ipv4_source_allowed_forward() -> Case {
+pub(crate) fn ipv4_source_allowed_forward() -> Case {
     Case::forward(
         "IPv4 UDP from a source inside an enforced allow-list (its /24) is reflected",
         &fixture::forward(Protocol::Udp, Family::V4),
@@ -1197,7 +1197,7 @@ pub fn ipv4_source_allowed_forward() -> Case {
     .with_setup(allow_client_v4_only)
 }
 
-pub fn ipv6_source_allowed_forward() -> Case {
+pub(crate) fn ipv6_source_allowed_forward() -> Case {
     Case::forward(
         "IPv6 TCP from a source inside an enforced allow-list (its /64) is reflected",
         &fixture::forward(Protocol::Tcp, Family::V6),
@@ -1205,7 +1205,7 @@ pub fn ipv6_source_allowed_forward() -> Case {
     .with_setup(allow_others_and_client_v6)
 }
 
-pub fn allow_list_not_enforced_allows_every_source() -> Case {
+pub(crate) fn allow_list_not_enforced_allows_every_source() -> Case {
     Case::forward(
         "prefixes in the allow-list but the list not enforced (the default): every source",
         &fixture::forward(Protocol::Tcp, Family::V4),
@@ -1222,7 +1222,7 @@ fn known_flow_then_client_not_allowed(kernel: &mut Kernel) {
     kernel.allow(v4(Ipv4Addr::new(203, 0, 113, 0)), 24);
 }
 
-pub fn known_flow_forward_skips_allow_list() -> Case {
+pub(crate) fn known_flow_forward_skips_allow_list() -> Case {
     let input = fixture::forward(Protocol::Tcp, Family::V4);
     let mut case = Case::forward(
         "a forward packet of a known flow is not checked against the allow-list",
@@ -1235,7 +1235,7 @@ pub fn known_flow_forward_skips_allow_list() -> Case {
     case
 }
 
-pub fn known_flow_reverse_skips_allow_list() -> Case {
+pub(crate) fn known_flow_reverse_skips_allow_list() -> Case {
     let forward = fixture::forward(Protocol::Tcp, Family::V4);
     let mut case = Case::reverse(
         "a reply of a known flow is not checked against the allow-list",
@@ -1272,7 +1272,7 @@ fn forward_from_port(protocol: Protocol, family: Family, port: u16) -> Frame {
     )
 }
 
-pub fn ipv4_rate_limited_per_source() -> Case {
+pub(crate) fn ipv4_rate_limited_per_source() -> Case {
     Case::drop(
         "IPv4: a second new flow from one source within its bucket's interval is dropped",
         forward_from_port(Protocol::Tcp, Family::V4, CLIENT_PORT + 1).bytes(),
@@ -1282,7 +1282,7 @@ pub fn ipv4_rate_limited_per_source() -> Case {
     .after(&fixture::forward(Protocol::Tcp, Family::V4))
 }
 
-pub fn ipv6_rate_limited_per_64() -> Case {
+pub(crate) fn ipv6_rate_limited_per_64() -> Case {
     let neighbour = Frame::udp(
         v6(Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0xa, 0xb, 0xc, 0xd)),
         CLIENT_PORT,
@@ -1298,7 +1298,7 @@ pub fn ipv6_rate_limited_per_64() -> Case {
     .after(&fixture::forward(Protocol::Udp, Family::V6))
 }
 
-pub fn ipv4_rate_limit_other_source_own_bucket() -> Case {
+pub(crate) fn ipv4_rate_limit_other_source_own_bucket() -> Case {
     Case::forward(
         "IPv4: another /32 has a bucket of its own",
         &Frame::tcp(
@@ -1312,7 +1312,7 @@ pub fn ipv4_rate_limit_other_source_own_bucket() -> Case {
     .after(&fixture::forward(Protocol::Tcp, Family::V4))
 }
 
-pub fn ipv4_rate_limited_per_24() -> Case {
+pub(crate) fn ipv4_rate_limited_per_24() -> Case {
     Case::drop(
         "IPv4 aggregated per /24: a neighbour shares the source's bucket",
         Frame::tcp(
@@ -1335,7 +1335,7 @@ pub fn ipv4_rate_limited_per_24() -> Case {
     .after(&fixture::forward(Protocol::Tcp, Family::V4))
 }
 
-pub fn ipv4_rate_limit_burst() -> Case {
+pub(crate) fn ipv4_rate_limit_burst() -> Case {
     Case::drop(
         "IPv4: a burst of 3 admits three new flows at once, and not a fourth",
         forward_from_port(Protocol::Udp, Family::V4, CLIENT_PORT + 3).bytes(),
@@ -1361,7 +1361,7 @@ pub fn ipv4_rate_limit_burst() -> Case {
     ))
 }
 
-pub fn global_rate_limited() -> Case {
+pub(crate) fn global_rate_limited() -> Case {
     Case::drop(
         "the global bucket: a new flow from another source over the global limit is dropped",
         fixture::forward(Protocol::Tcp, Family::V6).bytes(),
@@ -1377,7 +1377,7 @@ pub fn global_rate_limited() -> Case {
     .after(&fixture::forward(Protocol::Tcp, Family::V4))
 }
 
-pub fn known_flow_not_rate_limited() -> Case {
+pub(crate) fn known_flow_not_rate_limited() -> Case {
     let input = fixture::forward(Protocol::Tcp, Family::V4);
     let mut case = Case::forward(
         "a forward packet of a known flow passes an empty bucket",
@@ -1391,7 +1391,7 @@ pub fn known_flow_not_rate_limited() -> Case {
     case
 }
 
-pub fn reply_not_rate_limited() -> Case {
+pub(crate) fn reply_not_rate_limited() -> Case {
     reverse_case(
         "a reply of a known flow passes an empty bucket",
         Protocol::Udp,
@@ -1400,7 +1400,7 @@ pub fn reply_not_rate_limited() -> Case {
     .with_setup(one_flow_per_source)
 }
 
-pub fn refused_flow_does_not_charge_the_global_bucket() -> Case {
+pub(crate) fn refused_flow_does_not_charge_the_global_bucket() -> Case {
     Case::forward(
         "a flow refused by its source's bucket leaves the global bucket as it was",
         &Frame::tcp(
@@ -1443,7 +1443,7 @@ fn forward_with_ttl(protocol: Protocol, family: Family, ttl: u8) -> Frame {
     fixture::forward(protocol, family).with_ttl(ttl)
 }
 
-pub fn ipv4_loop_detected() -> Case {
+pub(crate) fn ipv4_loop_detected() -> Case {
     Case::drop(
         "IPv4: a known flow's forward packet 4 below its highest TTL went round a loop",
         forward_with_ttl(Protocol::Tcp, Family::V4, 60).bytes(),
@@ -1452,7 +1452,7 @@ pub fn ipv4_loop_detected() -> Case {
     .after(&forward_with_ttl(Protocol::Tcp, Family::V4, 64))
 }
 
-pub fn ipv6_loop_detected() -> Case {
+pub(crate) fn ipv6_loop_detected() -> Case {
     Case::drop(
         "IPv6: a known flow's forward packet far below its highest hop limit is dropped",
         forward_with_ttl(Protocol::Udp, Family::V6, 2).bytes(),
@@ -1461,7 +1461,7 @@ pub fn ipv6_loop_detected() -> Case {
     .after(&forward_with_ttl(Protocol::Udp, Family::V6, 255))
 }
 
-pub fn ipv4_retransmission_not_a_loop() -> Case {
+pub(crate) fn ipv4_retransmission_not_a_loop() -> Case {
     let input = fixture::forward(Protocol::Tcp, Family::V4);
     let mut case = Case::forward(
         "a retransmission (the same segment, the same TTL) is reflected again",
@@ -1475,7 +1475,7 @@ pub fn ipv4_retransmission_not_a_loop() -> Case {
     case
 }
 
-pub fn ipv4_ttl_3_below_not_a_loop() -> Case {
+pub(crate) fn ipv4_ttl_3_below_not_a_loop() -> Case {
     let input = forward_with_ttl(Protocol::Tcp, Family::V4, 61);
     let mut case = Case::forward(
         "a packet 3 below the flow's highest TTL (a longer route) is reflected",
@@ -1489,7 +1489,7 @@ pub fn ipv4_ttl_3_below_not_a_loop() -> Case {
     case
 }
 
-pub fn ipv4_higher_ttl_raises_the_flow() -> Case {
+pub(crate) fn ipv4_higher_ttl_raises_the_flow() -> Case {
     let input = forward_with_ttl(Protocol::Udp, Family::V4, 128);
     let mut case = Case::forward(
         "a higher TTL is reflected and becomes the flow's highest",
@@ -1502,7 +1502,7 @@ pub fn ipv4_higher_ttl_raises_the_flow() -> Case {
     case
 }
 
-pub fn ipv4_reverse_loop_detected() -> Case {
+pub(crate) fn ipv4_reverse_loop_detected() -> Case {
     let forward = fixture::forward(Protocol::Udp, Family::V4);
     let reply = fixture::reverse(Protocol::Udp, Family::V4);
     Case::drop(
@@ -1514,7 +1514,7 @@ pub fn ipv4_reverse_loop_detected() -> Case {
     .after(&reply)
 }
 
-pub fn loop_guard_off_reflects() -> Case {
+pub(crate) fn loop_guard_off_reflects() -> Case {
     let input = forward_with_ttl(Protocol::Tcp, Family::V4, 60);
     let mut case = Case::forward(
         "with the loop guard off, a packet far below the flow's highest TTL is reflected",

@@ -1,5 +1,5 @@
-//! Reference programs that are not part of reflection: the baselines the benchmark compares
-//! the reflector's cost with, and the pass-through a veth peer needs to receive `XDP_TX`.
+//! The baselines the benchmark compares reflector's cost per packet with: the least an XDP
+//! reflector does, and the least one with a flow table does.
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use network_types::{eth::EthHdr, ip::Ipv4Hdr, tcp::TcpHdr};
@@ -13,7 +13,7 @@ use crate::maps::FLOWS;
     clippy::needless_pass_by_value,
     reason = "the program macro hands the context over by value"
 )]
-pub fn baseline_mac_swap(ctx: XdpContext) -> u32 {
+pub(crate) fn baseline_mac_swap(ctx: XdpContext) -> u32 {
     let (data, data_end) = (ctx.data(), ctx.data_end());
     if data + EthHdr::LEN > data_end {
         return xdp_action::XDP_PASS;
@@ -25,14 +25,14 @@ pub fn baseline_mac_swap(ctx: XdpContext) -> u32 {
 }
 
 /// Looks the frame's flow up in `FLOWS`, swaps MAC addresses and returns `XDP_TX`,
-/// whether the flow is known or not (the benchmark makes it known): what a reflector with a flow table cannot do less
-/// of. Reads IPv4 and TCP at fixed offsets and checks nothing but the frame's length.
+/// whether the flow is known or not (the benchmark makes it known): what a reflector with a
+/// flow table cannot do less of. Reads IPv4 and TCP at fixed offsets and checks nothing but the frame's length.
 #[xdp]
 #[expect(
     clippy::needless_pass_by_value,
     reason = "the program macro hands the context over by value"
 )]
-pub fn baseline_flow_lookup(ctx: XdpContext) -> u32 {
+pub(crate) fn baseline_flow_lookup(ctx: XdpContext) -> u32 {
     let (data, data_end) = (ctx.data(), ctx.data_end());
     if data + EthHdr::LEN + Ipv4Hdr::LEN + TcpHdr::LEN > data_end {
         return xdp_action::XDP_PASS;
@@ -59,11 +59,4 @@ pub fn baseline_flow_lookup(ctx: XdpContext) -> u32 {
     // SAFETY: the frame holds a whole Ethernet header (checked above).
     unsafe { core::mem::swap(&mut (*eth).src_addr, &mut (*eth).dst_addr) };
     xdp_action::XDP_TX
-}
-
-/// Passes every frame. A veth end only receives its peer's `XDP_TX` frames while it runs an
-/// XDP program itself; tests and labs attach this one there.
-#[xdp]
-pub fn xdp_pass(_ctx: XdpContext) -> u32 {
-    xdp_action::XDP_PASS
 }
