@@ -104,6 +104,9 @@ impl Bed {
                 let mut cmd = bed.command(r, &[&programs.reflector.to_string_lossy()]);
                 cmd.args(["--map", &map, "--iface", bed.topology.r_iface()])
                     .args(["--mode", mode])
+                    // One client opens more new flows per second than the per-source limit
+                    // allows: the bench measures forwarding, not the limiter.
+                    .args(["--limit-per-source", "0", "--limit-global", "0"])
                     .env("RUST_LOG", "info");
                 let (process, mode_line) = start_reflector(&mut cmd)?;
                 bed.daemon = Some(process);

@@ -217,23 +217,13 @@ impl Cli {
                 .error(ErrorKind::ArgumentConflict, error_text::render(&error))
                 .exit(),
         };
-        // The workers never need more than reading the kernel maps ([`privileges`]); they
-        // drop the rest as they start, before any task runs on them.
+        // The workers never need more than reading the kernel maps ([`privileges`]).
         let worker_keeps = if settings.mode == Mode::Splice {
             CapabilitySet::empty()
         } else {
             privileges::WORKER
         };
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .on_thread_start(move || {
-                if let Err(error) = privileges::keep_only(worker_keeps) {
-                    error!("a worker thread cannot drop its capabilities: {error}");
-                    std::process::abort();
-                }
-            })
-            .build()
-        {
+        let runtime = match privileges::runtime(worker_keeps) {
             Ok(runtime) => runtime,
             Err(error) => {
                 error!("cannot start the async runtime: {error}");

@@ -8,13 +8,19 @@
 //! thread that runs the daemon's main loop did the loading and attaching; it drops to
 //! [`after_start`]'s set as soon as that is done, before the daemon says it is ready.
 
-use std::io;
+use std::{
+    io,
+    num::NonZeroUsize,
+    sync::{Arc, Condvar, Mutex, PoisonError},
+    time::Duration,
+};
 
-use log::{debug, info};
+use log::{debug, error, info};
 use rustix::thread::{
     CapabilitySet, CapabilitySets, capabilities, capability_is_in_bounding_set,
     clear_ambient_capability_set, remove_capability_from_bounding_set, set_capabilities,
 };
+use tokio::runtime::Runtime;
 
 /// What a worker thread keeps: `CAP_BPF`, for reading the kernel program's counters and
 /// flow table through the fds the daemon holds (with `kernel.unprivileged_bpf_disabled`
@@ -76,6 +82,43 @@ pub(crate) fn keep_only(keep: CapabilitySet) -> io::Result<CapabilitySet> {
         },
     )?;
     Ok(kept)
+}
+
+/// A multi-threaded runtime whose threads keep at most `worker_keeps`: each drops the rest
+/// as it starts, and this returns only once every worker has (a worker the scheduler has
+/// not run yet would otherwise still hold everything when the daemon says it is ready).
+///
+/// # Errors
+/// When the runtime cannot be built, or its workers do not start within 10 seconds.
+pub(crate) fn runtime(worker_keeps: CapabilitySet) -> io::Result<Runtime> {
+    let workers = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let started = Arc::new((Mutex::new(0_usize), Condvar::new()));
+    let hook = Arc::clone(&started);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .on_thread_start(move || {
+            if let Err(error) = keep_only(worker_keeps) {
+                error!("a runtime thread cannot drop its capabilities: {error}");
+                std::process::abort();
+            }
+            let (count, changed) = &*hook;
+            *count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+            changed.notify_all();
+        })
+        .build()?;
+    let (count, changed) = &*started;
+    let count = count.lock().unwrap_or_else(PoisonError::into_inner);
+    let (_count, wait) = changed
+        .wait_timeout_while(count, Duration::from_secs(10), |count| *count < workers)
+        .unwrap_or_else(PoisonError::into_inner);
+    if wait.timed_out() {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the runtime's worker threads did not start within 10 s",
+        ));
+    }
+    Ok(runtime)
 }
 
 /// [`keep_only`] for the main loop's thread once the data paths are up, logging what it

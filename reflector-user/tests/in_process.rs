@@ -387,3 +387,87 @@ fn errors_show_each_cause_once() {
     );
     assert!(!Path::new(&scratch.path("control.sock")).exists());
 }
+
+/// Refusals of new TCP flows counted by the userspace path, for `reason`.
+fn tcp_refusals(daemon: &Daemon, reason: &str) -> u64 {
+    let stats = daemon.ask(&Request::Stats).stats.expect("stats");
+    stats
+        .splice
+        .refused
+        .iter()
+        .find(|refused| refused.protocol == "tcp" && refused.reason == reason)
+        .map_or(0, |refused| refused.count)
+}
+
+#[test]
+fn the_allow_list_refuses_other_sources_and_changes_at_run_time() {
+    let scratch = Scratch::new("allow");
+    let (listen, target) = (free_port(), greeter("allowed\n"));
+    let mut sources = sources(&scratch, vec![map(listen, target)], None);
+    // 127.0.0.1, the client here, is outside.
+    sources.command_line.allow = Some(vec!["192.0.2.0/24".parse().unwrap()]);
+    let daemon = Daemon::start(sources);
+    assert_ne!(read_through(listen).ok().as_deref(), Some("allowed\n"));
+    assert_eq!(tcp_refusals(&daemon, "source_not_allowed"), 1);
+
+    let add = |prefix: &str| {
+        daemon.ask(&Request::AllowAdd {
+            prefix: prefix.to_owned(),
+        })
+    };
+    let del = |prefix: &str| {
+        daemon.ask(&Request::AllowDel {
+            prefix: prefix.to_owned(),
+        })
+    };
+    let reply = add("127.0.0.1");
+    assert_eq!(
+        reply.allow,
+        Some(vec!["192.0.2.0/24".to_owned(), "127.0.0.1/32".to_owned()]),
+        "{reply:?}"
+    );
+    assert_eq!(read_through(listen).unwrap(), "allowed\n");
+    let again = add("127.0.0.1/32");
+    assert!(
+        again
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("allowed already"),
+        "{again:?}"
+    );
+
+    assert!(del("127.0.0.1/32").ok);
+    assert_ne!(read_through(listen).ok().as_deref(), Some("allowed\n"));
+    assert_eq!(tcp_refusals(&daemon, "source_not_allowed"), 2);
+    let last = del("192.0.2.0/24");
+    assert!(!last.ok);
+    assert!(
+        last.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("last allowed prefix"),
+        "{last:?}"
+    );
+    assert_eq!(
+        daemon.ask(&Request::AllowList).allow,
+        Some(vec!["192.0.2.0/24".to_owned()])
+    );
+    daemon.stop().unwrap();
+}
+
+#[test]
+fn new_flows_over_the_limit_are_refused() {
+    let scratch = Scratch::new("limits");
+    let (listen, target) = (free_port(), greeter("limited\n"));
+    let mut sources = sources(&scratch, vec![map(listen, target)], None);
+    // One new flow a second per source, two at once: the third at once is refused.
+    sources.command_line.limit_per_source = Some(1);
+    sources.command_line.limit_per_source_burst = Some(2);
+    let daemon = Daemon::start(sources);
+    assert_eq!(read_through(listen).unwrap(), "limited\n");
+    assert_eq!(read_through(listen).unwrap(), "limited\n");
+    assert_ne!(read_through(listen).ok().as_deref(), Some("limited\n"));
+    assert_eq!(tcp_refusals(&daemon, "rate_limited"), 1);
+    daemon.stop().unwrap();
+}

@@ -3,6 +3,7 @@
 //! `mount-bpffs` prepare a deployment; `probe` checks this node's service through
 //! reflectors elsewhere.
 
+pub(crate) mod allow;
 pub(crate) mod check_config;
 pub(crate) mod detach;
 pub(crate) mod map;
@@ -24,6 +25,10 @@ pub enum Command {
     /// List or change the running daemon's port maps (until its next reload or restart).
     #[command(subcommand)]
     Map(map::MapCommand),
+    /// List or change the running daemon's source allow-list (until its next reload or
+    /// restart).
+    #[command(subcommand)]
+    Allow(allow::AllowCommand),
     /// Detach what a daemon run with `--pin DIR` left running, and remove its pins.
     Detach(detach::DetachArgs),
     /// Check a config file as the daemon would load it: exit 0 when good, 2 when not.
@@ -45,6 +50,7 @@ impl Command {
             Self::Probe(command) => return command.run(),
             Self::Stats(args) => stats::run(&args),
             Self::Map(command) => map::run(command),
+            Self::Allow(command) => allow::run(command),
             Self::Detach(args) => detach::run(&args),
             Self::CheckConfig(args) => return check_config::run(&args),
             Self::MountBpffs(args) => mount_bpffs::run(&args),

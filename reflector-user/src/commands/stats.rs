@@ -8,7 +8,10 @@ use clap::Args;
 use super::ControlArgs;
 use crate::{
     control::Request,
-    telemetry::{Snapshot, snapshot::KernelSnapshot},
+    telemetry::{
+        Snapshot,
+        snapshot::{KernelSnapshot, ReasonCount},
+    },
 };
 
 /// `reflector stats`.
@@ -75,23 +78,9 @@ pub(crate) fn render(stats: &Snapshot, all: bool) -> String {
                 &rows,
             );
             out.push('\n');
-            let rows: Vec<Vec<String>> = kernel
-                .passed
-                .iter()
-                .filter(|count| all || count.packets > 0)
-                .map(|count| {
-                    vec![
-                        count.reason.clone(),
-                        count.packets.to_string(),
-                        count.bytes.to_string(),
-                    ]
-                })
-                .collect();
-            if rows.is_empty() {
-                out.push_str("PASSED: none (--all lists every reason)\n");
-            } else {
-                table(&mut out, &["PASSED", "PACKETS", "BYTES"], &rows);
-            }
+            reason_table(&mut out, "PASSED", &kernel.passed, all);
+            out.push('\n');
+            reason_table(&mut out, "DROPPED", &kernel.dropped, all);
             out.push('\n');
             flows_table(&mut out, kernel);
             map_table(&mut out, kernel);
@@ -134,9 +123,42 @@ pub(crate) fn render(stats: &Snapshot, all: bool) -> String {
                 ]
             }),
     );
+    rows.extend(
+        splice
+            .refused
+            .iter()
+            .filter(|refused| all || refused.count > 0)
+            .map(|refused| {
+                vec![
+                    format!("{} refused: {}", refused.protocol, refused.reason),
+                    refused.count.to_string(),
+                ]
+            }),
+    );
     out.push('\n');
     table(&mut out, &["SPLICE", "COUNT"], &rows);
     out
+}
+
+/// Appends the counts of one verdict (`PASSED`, `DROPPED`) by reason: those that moved, or
+/// every reason with `all`.
+fn reason_table(out: &mut String, title: &str, counts: &[ReasonCount], all: bool) {
+    let rows: Vec<Vec<String>> = counts
+        .iter()
+        .filter(|count| all || count.packets > 0)
+        .map(|count| {
+            vec![
+                count.reason.clone(),
+                count.packets.to_string(),
+                count.bytes.to_string(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        let _ = writeln!(out, "{title}: none (--all lists every reason)");
+    } else {
+        table(out, &[title, "PACKETS", "BYTES"], &rows);
+    }
 }
 
 /// Appends the per-map table: packets and bytes reflected per port map, direction and
@@ -212,7 +234,7 @@ mod tests {
     use super::*;
     use crate::telemetry::{
         InterfaceMode,
-        snapshot::{ConnectFailureCount, KernelSnapshot, MapCount, PassedCount, ReflectedCount},
+        snapshot::{ConnectFailureCount, KernelSnapshot, MapCount, ReasonCount, ReflectedCount},
     };
 
     fn snapshot() -> Snapshot {
@@ -231,17 +253,22 @@ mod tests {
                     bytes: 1234,
                 }],
                 passed: vec![
-                    PassedCount {
+                    ReasonCount {
                         reason: "not_ip".to_owned(),
                         packets: 3,
                         bytes: 180,
                     },
-                    PassedCount {
+                    ReasonCount {
                         reason: "not_mapped".to_owned(),
                         packets: 0,
                         bytes: 0,
                     },
                 ],
+                dropped: vec![ReasonCount {
+                    reason: "source_not_allowed".to_owned(),
+                    packets: 4,
+                    bytes: 240,
+                }],
                 flows_created: 2,
                 flow_insert_failures: 0,
                 flows_active: 2,
@@ -282,6 +309,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("not_ip"), "{text}");
+        assert!(
+            text.contains(
+                "DROPPED             PACKETS  BYTES\nsource_not_allowed        4    240\n"
+            ),
+            "{text}"
+        );
         assert!(!text.contains("not_mapped"), "{text}");
         assert!(!text.contains("connect failed: refused"), "{text}");
         let all = render(&snapshot(), true);

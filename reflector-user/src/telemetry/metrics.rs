@@ -11,7 +11,8 @@ use prometheus_client::{
 };
 
 use super::snapshot::{
-    ConnectFailureCount, InterfaceMode, KernelSnapshot, MapCount, ReflectedCount, Snapshot,
+    ConnectFailureCount, InterfaceMode, KernelSnapshot, MapCount, ReflectedCount, RefusedCount,
+    Snapshot,
 };
 
 /// `reflector_build_info{version}`: always 1.
@@ -35,6 +36,11 @@ pub(crate) const MAP_REFLECTED_BYTES: &str = "reflector_map_reflected_bytes";
 pub(crate) const PASSED_PACKETS: &str = "reflector_passed_packets";
 /// `reflector_passed_bytes_total{reason}`: bytes the kernel passed to the stack.
 pub(crate) const PASSED_BYTES: &str = "reflector_passed_bytes";
+/// `reflector_dropped_packets_total{reason}`: packets the kernel dropped (neither
+/// reflected nor passed).
+pub(crate) const DROPPED_PACKETS: &str = "reflector_dropped_packets";
+/// `reflector_dropped_bytes_total{reason}`: bytes the kernel dropped.
+pub(crate) const DROPPED_BYTES: &str = "reflector_dropped_bytes";
 /// `reflector_kernel_flows_created_total`: flow-table entries the kernel created.
 pub(crate) const KERNEL_FLOWS_CREATED: &str = "reflector_kernel_flows_created";
 /// `reflector_kernel_flows_active`: entries in the kernel flow table now.
@@ -57,6 +63,9 @@ pub(crate) const SPLICE_CONNECT_BACK_FAILURES: &str = "reflector_splice_connect_
 /// `reflector_splice_bytes_total{direction}`: bytes the userspace path moved, `forward` to
 /// services, `reverse` back to clients.
 pub(crate) const SPLICE_BYTES: &str = "reflector_splice_bytes";
+/// `reflector_splice_refused_total{protocol,reason}`: new flows the userspace path refused
+/// (allow-list, new-flow limits): TCP clients reset at accept, UDP datagrams dropped.
+pub(crate) const SPLICE_REFUSED: &str = "reflector_splice_refused";
 /// `reflector_splice_udp_datagrams_total`: UDP datagrams the userspace path moved.
 pub(crate) const SPLICE_UDP_DATAGRAMS: &str = "reflector_splice_udp_datagrams";
 
@@ -192,6 +201,34 @@ const METRICS: &[Metric] = &[
         },
     },
     Metric {
+        name: DROPPED_PACKETS,
+        help: "Packets the kernel program dropped (neither reflected nor passed), by reason",
+        kind: Kind::Counter,
+        labels: &["reason"],
+        samples: |s| {
+            kernel(s, |k| {
+                k.dropped
+                    .iter()
+                    .map(|e| (vec![e.reason.clone()], e.packets))
+                    .collect()
+            })
+        },
+    },
+    Metric {
+        name: DROPPED_BYTES,
+        help: "Bytes (whole frames) the kernel program dropped, by reason",
+        kind: Kind::Counter,
+        labels: &["reason"],
+        samples: |s| {
+            kernel(s, |k| {
+                k.dropped
+                    .iter()
+                    .map(|e| (vec![e.reason.clone()], e.bytes))
+                    .collect()
+            })
+        },
+    },
+    Metric {
         name: KERNEL_FLOWS_CREATED,
         help: "Flow-table entries the kernel program created",
         kind: Kind::Counter,
@@ -266,6 +303,16 @@ const METRICS: &[Metric] = &[
                 (vec!["forward".to_owned()], s.splice.bytes_to_services),
                 (vec!["reverse".to_owned()], s.splice.bytes_to_clients),
             ])
+        },
+    },
+    Metric {
+        name: SPLICE_REFUSED,
+        help: "New flows the userspace path refused (allow-list, new-flow limits), by protocol and reason",
+        kind: Kind::Counter,
+        labels: &["protocol", "reason"],
+        samples: |s| {
+            let each = |e: &RefusedCount| (vec![e.protocol.clone(), e.reason.clone()], e.count);
+            Some(s.splice.refused.iter().map(each).collect())
         },
     },
     Metric {
@@ -434,7 +481,7 @@ pub(crate) fn openmetrics_to_text(openmetrics: &str) -> String {
 mod tests {
     use super::*;
     use crate::telemetry::snapshot::{
-        ConnectFailureCount, InterfaceMode, MapCount, PassedCount, ReflectedCount, SpliceSnapshot,
+        ConnectFailureCount, InterfaceMode, MapCount, ReasonCount, ReflectedCount, SpliceSnapshot,
     };
 
     fn snapshot(kernel: bool) -> Snapshot {
@@ -452,10 +499,15 @@ mod tests {
                     packets: 7,
                     bytes: 700,
                 }],
-                passed: vec![PassedCount {
+                passed: vec![ReasonCount {
                     reason: "no_flow".to_owned(),
                     packets: 3,
                     bytes: 300,
+                }],
+                dropped: vec![ReasonCount {
+                    reason: "rate_limited".to_owned(),
+                    packets: 4,
+                    bytes: 240,
                 }],
                 flows_created: 2,
                 flow_insert_failures: 1,
@@ -507,6 +559,8 @@ mod tests {
             "reflector_map_reflected_bytes_total{listen=\"10053\",target=\"53\",protocol=\"udp\",direction=\"reverse\",family=\"ipv6\"} 400",
             "reflector_passed_packets_total{reason=\"no_flow\"} 3",
             "reflector_passed_bytes_total{reason=\"no_flow\"} 300",
+            "reflector_dropped_packets_total{reason=\"rate_limited\"} 4",
+            "reflector_dropped_bytes_total{reason=\"rate_limited\"} 240",
             "reflector_kernel_flows_created_total 2",
             "reflector_kernel_flows_active 5",
             "reflector_kernel_flows_evicted_total 3",

@@ -4,7 +4,9 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use reflector_common::{Counter, Direction, Family, MapStatIndex, PassReason};
+use reflector_common::{
+    Counter, Direction, DropReason, Family, MapStatIndex, PassReason, Protocol,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -42,7 +44,10 @@ pub struct KernelSnapshot {
     /// Packets and bytes reflected, one entry per direction and IP family.
     pub reflected: Vec<ReflectedCount>,
     /// Packets and bytes passed to the stack, one entry per reason.
-    pub passed: Vec<PassedCount>,
+    pub passed: Vec<ReasonCount>,
+    /// Packets and bytes dropped (never reflected, never passed), one entry per reason.
+    #[serde(default)]
+    pub dropped: Vec<ReasonCount>,
     /// Flow-table entries created.
     pub flows_created: u64,
     /// Forward packets reflected although their flow could not be recorded.
@@ -94,10 +99,10 @@ pub struct ReflectedCount {
     pub bytes: u64,
 }
 
-/// Packets and bytes passed to the stack for one reason.
+/// Packets and bytes passed to the stack, or dropped, for one reason.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PassedCount {
-    /// The reason's name ([`PassReason::name`]).
+pub struct ReasonCount {
+    /// The reason's name ([`PassReason::name`], [`reflector_common::DropReason::name`]).
     pub reason: String,
     /// Packets.
     pub packets: u64,
@@ -128,6 +133,21 @@ pub struct SpliceSnapshot {
     pub udp_over_limit: u64,
     /// UDP datagrams moved, both ways.
     pub udp_datagrams: u64,
+    /// New flows refused by admission (the allow-list, the new-flow limits): TCP clients
+    /// reset at accept, UDP clients' datagrams dropped.
+    #[serde(default)]
+    pub refused: Vec<RefusedCount>,
+}
+
+/// New flows of one protocol the userspace path refused for one reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedCount {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The reason's name ([`reflector_common::DropReason::name`]).
+    pub reason: String,
+    /// New flows refused.
+    pub count: u64,
 }
 
 /// Connect-back failures for one reason.
@@ -181,7 +201,16 @@ impl KernelSnapshot {
         let mut passed = Vec::new();
         for reason in PassReason::ALL {
             let counter = read(reflector_common::StatIndex::passed(reason))?;
-            passed.push(PassedCount {
+            passed.push(ReasonCount {
+                reason: reason.name().to_owned(),
+                packets: counter.packets,
+                bytes: counter.bytes,
+            });
+        }
+        let mut dropped = Vec::new();
+        for reason in DropReason::ALL {
+            let counter = read(reflector_common::StatIndex::dropped(reason))?;
+            dropped.push(ReasonCount {
                 reason: reason.name().to_owned(),
                 packets: counter.packets,
                 bytes: counter.bytes,
@@ -190,6 +219,7 @@ impl KernelSnapshot {
         Ok(Self {
             reflected,
             passed,
+            dropped,
             flows_created: read(reflector_common::StatIndex::FLOWS_CREATED)?.packets,
             flow_insert_failures: read(reflector_common::StatIndex::FLOW_INSERT_FAILED)?.packets,
             flows_active: 0,
@@ -248,6 +278,18 @@ impl From<&SpliceCounters> for SpliceSnapshot {
             udp_active: counters.udp_active.load(Relaxed),
             udp_over_limit: counters.udp_over_limit.load(Relaxed),
             udp_datagrams: counters.udp_datagrams.load(Relaxed),
+            refused: [Protocol::Tcp, Protocol::Udp]
+                .into_iter()
+                .flat_map(|protocol| {
+                    [DropReason::SourceNotAllowed, DropReason::RateLimited].map(|reason| {
+                        RefusedCount {
+                            protocol: protocol.name().to_owned(),
+                            reason: reason.name().to_owned(),
+                            count: counters.refusals(protocol, reason),
+                        }
+                    })
+                })
+                .collect(),
         }
     }
 }
