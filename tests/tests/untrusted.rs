@@ -747,14 +747,28 @@ fn legitimate_client_unaffected(topology: &Topology, control_r: &ControlSocket) 
     );
 }
 
-/// Starts a daemon in `ns` in TC mode on `iface` with `maps` and `control`.
-fn start_tc(ns: &Netns, iface: &str, control: &ControlSocket, maps: &[String]) -> Reflector {
+/// Starts a daemon in `ns` in `mode` on `iface` with `maps`, `control` and `extra`
+/// arguments.
+fn start_in(
+    ns: &Netns,
+    iface: &str,
+    mode: Mode,
+    control: &ControlSocket,
+    maps: &[String],
+    extra: &[&str],
+) -> Reflector {
     let mut args: Vec<String> = Vec::new();
     for map in maps {
         args.extend(["--map".into(), map.clone()]);
     }
-    args.extend(["--iface".into(), iface.into(), "--mode".into(), "tc".into()]);
+    args.extend([
+        "--iface".into(),
+        iface.into(),
+        "--mode".into(),
+        mode.as_arg().into(),
+    ]);
     args.extend(control.daemon_args());
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Reflector::start_with_args(ns, &args)
 }
@@ -771,17 +785,21 @@ fn two_reflectors_loop() {
     let x = topology.x();
     let _services = FAMILIES.map(|family| peer_service(x, Proto::Tcp, family, TCP_MAP.1));
     let (control_r, control_x) = (ControlSocket::new(), ControlSocket::new());
-    let reflector_r = start_tc(
+    let reflector_r = start_in(
         topology.r(),
         topology.r_iface(),
+        Mode::Tc,
         &control_r,
         &[map_arg(LOOP_MAP, "udp"), map_arg(TCP_MAP, "tcp")],
+        &[],
     );
-    let reflector_x = start_tc(
+    let reflector_x = start_in(
         x,
         topology.x_iface(),
+        Mode::Tc,
         &control_x,
         &[map_arg(LOOP_MAP, "udp")],
+        &[],
     );
     let controls = [&control_r, &control_x];
 
@@ -799,4 +817,115 @@ fn two_reflectors_loop() {
     legitimate_client_unaffected(&topology, &control_r);
     reflector_x.stop_cleanly();
     reflector_r.stop_cleanly();
+}
+
+/// `--max-udp-flows` of the userspace loop test: a bound on how far a loop the userspace
+/// path does not stop can run, so the test stays cheap if it does.
+const SPLICE_LOOP_MAX_FLOWS: &str = "256";
+
+/// Per daemon: UDP flows its userspace path started and forward packets its kernel
+/// program reflected so far, each one a reflection.
+fn splice_loop_counts(controls: &[&ControlSocket]) -> Vec<(u64, u64)> {
+    controls
+        .iter()
+        .map(|control| {
+            let stats = control.stats();
+            (
+                stats.0["splice"]["udp_flows"].as_u64().unwrap_or(0),
+                stats.reflected("forward"),
+            )
+        })
+        .collect()
+}
+
+fn total(counts: &[(u64, u64)]) -> u64 {
+    counts.iter().map(|(flows, kernel)| flows + kernel).sum()
+}
+
+/// Two reflectors aimed at each other, R on the userspace path (splice mode) and X in
+/// `x_mode`, both with `8080:8080/udp`: one forged datagram to R:8080 is relayed to X:8080
+/// from a socket of R's own, which X reflects (kernel) or relays (splice) to R:8080, and R
+/// relays again from a new socket: each hop a new flow with a fresh TTL, so neither the
+/// kernel's loop guard nor the TTL can end it. It must be reflected at most 4 times in
+/// all, as between two kernel reflectors. Counted as new UDP flows on the userspace paths
+/// (and forward reflections of X's kernel program).
+fn splice_loop(x_mode: Mode) {
+    let topology = Topology::for_mode(Mode::Splice);
+    let (control_r, control_x) = (ControlSocket::new(), ControlSocket::new());
+    let extra = ["--max-udp-flows", SPLICE_LOOP_MAX_FLOWS];
+    let maps = [map_arg(LOOP_MAP, "udp")];
+    let reflector_r = start_in(
+        topology.r(),
+        topology.r_iface(),
+        Mode::Splice,
+        &control_r,
+        &maps,
+        &extra,
+    );
+    let reflector_x = start_in(
+        topology.x(),
+        topology.x_iface(),
+        x_mode,
+        &control_x,
+        &maps,
+        &extra,
+    );
+    let controls = [&control_r, &control_x];
+    let before = splice_loop_counts(&controls);
+    let frame = Frame::udp(
+        topology.x_addr(Family::V4),
+        LOOP_MAP.0 + 2,
+        topology.r_addr(Family::V4),
+        LOOP_MAP.0,
+    )
+    .with_payload(b"ping-pong".to_vec());
+    RawSender::new(topology.x(), Family::V4)
+        .send(&frame)
+        .unwrap_or_else(|e| panic!("cannot send the forged datagram: {e}"));
+    // Settled: nothing changed for a moment.
+    let mut last = splice_loop_counts(&controls);
+    poll_until(LOOP_SETTLE, || {
+        thread::sleep(Duration::from_millis(300));
+        let now = splice_loop_counts(&controls);
+        let settled = now == last && total(&now) > total(&before);
+        last = now;
+        settled
+    });
+    let reflections = total(&last) - total(&before);
+    let detail: Vec<String> = ["R", "X"]
+        .iter()
+        .zip(last.iter().zip(&before))
+        .map(|(host, (now, then))| {
+            format!(
+                "{host}: {} userspace UDP flows, {} kernel forward reflections",
+                now.0 - then.0,
+                now.1 - then.1
+            )
+        })
+        .collect();
+    eprintln!(
+        "splice and {}: one forged datagram reflected {reflections} times ({})",
+        x_mode.as_arg(),
+        detail.join("; ")
+    );
+    assert!(
+        (1..=LOOP_MAX_REFLECTIONS).contains(&reflections),
+        "one forged datagram between a userspace reflector and a {} one must be reflected at \
+         least once and at most {LOOP_MAX_REFLECTIONS} times: reflected {reflections} times \
+         ({}; bounded here by --max-udp-flows {SPLICE_LOOP_MAX_FLOWS} per daemon)",
+        x_mode.as_arg(),
+        detail.join("; ")
+    );
+    reflector_x.stop_cleanly();
+    reflector_r.stop_cleanly();
+}
+
+#[test]
+fn two_splice_reflectors_loop() {
+    splice_loop(Mode::Splice);
+}
+
+#[test]
+fn splice_and_tc_reflectors_loop() {
+    splice_loop(Mode::Tc);
 }
