@@ -633,8 +633,11 @@ const LOOP_MAX_REFLECTIONS: u64 = 4;
 fn loop_counts(controls: &[&ControlSocket]) -> (u64, u64, u64) {
     controls.iter().fold((0, 0, 0), |(r, l, t), control| {
         let stats = control.stats();
+        // A packet the kernel passes (TTL 1, say) reaches the hybrid listener, which relays
+        // it as a new UDP flow: a reflection too.
+        let relayed = stats.0["splice"]["udp_flows"].as_u64().unwrap_or(0);
         (
-            r + stats.reflected("forward") + stats.reflected("reverse"),
+            r + stats.reflected("forward") + stats.reflected("reverse") + relayed,
             l + stats.dropped(LOOP_DETECTED),
             t + stats.passed("ttl_expired"),
         )
@@ -806,8 +809,9 @@ fn two_reflectors_loop() {
     let mut figures = Vec::new();
     for family in FAMILIES {
         // A fresh flow each time: the first from port 8080 (`80:80` on two hosts), the
-        // second from the next port (the loop goes the same way).
-        for (ttl, port) in [(64, LOOP_MAP.0), (255, LOOP_MAP.0 + 1)] {
+        // others from the next ports (the loop goes the same way). TTL 1: the kernel
+        // passes it (ttl_expired) to the hybrid listener, which relays it with a fresh TTL.
+        for (ttl, port) in [(64, LOOP_MAP.0), (255, LOOP_MAP.0 + 1), (1, LOOP_MAP.0 + 2)] {
             let reflections = reflections_of_one_packet(&topology, &controls, family, ttl, port);
             figures.push((family, ttl, reflections));
         }
