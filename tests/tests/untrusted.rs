@@ -19,6 +19,10 @@
 //!
 //! Every test builds its own topology, so they run in parallel. They need root, the daemon
 //! binary (`$REFLECTOR_BIN`, else `target/<profile>/reflector`), python3 and nft.
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test links every dependency of the harness crate and uses a few"
+)]
 
 use std::io::{self, BufRead as _, BufReader, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
