@@ -131,8 +131,8 @@ impl Stats {
             .sum()
     }
 
-    /// Clients (TCP connections, UDP datagrams) the userspace path refused for `reason`,
-    /// from the `splice` section's per-reason refusals.
+    /// New flows (TCP clients reset at accept, UDP clients' datagrams dropped) the
+    /// userspace path refused for `reason`, both protocols.
     #[must_use]
     pub fn splice_refused(&self, reason: &str) -> u64 {
         self.0["splice"]["refused"]
@@ -140,12 +140,7 @@ impl Stats {
             .into_iter()
             .flatten()
             .filter(|entry| entry["reason"] == reason)
-            .map(|entry| {
-                ["count", "packets", "connections"]
-                    .iter()
-                    .find_map(|field| entry[field].as_u64())
-                    .unwrap_or(0)
-            })
+            .map(|entry| entry["count"].as_u64().unwrap_or(0))
             .sum()
     }
 
