@@ -865,51 +865,94 @@ fn start_in(
     Reflector::start_with_args(ns, &args)
 }
 
-/// Two reflectors aimed at each other: R (the topology's reflector host) and X, each
-/// running a daemon in TC mode on its end of the veth with the map `8080:8080/udp`. One
-/// forged datagram from X:`port` to R:8080 is reflected to X:8080, which reflects it to
+/// Two reflectors aimed at each other: R (the topology's reflector host, also mapping
+/// [`TCP_MAP`]) and X, each running a daemon in TC mode on its end of the veth with the
+/// map `8080:8080/udp`; X's TCP service on both families. Returns them with their control
+/// sockets (R's first).
+struct KernelPair {
+    // Field order is drop order: the daemons before their sockets' directories.
+    reflectors: [Reflector; 2],
+    controls: [ControlSocket; 2],
+    _services: [Process; 2],
+}
+
+impl KernelPair {
+    fn start(topology: &Topology) -> Self {
+        let x = topology.x();
+        let services = FAMILIES.map(|family| peer_service(x, Proto::Tcp, family, TCP_MAP.1));
+        let controls = [ControlSocket::new(), ControlSocket::new()];
+        let reflector_r = start_in(
+            topology.r(),
+            topology.r_iface(),
+            Mode::Tc,
+            &controls[0],
+            &[map_arg(LOOP_MAP, "udp"), map_arg(TCP_MAP, "tcp")],
+            &[],
+        );
+        let reflector_x = start_in(
+            x,
+            topology.x_iface(),
+            Mode::Tc,
+            &controls[1],
+            &[map_arg(LOOP_MAP, "udp")],
+            &[],
+        );
+        Self {
+            reflectors: [reflector_r, reflector_x],
+            controls,
+            _services: services,
+        }
+    }
+
+    fn controls(&self) -> [&ControlSocket; 2] {
+        [&self.controls[0], &self.controls[1]]
+    }
+
+    /// One forged datagram per family and TTL of `ttls`, each from its own port from
+    /// `first_port` on (a fresh flow each time): reflected at most 4 times in all each.
+    fn inject_each(&self, topology: &Topology, ttls: &[u8], first_port: u16) {
+        let mut figures = Vec::new();
+        for family in FAMILIES {
+            for (port, &ttl) in (first_port..).zip(ttls) {
+                let reflections =
+                    reflections_of_one_packet(topology, &self.controls(), family, ttl, port);
+                figures.push((family, ttl, reflections));
+            }
+        }
+        eprintln!("loop figures (family, TTL, reflections): {figures:?}");
+    }
+
+    fn stop_cleanly(self) {
+        for reflector in self.reflectors {
+            reflector.stop_cleanly();
+        }
+    }
+}
+
+/// Two kernel reflectors aimed at each other ([`KernelPair`]): one forged datagram from
+/// X:8080 (`80:80` on two hosts) to R:8080 is reflected to X:8080, which reflects it to
 /// R:8080, and so on; the loop guard must stop it within 4 reflections, at TTL 64 and 255,
 /// IPv4 and IPv6. A legitimate TCP client in X through R is not taken for a loop.
 #[test]
 fn two_reflectors_loop() {
     require_tool("nft", "nftables");
     let topology = Topology::for_mode(Mode::Tc);
-    let x = topology.x();
-    let _services = FAMILIES.map(|family| peer_service(x, Proto::Tcp, family, TCP_MAP.1));
-    let (control_r, control_x) = (ControlSocket::new(), ControlSocket::new());
-    let reflector_r = start_in(
-        topology.r(),
-        topology.r_iface(),
-        Mode::Tc,
-        &control_r,
-        &[map_arg(LOOP_MAP, "udp"), map_arg(TCP_MAP, "tcp")],
-        &[],
-    );
-    let reflector_x = start_in(
-        x,
-        topology.x_iface(),
-        Mode::Tc,
-        &control_x,
-        &[map_arg(LOOP_MAP, "udp")],
-        &[],
-    );
-    let controls = [&control_r, &control_x];
+    let pair = KernelPair::start(&topology);
+    pair.inject_each(&topology, &[64, 255], LOOP_MAP.0);
+    legitimate_client_unaffected(&topology, &pair.controls[0]);
+    pair.stop_cleanly();
+}
 
-    let mut figures = Vec::new();
-    for family in FAMILIES {
-        // A fresh flow each time: the first from port 8080 (`80:80` on two hosts), the
-        // others from the next ports (the loop goes the same way). TTL 1: the kernel
-        // passes it (ttl_expired) to the hybrid listener, which relays it with a fresh TTL.
-        for (ttl, port) in [(64, LOOP_MAP.0), (255, LOOP_MAP.0 + 1), (1, LOOP_MAP.0 + 2)] {
-            let reflections = reflections_of_one_packet(&topology, &controls, family, ttl, port);
-            figures.push((family, ttl, reflections));
-        }
-    }
-    eprintln!("loop figures (family, TTL, reflections): {figures:?}");
-
-    legitimate_client_unaffected(&topology, &control_r);
-    reflector_x.stop_cleanly();
-    reflector_r.stop_cleanly();
+/// As [`two_reflectors_loop`], with the forged datagram sent with TTL 1 and 2. At TTL 1 R's
+/// kernel program passes it (`ttl_expired`) to the stack, where the hybrid listener on
+/// 8080 relays it from a socket of its own with a fresh TTL: that must not buy the loop
+/// more than 4 reflections in all either.
+#[test]
+fn two_reflectors_loop_from_low_ttl() {
+    let topology = Topology::for_mode(Mode::Tc);
+    let pair = KernelPair::start(&topology);
+    pair.inject_each(&topology, &[1, 2], LOOP_MAP.0 + 10);
+    pair.stop_cleanly();
 }
 
 /// `--max-udp-flows` of the userspace loop test: a bound on how far a loop the userspace
