@@ -532,6 +532,10 @@ struct FloodFigures {
     checks_first_try: usize,
     checks_retried: usize,
     checks_failed: usize,
+    /// Checks that began before the flood ended.
+    checks_during_flood: usize,
+    /// Checks that took a second or more: a SYN of theirs was dropped and retransmitted.
+    checks_slow: usize,
 }
 
 /// Floods `R:L` (UDP) from X with forged sources of `spoofed` while the allowed client in
@@ -546,6 +550,7 @@ fn flood_with_checks(
     let r = topology.r_addr(Family::V4);
     let client = topology.x_addr(Family::V4);
     let before = control.stats();
+    let flood_began = Instant::now();
     let ((sent, elapsed), checks) = thread::scope(|scope| {
         let flooding = scope.spawn(|| flood(&sender, spoofed, SocketAddr::new(r, UDP_MAP.0), seed));
         let mut checks = Vec::new();
@@ -566,7 +571,7 @@ fn flood_with_checks(
                     parse_peer_reply(&reply) == (r, local.port(), message.as_str())
                 })
             });
-            checks.push(tries);
+            checks.push((tries, began, began.elapsed()));
             if let Some(left) = (FLOOD_TIME / CHECKS as u32).checked_sub(began.elapsed()) {
                 thread::sleep(left);
             }
@@ -580,9 +585,17 @@ fn flood_with_checks(
         reflected: after.map_packets(UDP_MAP.0, "udp", "forward")
             - before.map_packets(UDP_MAP.0, "udp", "forward"),
         rate_limited: after.dropped(RATE_LIMITED) - before.dropped(RATE_LIMITED),
-        checks_first_try: checks.iter().filter(|t| **t == Some(1)).count(),
-        checks_retried: checks.iter().filter(|t| t.is_some_and(|t| t > 1)).count(),
-        checks_failed: checks.iter().filter(|t| t.is_none()).count(),
+        checks_first_try: checks.iter().filter(|c| c.0 == Some(1)).count(),
+        checks_retried: checks.iter().filter(|c| c.0.is_some_and(|t| t > 1)).count(),
+        checks_failed: checks.iter().filter(|c| c.0.is_none()).count(),
+        checks_during_flood: checks
+            .iter()
+            .filter(|c| c.1 < flood_began + elapsed)
+            .count(),
+        checks_slow: checks
+            .iter()
+            .filter(|c| c.2 >= Duration::from_secs(1))
+            .count(),
     };
     eprintln!("flood of {spoofed:?}: {figures:?}");
     figures
@@ -667,10 +680,11 @@ fn spoofed_flood(mode: Mode) {
         one.reflected >= SOURCE_BURST,
         "the /24's bucket admits its burst ({SOURCE_BURST}) at once: {one:?}"
     );
-    assert_eq!(
-        one.checks_failed, 0,
+    assert!(
+        one.checks_failed == 0 && one.checks_during_flood >= CHECKS / 2,
         "an allowed client in another prefix must keep its checks passing while one forged \
-         prefix floods (each check up to {ATTEMPTS} tries): {one:?}"
+         prefix floods (each check up to {ATTEMPTS} tries; at least half of them during the \
+         flood): {one:?}"
     );
 
     // Let the global bucket refill before the next flood.
@@ -686,9 +700,13 @@ fn spoofed_flood(mode: Mode) {
     // measured and reported, not asserted (a global limit cannot tell them apart; an
     // allow-list that leaves the forged prefixes out can, see the allow-list tests).
     eprintln!(
-        "during the flood of 512 prefixes the allowed client's checks: {} first try, {} \
-         retried, {} failed",
-        many.checks_first_try, many.checks_retried, many.checks_failed
+        "flood of 512 prefixes: the allowed client's checks: {} first try, {} retried, {} \
+         failed, {} slow (a SYN retransmitted), {} begun during the flood",
+        many.checks_first_try,
+        many.checks_retried,
+        many.checks_failed,
+        many.checks_slow,
+        many.checks_during_flood
     );
     assert_reflected(
         &topology,
