@@ -131,15 +131,15 @@ impl Stats {
             .sum()
     }
 
-    /// New flows (TCP clients reset at accept, UDP clients' datagrams dropped) the
-    /// userspace path refused for `reason`, both protocols.
+    /// New flows of `protocol` (`tcp`: clients reset at accept; `udp`: clients'
+    /// datagrams dropped) the userspace path refused for `reason`.
     #[must_use]
-    pub fn splice_refused(&self, reason: &str) -> u64 {
+    pub fn splice_refused(&self, protocol: &str, reason: &str) -> u64 {
         self.0["splice"]["refused"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|entry| entry["reason"] == reason)
+            .filter(|entry| entry["protocol"] == protocol && entry["reason"] == reason)
             .map(|entry| entry["count"].as_u64().unwrap_or(0))
             .sum()
     }

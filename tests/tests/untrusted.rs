@@ -228,7 +228,10 @@ fn assert_refused_from(topology: &Topology, path: Path, proto: Proto, from: IpAd
 fn not_allowed(stats: &Stats, path: Path) -> u64 {
     match path {
         Path::Kernel => stats.dropped(SOURCE_NOT_ALLOWED),
-        Path::Splice => stats.splice_refused(SOURCE_NOT_ALLOWED),
+        Path::Splice => {
+            stats.splice_refused("tcp", SOURCE_NOT_ALLOWED)
+                + stats.splice_refused("udp", SOURCE_NOT_ALLOWED)
+        }
     }
 }
 
@@ -320,6 +323,66 @@ impl Drop for AddressedUdpService {
     }
 }
 
+/// Starts the daemon in R in `mode` with both maps, `control`, metrics, and `--allow` for
+/// exactly the addresses `allowed`.
+fn start_allowing(
+    topology: &Topology,
+    mode: Mode,
+    control: &ControlSocket,
+    allowed: &[IpAddr],
+) -> Reflector {
+    let mut args: Vec<String> = vec![
+        "--map".into(),
+        map_arg(TCP_MAP, "tcp"),
+        "--map".into(),
+        map_arg(UDP_MAP, "udp"),
+        "--iface".into(),
+        topology.r_iface().into(),
+        "--mode".into(),
+        mode.as_arg().into(),
+    ];
+    args.extend(control.daemon_args());
+    args.extend(["--metrics".into(), METRICS.into()]);
+    for addr in allowed {
+        args.extend(["--allow".into(), host_prefix(*addr)]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Reflector::start_with_args(topology.r(), &args)
+}
+
+/// The refusals as reported: on the kernel path none reached the hybrid listener (the
+/// kernel drops, it does not pass), and the metric counts what `reflector stats` counts.
+fn assert_refusals_reported(topology: &Topology, control: &ControlSocket, path: Path) {
+    let stats = control.stats();
+    if path == Path::Kernel {
+        let seen = stats.splice_refused("tcp", SOURCE_NOT_ALLOWED)
+            + stats.splice_refused("udp", SOURCE_NOT_ALLOWED);
+        assert_eq!(
+            seen, 0,
+            "the kernel drops a source outside the allow-list: the hybrid listener must \
+             never see one (it did: the kernel passed it): {:?}",
+            stats.0
+        );
+    }
+    let (series, counted) = match path {
+        Path::Kernel => (
+            format!("reflector_dropped_packets_total{{reason=\"{SOURCE_NOT_ALLOWED}\"}}"),
+            stats.dropped(SOURCE_NOT_ALLOWED),
+        ),
+        Path::Splice => (
+            format!(
+                "reflector_splice_refused_total{{protocol=\"tcp\",reason=\"{SOURCE_NOT_ALLOWED}\"}}"
+            ),
+            stats.splice_refused("tcp", SOURCE_NOT_ALLOWED),
+        ),
+    };
+    assert_eq!(
+        metric_value(topology.r(), &series),
+        counted,
+        "`{series}` must count what `reflector stats` counts"
+    );
+}
+
 /// `--allow` naming X's first addresses only: X's second ones get nothing through, in
 /// `mode`, TCP and UDP, both families, and are counted; a runtime `allow add` lets them
 /// through and `allow del` stops them again. On the kernel path the hybrid listener never
@@ -341,22 +404,7 @@ fn allow_list(mode: Mode) {
     let others = FAMILIES.map(|family| second_address(&topology, family));
     let _other_services = others.map(|other| AddressedUdpService::start(x, other, UDP_MAP.1));
     let control = ControlSocket::new();
-    let mut args: Vec<String> = vec![
-        "--map".into(),
-        map_arg(TCP_MAP, "tcp"),
-        "--map".into(),
-        map_arg(UDP_MAP, "udp"),
-        "--iface".into(),
-        topology.r_iface().into(),
-        "--mode".into(),
-        mode.as_arg().into(),
-    ];
-    args.extend(control.daemon_args());
-    for first in firsts {
-        args.extend(["--allow".into(), host_prefix(first)]);
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let reflector = Reflector::start_with_args(topology.r(), &args);
+    let reflector = start_allowing(&topology, mode, &control, &firsts);
 
     let every_exchange = || {
         FAMILIES
@@ -415,18 +463,32 @@ fn allow_list(mode: Mode) {
         );
     }
     refused_round("deleted");
-
-    if path == Path::Kernel {
-        let stats = control.stats();
-        assert_eq!(
-            stats.splice_refused(SOURCE_NOT_ALLOWED),
-            0,
-            "the kernel drops a source outside the allow-list: the hybrid listener must \
-             never see one (it did: the kernel passed it): {:?}",
-            stats.0
-        );
-    }
+    assert_refusals_reported(&topology, &control, path);
     reflector.stop_cleanly();
+}
+
+/// Where the daemons of these tests serve `/metrics`, inside their namespace.
+const METRICS: &str = "127.0.0.1:9477";
+
+/// The value of the sample `series` (name and labels, as printed) in the `/metrics` of the
+/// daemon in `ns`; 0 when it is not there.
+fn metric_value(ns: &Netns, series: &str) -> u64 {
+    let text = ns.exec(&[
+        "curl",
+        "--silent",
+        "--show-error",
+        "--max-time",
+        "5",
+        &format!("http://{METRICS}/metrics"),
+    ]);
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0, |value| {
+            value
+                .trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("`{series}` has no count ({e}):\n{text}"))
+        })
 }
 
 #[test]
@@ -660,6 +722,7 @@ fn spoofed_flood(mode: Mode) {
         mode.as_arg().into(),
     ];
     args.extend(control.daemon_args());
+    args.extend(["--metrics".into(), METRICS.into()]);
     for (flag, value) in limits {
         args.extend([flag.to_owned(), value.to_string()]);
     }
@@ -715,6 +778,13 @@ fn spoofed_flood(mode: Mode) {
         Family::V4,
         TCP_MAP.0,
         "after",
+    );
+    let counted = control.stats().dropped(RATE_LIMITED);
+    let series = format!("reflector_dropped_packets_total{{reason=\"{RATE_LIMITED}\"}}");
+    assert_eq!(
+        metric_value(topology.r(), &series),
+        counted,
+        "`{series}` must count what `reflector stats` counts"
     );
     reflector.stop_cleanly();
 }
