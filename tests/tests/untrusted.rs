@@ -9,13 +9,19 @@
 //!   `allow del` stops it again.
 //! - **Rate limits under a spoofed flood**: from X, a bounded flood of UDP datagrams with
 //!   forged sources (raw IP socket, sources in 198.18.0.0/15, which nothing routes: the
-//!   reflected datagrams go back to X, which drops them) against small limits, while an
-//!   allowed client keeps its checks passing; the counters show what was reflected and
-//!   what was dropped as `rate_limited`.
+//!   reflected datagrams go back to X, which drops them) against small limits: sources in
+//!   one /24 are held to its prefix's bucket while an allowed client in another prefix
+//!   keeps its checks passing; sources over 512 prefixes are held to the global bucket.
+//!   The counters (and metrics) show what was reflected and what was dropped as
+//!   `rate_limited`.
 //! - **Loop guard**: two reflectors aimed at each other (R, and X running a second daemon),
 //!   each with the map `8080:8080/udp`, and one forged datagram; it is reflected at most 4
 //!   times in all (TTL 64 and 255, IPv4 and IPv6) and the guard counts `loop_detected`,
 //!   while a legitimate TCP client through R, retransmitted SYN included, is unaffected.
+//!   The same bound holds where the kernel's guard cannot see the loop: a forged datagram
+//!   with TTL 1 (passed to the hybrid listener, which relays it with a fresh TTL), and a
+//!   userspace (splice) reflector facing a splice or a TC one (each relay a new flow with
+//!   a fresh TTL).
 //!
 //! Every test builds its own topology, so they run in parallel. They need root, the daemon
 //! binary (`$REFLECTOR_BIN`, else `target/<profile>/reflector`), python3 and nft.
