@@ -106,9 +106,13 @@ pub(crate) fn udp(family: Family, port: u16) -> Result<UdpSocket, ListenError> {
         cause,
     };
     let socket = socket(family, Type::DGRAM).map_err(error)?;
+    // The destination address of each datagram (replies come from it), and its TTL (the
+    // loop guard's).
     match family {
-        Family::V4 => setsockopt(&socket, sockopt::Ipv4PacketInfo, &true),
-        Family::V6 => setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true),
+        Family::V4 => setsockopt(&socket, sockopt::Ipv4PacketInfo, &true)
+            .and_then(|()| setsockopt(&socket, sockopt::Ipv4RecvTtl, &true)),
+        Family::V6 => setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true)
+            .and_then(|()| setsockopt(&socket, sockopt::Ipv6RecvHopLimit, &true)),
     }
     .map_err(|errno| error(errno.into()))?;
     socket.bind(&address.into()).map_err(error)?;

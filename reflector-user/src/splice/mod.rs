@@ -7,6 +7,7 @@
 pub(crate) mod counters;
 pub(crate) mod fd_limit;
 pub(crate) mod listener;
+mod loop_guard;
 mod relay;
 mod tcp;
 mod udp;

@@ -24,9 +24,12 @@ use nix::sys::socket::{
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::{io::Interest, net::UdpSocket, sync::mpsc, time::Instant};
 
+use reflector_common::DropReason;
+
 use super::{
     Shared,
     counters::{ActiveGuard, ConnectFailure},
+    loop_guard::{LoopGuard, relayed_ttl},
 };
 
 /// Largest UDP payload.
@@ -57,6 +60,7 @@ pub(super) async fn serve(listener: UdpSocket, target: Arc<AtomicU16>, shared: A
     let mut next_id = 0_u64;
     let mut buf = vec![0_u8; MAX_DATAGRAM];
     let mut last_warning: Option<Instant> = None;
+    let mut loop_guard = LoopGuard::default();
     loop {
         tokio::select! {
             Some((key, id)) = expired_rx.recv() => {
@@ -65,7 +69,7 @@ pub(super) async fn serve(listener: UdpSocket, target: Arc<AtomicU16>, shared: A
                 }
             }
             received = receive(&listener, &mut buf) => {
-                let (len, key) = match received {
+                let Received { len, key, ttl } = match received {
                     Ok(Some(received)) => received,
                     Ok(None) => continue,
                     Err(error) => {
@@ -76,6 +80,11 @@ pub(super) async fn serve(listener: UdpSocket, target: Arc<AtomicU16>, shared: A
                         continue;
                     }
                 };
+                if !loop_guard.admit(key.client.ip(), &buf[..len], ttl, Instant::now()) {
+                    shared.counters.refused(reflector_common::Protocol::Udp, DropReason::LoopDetected);
+                    debug!("{}: a datagram that went round a loop (TTL {ttl}); dropped", key.client);
+                    continue;
+                }
                 let now_ms = millis_since(clock);
                 if let Some(flow) = flows.get(&key) {
                     flow.last_ms.store(now_ms, Relaxed);
@@ -90,7 +99,7 @@ pub(super) async fn serve(listener: UdpSocket, target: Arc<AtomicU16>, shared: A
                     continue;
                 }
                 let service_addr = SocketAddr::new(key.client.ip(), target.load(Relaxed));
-                let service = match connect_back(key.local, service_addr) {
+                let service = match connect_back(key.local, service_addr, relayed_ttl(ttl)) {
                     Ok(service) => Arc::new(service),
                     Err(error) => {
                         let reason = ConnectFailure::from_io(&error);
@@ -201,25 +210,37 @@ fn pass_replies(task: &FlowTask) {
     });
 }
 
-/// A socket from `local` (any port) connected to `service`.
-fn connect_back(local: IpAddr, service: SocketAddr) -> io::Result<UdpSocket> {
+/// A socket from `local` (any port) connected to `service`, sending with `ttl`.
+fn connect_back(local: IpAddr, service: SocketAddr, ttl: u8) -> io::Result<UdpSocket> {
     let socket = Socket::new(
         Domain::for_address(service),
         Type::DGRAM.nonblocking().cloexec(),
         Some(Protocol::UDP),
     )?;
+    if service.is_ipv4() {
+        socket.set_ttl_v4(u32::from(ttl))?;
+    } else {
+        socket.set_unicast_hops_v6(u32::from(ttl))?;
+    }
     socket.bind(&SocketAddr::new(local, 0).into())?;
     socket.connect(&service.into())?;
     UdpSocket::from_std(socket.into())
 }
 
-/// Waits for a datagram; returns its length and flow, or `None` for one this host should
-/// not answer (sent to a broadcast or multicast address, or without packet info).
-async fn receive(listener: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<(usize, FlowKey)>> {
+/// A datagram as received: its length, its flow, and the TTL (hop limit) it arrived with.
+struct Received {
+    len: usize,
+    key: FlowKey,
+    ttl: u8,
+}
+
+/// Waits for a datagram; `None` for one this host should not answer (sent to a broadcast or
+/// multicast address, or without packet info).
+async fn receive(listener: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<Received>> {
     listener
         .async_io(Interest::READABLE, || {
             let mut iov = [IoSliceMut::new(buf)];
-            let mut space = nix::cmsg_space!(libc::in6_pktinfo);
+            let mut space = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
             let message = recvmsg::<SockaddrStorage>(
                 listener.as_raw_fd(),
                 &mut iov,
@@ -229,8 +250,15 @@ async fn receive(listener: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<(usi
             .map_err(io::Error::from)?;
             let client = message.address.as_ref().and_then(socket_addr);
             let mut local = None;
+            // Asked for on every listener; a datagram without one is taken to have come far.
+            let mut ttl = u8::MAX;
             for cmsg in message.cmsgs().map_err(io::Error::from)? {
                 local = match cmsg {
+                    ControlMessageOwned::Ipv4Ttl(value)
+                    | ControlMessageOwned::Ipv6HopLimit(value) => {
+                        ttl = u8::try_from(value).unwrap_or(u8::MAX);
+                        continue;
+                    }
                     ControlMessageOwned::Ipv4PacketInfo(info) => {
                         let to = Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr));
                         let spec = Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr));
@@ -244,11 +272,15 @@ async fn receive(listener: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<(usi
                     _ => continue,
                 };
             }
-            Ok((message.bytes, client, local))
+            Ok((message.bytes, client, local, ttl))
         })
         .await
-        .map(|(len, client, local)| match (client, local) {
-            (Some(client), Some(local)) => Some((len, FlowKey { client, local })),
+        .map(|(len, client, local, ttl)| match (client, local) {
+            (Some(client), Some(local)) => Some(Received {
+                len,
+                key: FlowKey { client, local },
+                ttl,
+            }),
             _ => None,
         })
 }

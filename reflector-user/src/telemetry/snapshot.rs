@@ -281,12 +281,15 @@ impl From<&SpliceCounters> for SpliceSnapshot {
             refused: [Protocol::Tcp, Protocol::Udp]
                 .into_iter()
                 .flat_map(|protocol| {
-                    [DropReason::SourceNotAllowed, DropReason::RateLimited].map(|reason| {
-                        RefusedCount {
-                            protocol: protocol.name().to_owned(),
-                            reason: reason.name().to_owned(),
-                            count: counters.refusals(protocol, reason),
-                        }
+                    [
+                        DropReason::SourceNotAllowed,
+                        DropReason::RateLimited,
+                        DropReason::LoopDetected,
+                    ]
+                    .map(|reason| RefusedCount {
+                        protocol: protocol.name().to_owned(),
+                        reason: reason.name().to_owned(),
+                        count: counters.refusals(protocol, reason),
                     })
                 })
                 .collect(),
