@@ -1042,7 +1042,6 @@ fn two_reflectors_loop() {
 /// 8080 relays it from a socket of its own with a fresh TTL: that must not buy the loop
 /// more than 4 reflections in all either.
 #[test]
-#[ignore = "known defect (issue 13): a TTL-1 datagram passed to the hybrid listener is relayed with a fresh TTL: 5 reflections; revert this commit once fixed"]
 fn two_reflectors_loop_from_low_ttl() {
     let topology = Topology::for_mode(Mode::Tc);
     let pair = KernelPair::start(&topology);
@@ -1152,13 +1151,11 @@ fn splice_loop(x_mode: Mode) {
 }
 
 #[test]
-#[ignore = "known defect (issue 13): the userspace path has no loop guard: one datagram bounces until --max-udp-flows; revert this commit once fixed"]
 fn two_splice_reflectors_loop() {
     splice_loop(Mode::Splice);
 }
 
 #[test]
-#[ignore = "known defect (issue 13): the userspace path has no loop guard: one datagram bounces until --max-udp-flows; revert this commit once fixed"]
 fn splice_and_tc_reflectors_loop() {
     splice_loop(Mode::Tc);
 }
