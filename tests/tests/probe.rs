@@ -563,7 +563,7 @@ fn bad_arguments_are_unknown() {
             "300ms",
         ],
         3,
-        "UNKNOWN ssh: cannot listen on port 19999 for the self-test (IPv4): Address already in use (os error 98)",
+        "UNKNOWN ssh: cannot listen on port 19999 for the self-test (IPv4): Address already in use (os error 98) [EADDRINUSE]",
     );
     let (code, help, _) = probe(&topology, &["--help"]);
     assert_eq!(code, 0);
