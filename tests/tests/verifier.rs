@@ -36,6 +36,8 @@ struct Verified {
     kind: ProgramType,
     /// `bpf_prog_info.verified_insns` of aya's load; `None` on kernels before 5.16.
     reported: Option<u32>,
+    /// The program's size after the verifier's rewrites (`xlated`), in bytes.
+    translated: Option<u32>,
     /// How long aya's `BPF_PROG_LOAD` took.
     elapsed: Duration,
 }
@@ -76,6 +78,7 @@ fn load_both() -> (Ebpf, Duration, Vec<Verified>) {
             name,
             kind,
             reported: info.verified_instruction_count(),
+            translated: info.size_translated(),
             elapsed,
         });
     }
@@ -102,11 +105,15 @@ fn verifier_accepts_both_programs_with_room_to_spare() {
             .filter(|line| line.starts_with("processed ") || line.starts_with("verification time"))
             .collect();
         println!(
-            "vmtest: prog {}: {} instructions processed ({}); aya's load took {} ms, parsing \
-             the object and creating its maps {} ms (reading the kernel's BTF alone: {})",
+            "vmtest: prog {}: {} instructions processed ({}); {} bytes translated; aya's load \
+             took {} ms, parsing the object and creating its maps {} ms (reading the kernel's \
+             BTF alone: {})",
             program.name,
             stats.processed,
             summary.join("; "),
+            program
+                .translated
+                .map_or_else(|| "?".to_owned(), |bytes| bytes.to_string()),
             program.elapsed.as_millis(),
             object.as_millis(),
             kernel_btf.as_ref().map_or_else(

@@ -62,7 +62,7 @@ enum Task {
         /// Seconds one VM may run before it is stopped (and its kernel counted failed).
         #[arg(long, default_value_t = 900)]
         timeout: u64,
-        /// Only the subset `cargo xtask test` runs (about 2.5 minutes per kernel emulated).
+        /// Only the subset `cargo xtask test` runs (2 to 4 minutes per kernel emulated).
         #[arg(long)]
         ci: bool,
         /// Arguments for every test binary, after `--` (instead of the default filters).
@@ -135,6 +135,7 @@ impl Cli {
                 kernels,
                 timeout,
                 extra,
+                reflector: None,
             }),
             Task::Fuzz {
                 parsers: true,

@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use crate::{build, deb, image, lint, process, pytools, setup, vmtest};
 
 /// Seconds one kernel's VM may take in CI before it counts as failed: the subset takes
-/// 1.5 to 4 minutes per kernel under emulation, so this only stops a hung guest.
+/// 2 to 4 minutes per kernel under emulation, so this only stops a hung guest.
 const VM_TIMEOUT: u64 = 600;
 
 /// Everything CI runs. `extra` goes to the test harness (e.g. `--test-threads=1`, or a
@@ -55,6 +55,7 @@ pub fn run(extra: &[OsString]) -> Result<()> {
             kernels: Vec::new(),
             timeout: VM_TIMEOUT,
             extra: Vec::new(),
+            reflector: Some(binary),
         })
     } else {
         process::say(
