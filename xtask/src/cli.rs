@@ -45,7 +45,8 @@ enum Task {
     Image,
     /// Check formatting, and run clippy on the control plane and on the kernel program.
     Lint,
-    /// Set up, lint, build, then run all tests as root (what CI runs).
+    /// Set up, lint, build, then run all tests as root, then the VM matrix's CI subset on
+    /// 5.10, 6.1 and 6.12 (what CI runs; with test arguments the matrix is left out).
     Test {
         /// Arguments for the test harness, after `--` (e.g. `--test-threads=1`).
         #[arg(last = true, value_name = "EXTRA")]
