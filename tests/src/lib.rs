@@ -48,6 +48,7 @@ pub mod tempdir;
 pub mod test_run;
 pub mod topology;
 pub mod unbound;
+pub mod verifier_log;
 pub mod wait;
 
 pub use attach::{Attachments, assert_nothing_attached};

@@ -33,6 +33,8 @@ pub(crate) const TEST_TOOLS: &[&str] = &[
     "bpftool",
     "nftables",
     "python3",
+    // `python3 -m venv`: the manifest validators' and virtme-ng's environments.
+    "python3-venv",
     "prometheus",
     "systemd",
     "systemd-container",

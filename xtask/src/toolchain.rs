@@ -7,7 +7,7 @@ use std::{env, path::PathBuf, process::Command};
 
 use anyhow::Result;
 
-use crate::{apt, process, pytools};
+use crate::{apt, process, pytools, vmtest};
 
 /// The toolchain that builds the kernel program; reflector-user's build.rs uses the same.
 pub(crate) const NIGHTLY: &str = "nightly";
@@ -23,7 +23,8 @@ pub(crate) enum Scope {
     Build,
     /// Linting: rustfmt and clippy on the default toolchain; nightly with rust-src and clippy.
     Lint,
-    /// Everything: build, lint, and the tools the integration tests drive.
+    /// Everything: build, lint, the tools the integration tests drive, and what the VM
+    /// matrix boots its kernels with.
     All,
 }
 
@@ -36,6 +37,7 @@ pub(crate) fn ensure(scope: Scope) -> Result<()> {
     if scope == Scope::All {
         packages.extend_from_slice(apt::TEST_TOOLS);
         packages.extend_from_slice(apt::CONTAINERS);
+        packages.extend_from_slice(apt::VM);
     }
     // All packages in one go, so `apt-get update` runs at most once.
     apt::install(&apt::missing(&packages)?)?;
@@ -53,6 +55,7 @@ pub(crate) fn ensure(scope: Scope) -> Result<()> {
     }
     if scope == Scope::All {
         pytools::ensure()?;
+        vmtest::ensure_virtme()?;
     }
     Ok(())
 }
