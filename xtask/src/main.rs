@@ -15,6 +15,7 @@ mod run;
 mod setup;
 mod test;
 mod toolchain;
+mod virtme;
 mod vmtest;
 
 use clap::Parser as _;

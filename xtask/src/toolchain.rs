@@ -7,7 +7,7 @@ use std::{env, path::PathBuf, process::Command};
 
 use anyhow::Result;
 
-use crate::{apt, process, pytools, vmtest};
+use crate::{apt, process, pytools, virtme};
 
 /// The toolchain that builds the kernel program; reflector-user's build.rs uses the same.
 pub(crate) const NIGHTLY: &str = "nightly";
@@ -55,7 +55,7 @@ pub(crate) fn ensure(scope: Scope) -> Result<()> {
     }
     if scope == Scope::All {
         pytools::ensure()?;
-        vmtest::ensure_virtme()?;
+        virtme::ensure()?;
     }
     Ok(())
 }

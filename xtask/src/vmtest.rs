@@ -20,7 +20,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use cargo_metadata::{Artifact, Message};
 
-use crate::{apt, build, process};
+use crate::{apt, build, process, virtme};
 
 /// The Debian mirror the private sources list names (the one the project's CI image uses).
 const MIRROR: &str = "http://deb.debian.org/debian";
@@ -35,9 +35,6 @@ pub(crate) const KERNELS: &[(&str, &str)] = &[
     ("6.1", "bookworm"),
     ("6.12", "bookworm-backports"),
 ];
-
-/// virtme-ng, from PyPI, at the release this was tested with.
-const VIRTME_NG: &str = "virtme-ng==1.42";
 
 /// Modules the guest never needs; not loading them saves seconds per boot under emulation.
 const BLACKLIST: &str = "modprobe.blacklist=floppy,pcspkr,serio_raw,psmouse,evdev,joydev,\
@@ -167,30 +164,10 @@ fn dir() -> PathBuf {
     process::target_dir().join("vmtest")
 }
 
-/// The virtual environment virtme-ng is installed in.
-fn venv() -> PathBuf {
-    dir().join("venv")
-}
-
 /// Installs the host's part (QEMU, busybox, udev, kmod) and virtme-ng when missing.
 fn ensure_tools() -> Result<()> {
     apt::install(&apt::missing(apt::VM)?)?;
-    ensure_virtme()
-}
-
-/// Installs virtme-ng from PyPI into `target/vmtest/venv` when its `vng` is missing.
-pub(crate) fn ensure_virtme() -> Result<()> {
-    if venv().join("bin").join("vng").is_file() {
-        return Ok(());
-    }
-    process::say("installing virtme-ng from PyPI...");
-    process::run(Command::new("python3").args(["-m", "venv"]).arg(venv()))?;
-    process::run(Command::new(venv().join("bin").join("pip")).args([
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        VIRTME_NG,
-    ]))
+    virtme::ensure()
 }
 
 /// `apt-get` or `apt-cache` on the private configuration.
@@ -575,7 +552,7 @@ fn boot_and_test(
     let mut cmd = Command::new("timeout");
     // SIGTERM first, then SIGKILL: QEMU never outlives the timeout.
     cmd.args(["--kill-after=10", &options.timeout.to_string()])
-        .arg(venv().join("bin").join("vng"))
+        .arg(virtme::bin_dir().join("vng"))
         .arg("--run")
         .arg(image)
         .args([
@@ -597,7 +574,7 @@ fn boot_and_test(
         .env("PATH", {
             let path = std::env::var_os("PATH").unwrap_or_default();
             std::env::join_paths(
-                std::iter::once(venv().join("bin")).chain(std::env::split_paths(&path)),
+                std::iter::once(virtme::bin_dir()).chain(std::env::split_paths(&path)),
             )?
         })
         .stdin(Stdio::null())
