@@ -60,6 +60,7 @@ fn map_data(map: &Map) -> Option<&MapData> {
         | Map::PerfEventArray(data)
         | Map::RingBuf(data)
         | Map::ProgramArray(data)
+        | Map::LpmTrie(data)
         | Map::Unsupported(data) => Some(data),
         _ => None,
     }
