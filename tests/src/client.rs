@@ -22,6 +22,21 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// right after the handshake, before this call looks at it, also fails here
 /// (`ConnectionReset`).
 pub fn try_tcp_connect(ns: &Netns, from: Option<IpAddr>, to: SocketAddr) -> io::Result<TcpStream> {
+    try_tcp_connect_within(ns, from, to, IO_TIMEOUT)
+}
+
+/// [`try_tcp_connect`] with `wait` for the connect and for each read and write, for a
+/// caller that expects no answer and need not wait long for it.
+///
+/// # Errors
+///
+/// When the socket cannot be made or bound, or the connect fails or takes longer.
+pub fn try_tcp_connect_within(
+    ns: &Netns,
+    from: Option<IpAddr>,
+    to: SocketAddr,
+    wait: Duration,
+) -> io::Result<TcpStream> {
     // Created inside the namespace: a socket belongs to the namespace it was made in.
     let socket = in_netns(ns, || {
         Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))
@@ -29,10 +44,10 @@ pub fn try_tcp_connect(ns: &Netns, from: Option<IpAddr>, to: SocketAddr) -> io::
     if let Some(from) = from {
         socket.bind(&SocketAddr::new(from, 0).into())?;
     }
-    socket.connect_timeout(&to.into(), IO_TIMEOUT)?;
+    socket.connect_timeout(&to.into(), wait)?;
     let stream = TcpStream::from(socket);
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    stream.set_read_timeout(Some(wait))?;
+    stream.set_write_timeout(Some(wait))?;
     Ok(stream)
 }
 
@@ -116,7 +131,22 @@ pub fn tcp_line(ns: &Netns, to: SocketAddr, line: &str) -> (SocketAddr, String) 
 ///
 /// The first failure of the connect, the send or the receive.
 pub fn try_tcp_line(ns: &Netns, to: SocketAddr, line: &str) -> io::Result<(SocketAddr, String)> {
-    let stream = try_tcp_connect(ns, None, to)?;
+    try_tcp_line_within(ns, None, to, line, IO_TIMEOUT)
+}
+
+/// [`try_tcp_line`] from `from` (when given), every step within `wait`.
+///
+/// # Errors
+///
+/// The first failure of the connect, the send or the receive.
+pub fn try_tcp_line_within(
+    ns: &Netns,
+    from: Option<IpAddr>,
+    to: SocketAddr,
+    line: &str,
+    wait: Duration,
+) -> io::Result<(SocketAddr, String)> {
+    let stream = try_tcp_connect_within(ns, from, to, wait)?;
     let local = stream.local_addr()?;
     (&stream).write_all(format!("{line}\n").as_bytes())?;
     let mut reply = String::new();

@@ -30,14 +30,14 @@
     reason = "an integration test links every dependency of the harness crate and uses a few"
 )]
 
-use std::io::{self, BufRead as _, BufReader, Write as _};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use reflector_tests::client::{udp_socket, udp_try_exchange};
+use reflector_tests::client::{try_tcp_line_within, udp_socket, udp_try_exchange};
 use reflector_tests::control_socket::{ControlSocket, Stats};
 use reflector_tests::framegen::Rng;
 use reflector_tests::packets::Frame;
@@ -97,28 +97,7 @@ fn exchange(
     wait: Duration,
 ) -> io::Result<(SocketAddr, String)> {
     match proto {
-        Proto::Tcp => {
-            let socket = in_netns(ns, || {
-                Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))
-            })?;
-            socket.bind(&SocketAddr::new(from, 0).into())?;
-            socket.connect_timeout(&to.into(), wait)?;
-            let stream = TcpStream::from(socket);
-            stream.set_read_timeout(Some(wait))?;
-            stream.set_write_timeout(Some(wait))?;
-            let local = stream.local_addr()?;
-            (&stream).write_all(format!("{message}\n").as_bytes())?;
-            let mut reply = String::new();
-            BufReader::new(&stream).read_line(&mut reply)?;
-            if !reply.ends_with('\n') {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("closed before a whole line (got {reply:?})"),
-                ));
-            }
-            reply.pop();
-            Ok((local, reply))
-        }
+        Proto::Tcp => try_tcp_line_within(ns, Some(from), to, message, wait),
         Proto::Udp => {
             let socket = udp_socket(ns, from);
             let local = socket.local_addr()?;
