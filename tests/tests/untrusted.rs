@@ -308,14 +308,9 @@ impl Drop for AddressedUdpService {
     }
 }
 
-/// Starts the daemon in R in `mode` with both maps, `control`, metrics, and `--allow` for
-/// exactly the addresses `allowed`.
-fn start_allowing(
-    topology: &Topology,
-    mode: Mode,
-    control: &ControlSocket,
-    allowed: &[IpAddr],
-) -> Reflector {
+/// The arguments every daemon in R here starts with: both maps, the interface, `mode`,
+/// `control` and metrics.
+fn daemon_args(topology: &Topology, mode: Mode, control: &ControlSocket) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "--map".into(),
         map_arg(TCP_MAP, "tcp"),
@@ -328,6 +323,18 @@ fn start_allowing(
     ];
     args.extend(control.daemon_args());
     args.extend(["--metrics".into(), METRICS.into()]);
+    args
+}
+
+/// Starts the daemon in R in `mode` with both maps, `control`, metrics, and `--allow` for
+/// exactly the addresses `allowed`.
+fn start_allowing(
+    topology: &Topology,
+    mode: Mode,
+    control: &ControlSocket,
+    allowed: &[IpAddr],
+) -> Reflector {
+    let mut args = daemon_args(topology, mode, control);
     for addr in allowed {
         args.extend(["--allow".into(), host_prefix(*addr)]);
     }
@@ -696,18 +703,7 @@ fn spoofed_flood(mode: Mode) {
         ("--limit-global-burst", GLOBAL_BURST),
         ("--limit-prefix-v4", u64::from(PREFIX_V4)),
     ];
-    let mut args: Vec<String> = vec![
-        "--map".into(),
-        map_arg(TCP_MAP, "tcp"),
-        "--map".into(),
-        map_arg(UDP_MAP, "udp"),
-        "--iface".into(),
-        topology.r_iface().into(),
-        "--mode".into(),
-        mode.as_arg().into(),
-    ];
-    args.extend(control.daemon_args());
-    args.extend(["--metrics".into(), METRICS.into()]);
+    let mut args = daemon_args(topology, mode, control);
     for (flag, value) in limits {
         args.extend([flag.to_owned(), value.to_string()]);
     }
