@@ -703,7 +703,7 @@ fn spoofed_flood(mode: Mode) {
         ("--limit-global-burst", GLOBAL_BURST),
         ("--limit-prefix-v4", u64::from(PREFIX_V4)),
     ];
-    let mut args = daemon_args(topology, mode, control);
+    let mut args = daemon_args(&topology, mode, &control);
     for (flag, value) in limits {
         args.extend([flag.to_owned(), value.to_string()]);
     }
