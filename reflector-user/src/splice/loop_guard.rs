@@ -1,13 +1,14 @@
 //! The loop guard of the userspace UDP path, the kernel's rule made to fit it.
 //!
 //! Two reflectors aimed at each other bounce one forged datagram back and forth. In the
-//! kernel each bounce is the same flow, and a flow remembers its highest TTL. Here each
-//! bounce is a new flow (a new connect-back socket, a new source port), so no flow can
-//! remember anything; but the datagram is the same every time. So the guard remembers, for
+//! kernel each bounce is the same flow, and a flow remembers its highest TTL; a known flow
+//! here does the same (`udp.rs`, with the kernel's arithmetic). But a bounce through this
+//! path is often a new flow (a new connect-back socket, a new source port), which has
+//! nothing to remember yet; the datagram, though, is the same every time. So the guard remembers, for
 //! a short while, the highest TTL each (peer address, payload) arrived with, and the path
 //! relays every datagram with its TTL less one, as a router would: a bounced datagram comes
 //! back lower each round, while a client repeating itself arrives with the TTL it always
-//! has. One arriving [`LOOP_TTL_DROP`] or more below, or with a TTL of 1 or less (it could
+//! has. One arriving [`admission::LOOP_TTL_DROP`] or more below, or with a TTL of 1 or less (it could
 //! go no further), is refused as `loop_detected`: two reflectors aimed at each other relay
 //! a datagram 4 times in all, as in the kernel.
 
@@ -18,7 +19,7 @@ use std::{
     time::Duration,
 };
 
-use reflector_common::admission::LOOP_TTL_DROP;
+use reflector_common::admission;
 use tokio::time::Instant;
 
 /// How long a (peer, payload) is remembered: far longer than a bounce takes, shorter than
@@ -42,12 +43,10 @@ pub(super) struct LoopGuard {
 }
 
 impl LoopGuard {
-    /// Whether a datagram of `payload` from `peer` that arrived with `ttl` at `now` may be
-    /// relayed; `false` for one that went round a loop (or can go no further).
+    /// Whether the first datagram of a new flow, `payload` from `peer` that arrived with
+    /// `ttl` at `now`, may be relayed; `false` for one that went round a loop. (A TTL of 1
+    /// or less, which can go no further, is the caller's to refuse, for every datagram.)
     pub(super) fn admit(&mut self, peer: IpAddr, payload: &[u8], ttl: u8, now: Instant) -> bool {
-        if ttl <= 1 {
-            return false;
-        }
         let mut hasher = DefaultHasher::new();
         payload.hash(&mut hasher);
         let key = (peer.to_canonical(), hasher.finish());
@@ -62,8 +61,14 @@ impl LoopGuard {
             seen.highest_ttl = ttl;
         }
         seen.at = now;
-        seen.highest_ttl = seen.highest_ttl.max(ttl);
-        ttl > seen.highest_ttl.saturating_sub(LOOP_TTL_DROP)
+        // The kernel's rule, shared: 4 or more below the highest seen is a loop.
+        match admission::loop_detected(seen.highest_ttl, ttl) {
+            Ok(highest) => {
+                seen.highest_ttl = highest;
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Makes room: forgets what is older than [`REMEMBER`], and when all of it is recent,
@@ -126,13 +131,6 @@ mod tests {
         // Another payload, or much later, starts afresh.
         assert!(guard.admit(PEER, b"other", 40, now + Duration::from_secs(1)));
         assert!(guard.admit(PEER, b"check", 40, now + Duration::from_secs(10)));
-    }
-
-    #[test]
-    fn a_ttl_of_one_goes_no_further() {
-        let mut guard = LoopGuard::default();
-        assert!(!guard.admit(PEER, b"x", 1, Instant::now()));
-        assert!(!guard.admit(PEER, b"x", 0, Instant::now()));
     }
 
     #[test]

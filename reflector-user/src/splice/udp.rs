@@ -24,7 +24,7 @@ use nix::sys::socket::{
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::{io::Interest, net::UdpSocket, sync::mpsc, time::Instant};
 
-use reflector_common::DropReason;
+use reflector_common::{DropReason, admission};
 
 use super::{
     Shared,
@@ -48,6 +48,8 @@ struct Flow {
     id: u64,
     service: Arc<UdpSocket>,
     last_ms: Arc<AtomicU64>,
+    /// The highest TTL its datagrams arrived with: the kernel's per-flow loop guard.
+    highest_ttl: u8,
 }
 
 /// Serves one listening socket forever, reflecting each new client to its own port `target`
@@ -80,12 +82,20 @@ pub(super) async fn serve(listener: UdpSocket, target: Arc<AtomicU16>, shared: A
                         continue;
                     }
                 };
-                if !loop_guard.admit(key.client.ip(), &buf[..len], ttl, Instant::now()) {
+                let now_ms = millis_since(clock);
+                // A known flow's datagrams are checked as the kernel checks a flow's packets;
+                // only a new flow's first datagram needs the guard's memory of payloads.
+                let looped = match flows.get_mut(&key) {
+                    Some(flow) => admission::loop_detected(flow.highest_ttl, ttl)
+                        .map(|highest| flow.highest_ttl = highest)
+                        .is_err(),
+                    None => !loop_guard.admit(key.client.ip(), &buf[..len], ttl, Instant::now()),
+                };
+                if looped || ttl <= 1 {
                     shared.counters.refused(reflector_common::Protocol::Udp, DropReason::LoopDetected);
                     debug!("{}: a datagram that went round a loop (TTL {ttl}); dropped", key.client);
                     continue;
                 }
-                let now_ms = millis_since(clock);
                 if let Some(flow) = flows.get(&key) {
                     flow.last_ms.store(now_ms, Relaxed);
                     forward(&flow.service, &buf[..len], &shared);
@@ -109,7 +119,12 @@ pub(super) async fn serve(listener: UdpSocket, target: Arc<AtomicU16>, shared: A
                     }
                 };
                 next_id += 1;
-                let flow = Flow { id: next_id, service, last_ms: Arc::new(AtomicU64::new(now_ms)) };
+                let flow = Flow {
+                    id: next_id,
+                    service,
+                    last_ms: Arc::new(AtomicU64::new(now_ms)),
+                    highest_ttl: ttl,
+                };
                 shared.counters.udp_flows.fetch_add(1, Relaxed);
                 forward(&flow.service, &buf[..len], &shared);
                 tokio::spawn(reply_loop(FlowTask {
