@@ -1,10 +1,7 @@
 //! Admission in the kernel: the configuration entry (allow-list switch, rate limits) and the
 //! allow-list tries the program reads for every new flow.
 
-use std::{
-    collections::BTreeSet,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
-};
+use std::{collections::BTreeSet, net::IpAddr};
 
 use aya::maps::{
     Array, MapData, MapError,
@@ -13,7 +10,9 @@ use aya::maps::{
 use log::error;
 use reflector_common::{
     AdmissionConfig,
+    admission::mask,
     maps::{ADMISSION, ALLOW_V4, ALLOW_V6},
+    v4_mapped,
 };
 
 use super::{KernelError, KernelPath};
@@ -33,15 +32,13 @@ fn trie_keys(settings: &AdmissionSettings) -> BTreeSet<TrieKey> {
         .iter()
         .map(|prefix| {
             let len = u32::from(prefix.prefix_len());
+            // The program's own masking arithmetic, shared.
             match prefix.addr() {
                 IpAddr::V4(addr) => {
-                    let bits = u32::from(addr) & u32::MAX.checked_shl(32 - len).unwrap_or(0);
-                    TrieKey::V4(len, Ipv4Addr::from(bits).octets())
+                    let masked = mask(v4_mapped(addr.octets()), 96 + len);
+                    TrieKey::V4(len, [masked[12], masked[13], masked[14], masked[15]])
                 }
-                IpAddr::V6(addr) => {
-                    let bits = u128::from(addr) & u128::MAX.checked_shl(128 - len).unwrap_or(0);
-                    TrieKey::V6(len, Ipv6Addr::from(bits).octets())
-                }
+                IpAddr::V6(addr) => TrieKey::V6(len, mask(addr.octets(), len)),
             }
         })
         .collect()
