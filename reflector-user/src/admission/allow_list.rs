@@ -7,6 +7,8 @@ use std::{
     str::FromStr,
 };
 
+use reflector_common::{admission::mask, v4_mapped};
+
 /// An address prefix, `addr/len` (`len` at most 32 for IPv4, 128 for IPv6); an address
 /// without `/len` is a single host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,22 +55,28 @@ impl Prefix {
         self.len
     }
 
+    /// The prefix as 16 bytes (IPv4-mapped for IPv4) with the host bits cleared, and how
+    /// many leading bits count: what the kernel's tries key, by the program's own masking
+    /// arithmetic.
+    #[must_use]
+    pub fn network(&self) -> ([u8; 16], u32) {
+        let (addr, bits) = match self.addr {
+            IpAddr::V4(addr) => (v4_mapped(addr.octets()), 96 + u32::from(self.len)),
+            IpAddr::V6(addr) => (addr.octets(), u32::from(self.len)),
+        };
+        (mask(addr, bits), bits)
+    }
+
     /// Whether `addr` (of the same family) is inside.
     #[must_use]
     pub fn contains(&self, addr: IpAddr) -> bool {
-        match (self.addr, addr) {
-            (IpAddr::V4(prefix), IpAddr::V4(addr)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
-                u32::from(prefix) & mask == u32::from(addr) & mask
-            }
-            (IpAddr::V6(prefix), IpAddr::V6(addr)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.len))
-                    .unwrap_or(0);
-                u128::from(prefix) & mask == u128::from(addr) & mask
-            }
-            _ => false,
-        }
+        let addr = match (self.addr, addr) {
+            (IpAddr::V4(_), IpAddr::V4(addr)) => v4_mapped(addr.octets()),
+            (IpAddr::V6(_), IpAddr::V6(addr)) => addr.octets(),
+            _ => return false,
+        };
+        let (network, bits) = self.network();
+        mask(addr, bits) == network
     }
 }
 

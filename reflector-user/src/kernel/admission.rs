@@ -10,9 +10,7 @@ use aya::maps::{
 use log::error;
 use reflector_common::{
     AdmissionConfig,
-    admission::mask,
     maps::{ADMISSION, ALLOW_V4, ALLOW_V6},
-    v4_mapped,
 };
 
 use super::{KernelError, KernelPath};
@@ -32,13 +30,12 @@ fn trie_keys(settings: &AdmissionSettings) -> BTreeSet<TrieKey> {
         .iter()
         .map(|prefix| {
             let len = u32::from(prefix.prefix_len());
-            // The program's own masking arithmetic, shared.
+            let (network, _) = prefix.network();
             match prefix.addr() {
-                IpAddr::V4(addr) => {
-                    let masked = mask(v4_mapped(addr.octets()), 96 + len);
-                    TrieKey::V4(len, [masked[12], masked[13], masked[14], masked[15]])
+                IpAddr::V4(_) => {
+                    TrieKey::V4(len, [network[12], network[13], network[14], network[15]])
                 }
-                IpAddr::V6(addr) => TrieKey::V6(len, mask(addr.octets(), len)),
+                IpAddr::V6(_) => TrieKey::V6(len, network),
             }
         })
         .collect()
