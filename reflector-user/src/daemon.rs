@@ -158,7 +158,7 @@ pub async fn run(
             }
             trigger = reload_asked(&mut hangups, config_watch.as_mut()) => {
                 notifier.reloading();
-                reload::reload(trigger, sources, &mut settings, &mut dataplane);
+                reload::reload(trigger, sources, &settings, &mut dataplane);
                 notifier.ready(&status(&dataplane, &placed));
             }
             Some((change, reply)) = changes.recv() => {

@@ -30,14 +30,16 @@ impl fmt::Display for Trigger {
     }
 }
 
-/// Reloads from `sources` and applies the difference to `current` and `dataplane`. Port maps
+/// Reloads from `sources` and applies the difference to `dataplane`, which holds the port
+/// maps and the admission settings in force (the control socket changes them too). Port maps
 /// change at once, in the userspace listeners and the kernel program alike; flows of maps
 /// that stay are not touched. A file that fails to parse or check, or maps that cannot be
 /// applied (a listen port another program holds), leave everything as it was, and say why.
+/// What only a restart changes is compared with `started`, the settings the daemon runs with.
 pub(crate) fn reload(
     trigger: Trigger,
     sources: &Sources,
-    current: &mut Settings,
+    started: &Settings,
     dataplane: &mut Dataplane,
 ) {
     let Some(path) = &sources.config else {
@@ -55,16 +57,34 @@ pub(crate) fn reload(
             return;
         }
     };
-    // The control socket may have changed the maps and the allow-list since the last reload.
-    current.maps = dataplane.maps().to_vec();
-    current.admission = dataplane.admission().clone();
-    if new == *current {
+    let old_maps = dataplane.maps().to_vec();
+    let old_admission = dataplane.admission().clone();
+    let maps_changed = !same_maps(&new.maps, &old_maps);
+    let admission_changed = new.admission != old_admission;
+    let restart = [
+        (new.interfaces != started.interfaces, "interfaces"),
+        (new.mode != started.mode, "mode"),
+        (
+            new.flow_table_size != started.flow_table_size,
+            "flow-table-size",
+        ),
+        (
+            new.splice != started.splice,
+            "the userspace limits and timeouts",
+        ),
+        (new.metrics != started.metrics, "metrics"),
+        (
+            new.control_socket != started.control_socket,
+            "control-socket",
+        ),
+        (new.pin != started.pin, "pin"),
+    ];
+    if !maps_changed && !admission_changed && restart.iter().all(|(changed, _)| !changed) {
         info!("{trigger}: {} unchanged", path.display());
         return;
     }
     // Admission first: its kernel writes are undone inside on failure, and a failure of the
     // maps after it puts it back, so the reload is all or nothing.
-    let admission_changed = new.admission != current.admission;
     if admission_changed && let Err(error) = dataplane.set_admission(new.admission.clone()) {
         error!(
             "{trigger}: {}; kept the running settings",
@@ -72,10 +92,10 @@ pub(crate) fn reload(
         );
         return;
     }
-    if same_maps(&new.maps, &current.maps) {
+    if !maps_changed {
         info!("{trigger}: port maps unchanged");
     } else if let Err(error) = dataplane.set_maps(new.maps.clone()) {
-        if admission_changed && let Err(undo) = dataplane.set_admission(current.admission.clone()) {
+        if admission_changed && let Err(undo) = dataplane.set_admission(old_admission) {
             error!(
                 "{trigger}: putting the allow-list and limits back failed too: {}",
                 error_text::render(&undo)
@@ -90,10 +110,9 @@ pub(crate) fn reload(
         info!(
             "{trigger}: port maps now {} (added: {}; removed: {})",
             portmap::list(&new.maps),
-            portmap::list(&difference(&new.maps, &current.maps)),
-            portmap::list(&difference(&current.maps, &new.maps)),
+            portmap::list(&difference(&new.maps, &old_maps)),
+            portmap::list(&difference(&old_maps, &new.maps)),
         );
-        current.maps.clone_from(&new.maps);
     }
     if admission_changed {
         info!(
@@ -101,26 +120,7 @@ pub(crate) fn reload(
             new.admission.allow_list(),
             new.admission.limits()
         );
-        current.admission = new.admission.clone();
     }
-    let restart = [
-        (new.interfaces != current.interfaces, "interfaces"),
-        (new.mode != current.mode, "mode"),
-        (
-            new.flow_table_size != current.flow_table_size,
-            "flow-table-size",
-        ),
-        (
-            new.splice != current.splice,
-            "the userspace limits and timeouts",
-        ),
-        (new.metrics != current.metrics, "metrics"),
-        (
-            new.control_socket != current.control_socket,
-            "control-socket",
-        ),
-        (new.pin != current.pin, "pin"),
-    ];
     for (changed, what) in restart {
         if changed {
             warn!(
