@@ -85,20 +85,20 @@ pub(super) async fn serve(listener: UdpSocket, target: Arc<AtomicU16>, shared: A
                 let now_ms = millis_since(clock);
                 // A known flow's datagrams are checked as the kernel checks a flow's packets;
                 // only a new flow's first datagram needs the guard's memory of payloads.
-                let looped = match flows.get_mut(&key) {
-                    Some(flow) => admission::loop_detected(flow.highest_ttl, ttl)
-                        .map(|highest| flow.highest_ttl = highest)
-                        .is_err(),
-                    None => !loop_guard.admit(key.client.ip(), &buf[..len], ttl, Instant::now()),
-                };
-                if looped || ttl <= 1 {
-                    shared.counters.refused(reflector_common::Protocol::Udp, DropReason::LoopDetected);
-                    debug!("{}: a datagram that went round a loop (TTL {ttl}); dropped", key.client);
-                    continue;
-                }
-                if let Some(flow) = flows.get(&key) {
+                if let Some(flow) = flows.get_mut(&key) {
+                    match admission::loop_detected(flow.highest_ttl, ttl) {
+                        Ok(highest) if ttl > 1 => flow.highest_ttl = highest,
+                        _ => {
+                            refuse_loop(&shared, key, ttl);
+                            continue;
+                        }
+                    }
                     flow.last_ms.store(now_ms, Relaxed);
                     forward(&flow.service, &buf[..len], &shared);
+                    continue;
+                }
+                if ttl <= 1 || !loop_guard.admit(key.client.ip(), &buf[..len], ttl, Instant::now()) {
+                    refuse_loop(&shared, key, ttl);
                     continue;
                 }
                 if !shared.admit(key.client.ip(), reflector_common::Protocol::Udp) {
@@ -141,6 +141,18 @@ pub(super) async fn serve(listener: UdpSocket, target: Arc<AtomicU16>, shared: A
             }
         }
     }
+}
+
+/// Counts and logs a datagram of `key` that went round a loop (or, at `ttl` 1 or less, can
+/// go no further), which is dropped.
+fn refuse_loop(shared: &Shared, key: FlowKey, ttl: u8) {
+    shared
+        .counters
+        .refused(reflector_common::Protocol::Udp, DropReason::LoopDetected);
+    debug!(
+        "{}: a datagram that went round a loop (TTL {ttl}); dropped",
+        key.client
+    );
 }
 
 /// Sends a client's datagram on to its service; a full socket buffer drops it, as the
