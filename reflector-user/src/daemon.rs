@@ -250,13 +250,9 @@ fn bind_control(settings: &Settings) -> Result<Option<ControlSocket>, DaemonErro
 /// Carries out a map request from the control socket on both paths, all or nothing,
 /// logging what changed or why nothing did.
 fn change_maps(change: &MapChange, dataplane: &mut Dataplane) -> Reply {
-    let refused = |why: String| {
-        warn!("control: refused: {why}; nothing changed");
-        Reply::error(why)
-    };
     let new = match control::changed(dataplane.maps(), change) {
         Ok(new) => new,
-        Err(error) => return refused(error_text::render(&error)),
+        Err(error) => return refused(&error),
     };
     let what = match change {
         MapChange::List => return Reply::maps(dataplane.maps()),
@@ -264,7 +260,7 @@ fn change_maps(change: &MapChange, dataplane: &mut Dataplane) -> Reply {
         MapChange::Del(key) => format!("removed {key}"),
     };
     if let Err(error) = dataplane.set_maps(new) {
-        return refused(error_text::render(&error));
+        return refused(&error);
     }
     info!(
         "control: {what}; port maps now {} (until the next reload or restart)",
@@ -273,16 +269,19 @@ fn change_maps(change: &MapChange, dataplane: &mut Dataplane) -> Reply {
     Reply::maps(dataplane.maps())
 }
 
+/// The reply to a change refused for `error`, which is logged.
+fn refused(error: &(dyn std::error::Error + 'static)) -> Reply {
+    let why = error_text::render(error);
+    warn!("control: refused: {why}; nothing changed");
+    Reply::error(why)
+}
+
 /// Carries out an allow-list request from the control socket on both paths, all or
 /// nothing, logging what changed or why nothing did.
 fn change_allow(change: &AllowChange, dataplane: &mut Dataplane) -> Reply {
-    let refused = |why: String| {
-        warn!("control: refused: {why}; nothing changed");
-        Reply::error(why)
-    };
     let new = match control::allow_changed(dataplane.admission(), change) {
         Ok(new) => new,
-        Err(error) => return refused(error_text::render(&error)),
+        Err(error) => return refused(&error),
     };
     let what = match change {
         AllowChange::List => return Reply::allow(&dataplane.admission().allow),
@@ -290,7 +289,7 @@ fn change_allow(change: &AllowChange, dataplane: &mut Dataplane) -> Reply {
         AllowChange::Del(prefix) => format!("no longer allowed {prefix}"),
     };
     if let Err(error) = dataplane.set_admission(new) {
-        return refused(error_text::render(&error));
+        return refused(&error);
     }
     info!(
         "control: {what}; reflecting for {} (until the next reload or restart)",
