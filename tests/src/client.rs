@@ -333,13 +333,19 @@ pub fn udp_try_exchange(
     Ok((source, String::from_utf8_lossy(&buffer[..len]).into_owned()))
 }
 
-/// An I/O error, with socket timeouts (which read as `EAGAIN`) spelled out.
+/// An I/O error, with socket timeouts (which read as `EAGAIN`) spelled out and the errno's
+/// name appended as the daemon prints it (`[EADDRNOTAVAIL]`): tests match on the name,
+/// which the standard library's text does not carry.
 fn describe(e: &io::Error) -> String {
-    match e.kind() {
+    let text = match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
             format!("nothing in time ({e})")
         }
         _ => e.to_string(),
+    };
+    match e.raw_os_error() {
+        Some(code) => format!("{text} [{:?}]", nix::errno::Errno::from_raw(code)),
+        None => text,
     }
 }
 
