@@ -11,8 +11,12 @@
 //!   arrived with; a packet of it arriving [`LOOP_TTL_DROP`] or more below went round a
 //!   loop of reflectors.
 //!
-//! Only new flows are admitted: packets of a known flow were vouched for when it was
-//! recorded, and are never limited.
+//! Only packets nothing vouches for are admitted: a forward packet that would record a new
+//! flow, and every packet of a map without flow state ([`crate::PORT_FLAG_STATELESS`],
+//! either direction). Packets of a known flow were vouched for when it was recorded, and are
+//! never limited. Without flow state, every packet meets the allow-list, and the rate limits
+//! charge the packets that open a flow ([`opens_flow`]): a TCP segment with SYN set, every
+//! UDP datagram.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -28,6 +32,10 @@ pub const ADMISSION_ALLOW_LIST: u32 = 1 << 1;
 /// swings by [`LOOP_TTL_DROP`] or more within a flow; the kernel benchmark, which feeds a
 /// reflected frame back to the program on purpose).
 pub const ADMISSION_LOOP_GUARD_OFF: u32 = 1 << 2;
+/// Set in [`AdmissionConfig::flags`] to keep the flow table for every map, even those whose
+/// target port is unique ([`crate::PORT_FLAG_STATELESS`]): forward packets record flows and
+/// only replies of recorded flows are reflected, as before stateless reverse paths.
+pub const ADMISSION_FLOW_TABLE_ALWAYS: u32 = 1 << 3;
 
 /// How far below the highest TTL seen on a flow (per direction) a packet of that flow must
 /// arrive to be taken for one that went round a loop. Each reflection takes one from the
@@ -38,6 +46,22 @@ pub const ADMISSION_LOOP_GUARD_OFF: u32 = 1 << 2;
 /// loop: the residual cost.
 pub const LOOP_TTL_DROP: u8 = 4;
 
+/// TCP's SYN flag, in the flags byte (offset 13 of the TCP header).
+pub const TCP_FLAG_SYN: u8 = 0x02;
+
+/// Whether a packet of a map without flow state is charged against the rate limits as the
+/// opening of a flow: a TCP segment with SYN set (the client's SYN forward, the service's
+/// SYN-ACK in reverse), any UDP datagram (nothing tells its first one apart). `tcp_flags` is
+/// the TCP header's flags byte, ignored for UDP.
+#[inline]
+#[must_use]
+pub const fn opens_flow(protocol: crate::Protocol, tcp_flags: u8) -> bool {
+    match protocol {
+        crate::Protocol::Tcp => tcp_flags & TCP_FLAG_SYN != 0,
+        crate::Protocol::Udp => true,
+    }
+}
+
 /// Nanoseconds per second.
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
@@ -46,7 +70,8 @@ const NANOS_PER_SECOND: u64 = 1_000_000_000;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct AdmissionConfig {
-    /// [`ADMISSION_CONFIGURED`], [`ADMISSION_ALLOW_LIST`], [`ADMISSION_LOOP_GUARD_OFF`].
+    /// [`ADMISSION_CONFIGURED`], [`ADMISSION_ALLOW_LIST`], [`ADMISSION_LOOP_GUARD_OFF`],
+    /// [`ADMISSION_FLOW_TABLE_ALWAYS`].
     pub flags: u32,
     /// The prefix length IPv4 sources are aggregated to for their rate limit (0..=32).
     pub source_prefix_v4: u32,
@@ -120,6 +145,13 @@ impl AdmissionConfig {
     #[must_use]
     pub const fn loop_guard(&self) -> bool {
         self.flags & ADMISSION_LOOP_GUARD_OFF == 0
+    }
+
+    /// Whether every map keeps the flow table ([`ADMISSION_FLOW_TABLE_ALWAYS`]).
+    #[inline]
+    #[must_use]
+    pub const fn flow_table_forced(&self) -> bool {
+        self.flags & ADMISSION_FLOW_TABLE_ALWAYS != 0
     }
 
     /// This configuration with the per-source limit at `rate` new flows/s, bursts of `burst`

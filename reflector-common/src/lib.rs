@@ -14,7 +14,10 @@ pub mod stats;
 
 pub use admission::AdmissionConfig;
 pub use flow::{FlowKey, FlowValue};
-pub use port::{PORT_FLAG_TARGET, PortEntry, Protocol, port_index};
+pub use port::{
+    PORT_FLAG_LISTEN_STATELESS, PORT_FLAG_STATELESS, PORT_FLAG_TARGET, PortEntry, Protocol,
+    port_index,
+};
 pub use reason::{DropReason, NotReflected, PassReason};
 pub use stats::{Counter, Direction, Family, MapStatIndex, STATS_LEN, StatIndex};
 

@@ -51,19 +51,35 @@ pub const fn port_index(protocol: Protocol, port: u16) -> u32 {
 /// from a client's service come from it, so packets from it are looked up in the flow table.
 pub const PORT_FLAG_TARGET: u16 = 1;
 
+/// Set in [`PortEntry::flags`] of a target port `P` that exactly one listen port maps to (for
+/// this protocol): a packet from `P` to this host is a reply of that map's flow whatever
+/// flow table says, and is reflected without one as coming from
+/// [`PortEntry::stateless_listen`] (unless this host has a socket of its own for it). A
+/// target shared by two listen ports cannot say which one a reply belongs to and keeps the
+/// flow table.
+pub const PORT_FLAG_STATELESS: u16 = 1 << 1;
+/// Set in [`PortEntry::flags`] of a listen port `L` whose target port has
+/// [`PORT_FLAG_STATELESS`]: its forward packets record no flow.
+pub const PORT_FLAG_LISTEN_STATELESS: u16 = 1 << 2;
+
 /// What the port array says about one (protocol, port).
+///
+/// The stateless flags and [`Self::stateless_listen`] took the place of padding that was
+/// always zero: a program that does not know them (pinned by an older daemon) keeps the
+/// flow table for every map, and a table written by an older daemon has them clear.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct PortEntry {
     /// When this is a listen port `L`: the target port `P` (host byte order). 0 otherwise.
     pub target_port: u16,
-    /// [`PORT_FLAG_TARGET`] and future flags.
+    /// [`PORT_FLAG_TARGET`], [`PORT_FLAG_STATELESS`], [`PORT_FLAG_LISTEN_STATELESS`].
     pub flags: u16,
     /// When this is a listen port `L`: the counter slot of its map in
     /// [`crate::maps::MAP_STATS`], chosen by the control plane ([`crate::MapStatIndex`]).
     pub map_slot: u16,
-    /// Always zero: keeps the entry free of padding.
-    pad: u16,
+    /// When this is a target port with [`PORT_FLAG_STATELESS`]: the one listen port `L`
+    /// mapped to it, which its replies leave from. 0 otherwise.
+    pub stateless_listen: u16,
 }
 
 const _: () = assert!(core::mem::size_of::<PortEntry>() == 8);
@@ -79,5 +95,23 @@ impl PortEntry {
     #[must_use]
     pub const fn is_target(&self) -> bool {
         self.flags & PORT_FLAG_TARGET != 0
+    }
+
+    /// The listen port replies from this target port leave from without a flow entry, when
+    /// exactly one listen port maps to it.
+    #[must_use]
+    pub const fn stateless_reverse(&self) -> Option<u16> {
+        if self.flags & PORT_FLAG_STATELESS != 0 && self.stateless_listen != 0 {
+            Some(self.stateless_listen)
+        } else {
+            None
+        }
+    }
+
+    /// True when forward packets to this listen port record no flow (its target port is
+    /// [`Self::stateless_reverse`]).
+    #[must_use]
+    pub const fn stateless_forward(&self) -> bool {
+        self.flags & PORT_FLAG_LISTEN_STATELESS != 0
     }
 }

@@ -25,7 +25,9 @@ pub enum PassReason {
     Ipv6ExtensionHeader = 5,
     /// The destination port is not a listen port and the source port is not a target port.
     PortNotMapped = 6,
-    /// The source port is a target port but the packet belongs to no reflected flow.
+    /// The source port is a target port but the packet belongs to no reflected flow: the flow
+    /// table has none for it, or (a target without flow state) this host has a socket of
+    /// its own for it, so it is a reply to this host's own connection.
     NoFlow = 7,
     /// The destination is not one of this host's addresses.
     DestinationNotLocal = 8,

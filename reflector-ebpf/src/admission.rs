@@ -26,21 +26,25 @@ pub(crate) fn config() -> AdmissionConfig {
     AdmissionConfig::in_force(ADMISSION.get(0))
 }
 
-/// Admits a new flow from `packet`'s source, charging its buckets, or says why not.
+/// Admits a packet nothing vouches for from `packet`'s source, or says why not: one that
+/// would record a new flow, or one of a map without flow state. `charge` says whether it is
+/// charged against the rate limits (always for a new flow; see
+/// [`reflector_common::admission::opens_flow`] without flow state).
 ///
 /// # Errors
 /// [`DropReason::SourceNotAllowed`] for a source outside an enforced allow-list;
 /// [`DropReason::RateLimited`] when its prefix's bucket or the global one is empty (then
 /// neither is charged).
 #[inline(always)]
-pub(crate) fn admit_new_flow<H: IpHeader>(
+pub(crate) fn admit<H: IpHeader>(
     packet: &Packet<H>,
     config: &AdmissionConfig,
+    charge: bool,
 ) -> Result<(), DropReason> {
     if config.allow_list_enforced() && !allowed::<H>(&packet.src_addr) {
         return Err(DropReason::SourceNotAllowed);
     }
-    if config.source_rate == 0 && config.global_rate == 0 {
+    if !charge || (config.source_rate == 0 && config.global_rate == 0) {
         return Ok(());
     }
     // SAFETY: a plain helper call without arguments.

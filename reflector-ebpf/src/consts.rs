@@ -34,6 +34,8 @@ pub(crate) const IPV6_EXTENSION_HEADERS: [u8; 10] = [
 
 /// Offset of the checksum within a TCP header.
 pub(crate) const TCP_CHECK_OFFSET: usize = 16;
+/// Offset of the flags byte (CWR..FIN) within a TCP header.
+pub(crate) const TCP_FLAGS_OFFSET: usize = 13;
 /// Offset of the checksum within a UDP header.
 pub(crate) const UDP_CHECK_OFFSET: usize = 6;
 /// Offset of the checksum within an IPv4 header.

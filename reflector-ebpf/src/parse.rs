@@ -7,7 +7,10 @@ use network_types::{eth::EthHdr, tcp::TcpHdr, udp::UdpHdr, vlan::VlanHdr};
 use reflector_common::{PassReason, Protocol};
 
 use crate::{
-    consts::{ETH_GROUP_BIT, ETH_P_8021AD, ETH_P_8021Q, TCP_CHECK_OFFSET, UDP_CHECK_OFFSET},
+    consts::{
+        ETH_GROUP_BIT, ETH_P_8021AD, ETH_P_8021Q, TCP_CHECK_OFFSET, TCP_FLAGS_OFFSET,
+        UDP_CHECK_OFFSET,
+    },
     ip::IpHeader,
 };
 
@@ -51,6 +54,8 @@ pub(crate) struct Packet<H> {
     pub dst_port: u16,
     /// TTL or hop limit.
     pub ttl: u8,
+    /// The TCP header's flags byte (CWR..FIN); 0 for UDP.
+    pub tcp_flags: u8,
 }
 
 /// A pointer to a `T` at `offset` into the frame, once the frame is known to hold it.
@@ -116,14 +121,19 @@ pub(crate) fn parse_packet<H: IpHeader>(frame: &Frame) -> Result<Packet<H>, Pass
     // SAFETY: bounds checked by `header`; headers are byte arrays, never misaligned.
     let fields = unsafe { &*ip }.fields()?;
     let l4_offset = l3_offset + fields.header_len;
-    let (ports, check_field) = match fields.protocol {
-        Protocol::Tcp => (
-            header::<TcpHdr>(data, data_end, l4_offset)?.cast::<[u8; 4]>(),
-            TCP_CHECK_OFFSET,
-        ),
+    let (ports, check_field, tcp_flags) = match fields.protocol {
+        Protocol::Tcp => {
+            let tcp = header::<TcpHdr>(data, data_end, l4_offset)?.cast::<u8>();
+            // Read here, next to its bounds check: the verifier may not carry the TCP
+            // header's length past the join with the shorter UDP header.
+            // SAFETY: `header` checked the whole fixed TCP header, which holds the byte.
+            let flags = unsafe { *tcp.add(TCP_FLAGS_OFFSET) };
+            (tcp.cast::<[u8; 4]>(), TCP_CHECK_OFFSET, flags)
+        }
         Protocol::Udp => (
             header::<UdpHdr>(data, data_end, l4_offset)?.cast::<[u8; 4]>(),
             UDP_CHECK_OFFSET,
+            0,
         ),
     };
     // SAFETY: the whole fixed transport header was checked, and it holds both fields.
@@ -146,5 +156,6 @@ pub(crate) fn parse_packet<H: IpHeader>(frame: &Frame) -> Result<Packet<H>, Pass
         src_port: u16::from_be_bytes([s0, s1]),
         dst_port: u16::from_be_bytes([d0, d1]),
         ttl: fields.ttl,
+        tcp_flags,
     })
 }

@@ -2,17 +2,25 @@
 //! back (a reply of a reflected flow), passed to the stack or dropped for a named reason.
 //! Records new flows as a side effect of the forward decision.
 //!
-//! Admission (the allow-list and the rate limits) applies to the forward packet that would
-//! record a new flow, after the checks that pass a packet to the stack (a packet reflector
-//! would not reflect anyway is not its to drop). Packets of a known flow, forward or
-//! reverse, skip it: their source was admitted when the flow was recorded (a reverse
-//! packet's source is the flow's client itself). They get the loop guard instead.
+//! A map whose target port `P` no other listen port shares needs no flow state: a packet
+//! from `P` to this host can only be a reply to that map's reflection, so it is reflected
+//! from the map's listen port as it comes (unless this host has a socket of its own for it,
+//! see `sockets`), and forward packets record nothing. Forward and reverse packets may then
+//! cross different reflectors (ECMP in front of several). A target shared by two listen
+//! ports keeps the flow table, as does every map when the control plane forces it.
+//!
+//! Admission (the allow-list and the rate limits) applies to every packet nothing vouches
+//! for: the forward packet that would record a new flow, and every packet of a map without
+//! flow state (either direction), after the checks that pass a packet to the stack (a
+//! packet reflector would not reflect anyway is not its to drop). Packets of a known flow,
+//! forward or reverse, skip it: their source was admitted when the flow was recorded (a
+//! reverse packet's source is the flow's client itself). They get the loop guard instead.
 
 use aya_ebpf::EbpfContext;
 use aya_log_ebpf::debug;
 use reflector_common::{
-    Direction, Family, FlowKey, FlowValue, NotReflected, PassReason, StatIndex, addr_kind,
-    port_index,
+    AdmissionConfig, Direction, Family, FlowKey, FlowValue, NotReflected, PassReason, StatIndex,
+    addr_kind, admission::opens_flow, port_index,
 };
 
 use crate::{
@@ -20,7 +28,7 @@ use crate::{
     ip::IpHeader,
     maps::{FLOWS, LOCAL_ADDRS, PORTS},
     parse::Packet,
-    stats,
+    sockets, stats,
 };
 
 /// How a packet is to be reflected: the ports it leaves with (host byte order).
@@ -48,12 +56,96 @@ pub(crate) fn decide<C: EbpfContext, H: IpHeader>(
     if let Some(entry) = listen
         && entry.is_listen()
     {
-        return forward(ctx, packet, entry.target_port, entry.map_slot);
+        let config = admission::config();
+        let route = Route {
+            target_port: entry.target_port,
+            map_slot: entry.map_slot,
+        };
+        if entry.stateless_forward() && !config.flow_table_forced() {
+            return forward_stateless(packet, &route, &config);
+        }
+        return forward(ctx, packet, &route, &config);
     }
     match PORTS.get(port_index(packet.protocol, packet.src_port)) {
-        Some(entry) if entry.is_target() => reverse(packet),
+        Some(entry) if entry.is_target() => {
+            let config = admission::config();
+            match entry.stateless_reverse() {
+                Some(listen_port) if !config.flow_table_forced() => {
+                    reverse_stateless(ctx, packet, listen_port, &config)
+                }
+                _ => reverse(packet, &config),
+            }
+        }
         _ => Err(PassReason::PortNotMapped.into()),
     }
+}
+
+/// Where a listen port's forward packets go: its map's target port and counter slot.
+#[derive(Clone, Copy)]
+struct Route {
+    target_port: u16,
+    map_slot: u16,
+}
+
+/// A packet to listen port `L` of a map without flow state: checked and admitted as the
+/// first packet of a flow would be, every time, and reflected without recording anything.
+#[inline(always)]
+fn forward_stateless<H: IpHeader>(
+    packet: &Packet<H>,
+    route: &Route,
+    config: &AdmissionConfig,
+) -> Result<Reflection, NotReflected> {
+    check_unvouched(packet)?;
+    admission::admit(packet, config, opens_flow(packet.protocol, packet.tcp_flags))?;
+    Ok(Reflection {
+        direction: Direction::Forward,
+        src_port: packet.src_port,
+        dst_port: route.target_port,
+        map_slot: route.map_slot,
+    })
+}
+
+/// A packet from target port `P` that exactly one listen port `listen_port` maps to: a
+/// reply to this host's reflection unless this host has a socket of its own for it.
+/// Checked and admitted as a new forward flow would be: nothing vouches for it.
+#[inline(always)]
+fn reverse_stateless<C: EbpfContext, H: IpHeader>(
+    ctx: &C,
+    packet: &Packet<H>,
+    listen_port: u16,
+    config: &AdmissionConfig,
+) -> Result<Reflection, NotReflected> {
+    check_unvouched(packet)?;
+    if sockets::owns(ctx, packet) {
+        return Err(PassReason::NoFlow.into());
+    }
+    admission::admit(packet, config, opens_flow(packet.protocol, packet.tcp_flags))?;
+    // The counter slot is the listen port's: one more array lookup, only on this path.
+    let map_slot = PORTS
+        .get(port_index(packet.protocol, listen_port))
+        .map_or(0, |entry| entry.map_slot);
+    Ok(Reflection {
+        direction: Direction::Reverse,
+        src_port: listen_port,
+        dst_port: packet.dst_port,
+        map_slot,
+    })
+}
+
+/// The checks a packet nothing vouches for passes before it is admitted: to one of this
+/// host's addresses, from a source a reflection may be sent to, with a TTL to spare.
+#[inline(always)]
+fn check_unvouched<H: IpHeader>(packet: &Packet<H>) -> Result<(), PassReason> {
+    if is_ipv6_to_ipv4_mapped(packet) {
+        return Err(PassReason::DestinationNotLocal);
+    }
+    // SAFETY: map values are plain integers; the reference is used at once.
+    let dst_kind = unsafe { LOCAL_ADDRS.get(packet.dst_addr) }.copied();
+    if dst_kind != Some(addr_kind::LOCAL) {
+        return Err(PassReason::DestinationNotLocal);
+    }
+    check_source(&packet.src_addr)?;
+    check_ttl(packet)
 }
 
 /// A packet to listen port `L`: goes back to the sender's `target_port`.
@@ -61,9 +153,13 @@ pub(crate) fn decide<C: EbpfContext, H: IpHeader>(
 fn forward<C: EbpfContext, H: IpHeader>(
     ctx: &C,
     packet: &Packet<H>,
-    target_port: u16,
-    map_slot: u16,
+    route: &Route,
+    config: &AdmissionConfig,
 ) -> Result<Reflection, NotReflected> {
+    let Route {
+        target_port,
+        map_slot,
+    } = *route;
     let key = FlowKey::new(
         packet.src_addr,
         packet.dst_addr,
@@ -75,7 +171,6 @@ fn forward<C: EbpfContext, H: IpHeader>(
         return Err(PassReason::DestinationNotLocal.into());
     }
     let value = FlowValue::new(packet.dst_port, map_slot);
-    let config = admission::config();
     // The flow first: a known flow passed the address checks and admission when it was
     // recorded, so its packets skip them. The lookup also refreshes the flow without taking
     // a free LRU node, as an insert would on every packet.
@@ -90,14 +185,8 @@ fn forward<C: EbpfContext, H: IpHeader>(
             unsafe { admission::guard_loop(&raw mut (*flow).forward_ttl, packet.ttl)? };
         }
     } else {
-        // SAFETY: map values are plain integers; the reference is used at once.
-        let dst_kind = unsafe { LOCAL_ADDRS.get(packet.dst_addr) }.copied();
-        if dst_kind != Some(addr_kind::LOCAL) {
-            return Err(PassReason::DestinationNotLocal.into());
-        }
-        check_source(&packet.src_addr)?;
-        check_ttl(packet)?;
-        admission::admit_new_flow(packet, &config)?;
+        check_unvouched(packet)?;
+        admission::admit(packet, config, true)?;
         if FLOWS
             .insert(key, value.with_forward_ttl(packet.ttl), 0)
             .is_ok()
@@ -125,7 +214,10 @@ fn forward<C: EbpfContext, H: IpHeader>(
 
 /// A packet from a target port `P`: a reply of a reflected flow, if the flow table knows it.
 #[inline(always)]
-fn reverse<H: IpHeader>(packet: &Packet<H>) -> Result<Reflection, NotReflected> {
+fn reverse<H: IpHeader>(
+    packet: &Packet<H>,
+    config: &AdmissionConfig,
+) -> Result<Reflection, NotReflected> {
     // Never a reply: IPv6 flows are recorded only to this host's IPv6 addresses.
     if is_ipv6_to_ipv4_mapped(packet) {
         return Err(PassReason::NoFlow.into());
@@ -139,7 +231,7 @@ fn reverse<H: IpHeader>(packet: &Packet<H>) -> Result<Reflection, NotReflected> 
     );
     let flow = FLOWS.get_ptr_mut(key).ok_or(PassReason::NoFlow)?;
     check_ttl(packet)?;
-    if admission::config().loop_guard() {
+    if config.loop_guard() {
         // SAFETY: a pointer into the flow's map value.
         unsafe { admission::guard_loop(&raw mut (*flow).reverse_ttl, packet.ttl)? };
     }

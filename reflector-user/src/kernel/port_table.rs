@@ -8,7 +8,8 @@ use std::{
 
 use aya::maps::{Array, MapData, MapError, PerCpuArray, PerCpuValues};
 use reflector_common::{
-    Counter, Direction, Family, MapStatIndex, PORT_FLAG_TARGET, PortEntry, Protocol,
+    Counter, Direction, Family, MapStatIndex, PORT_FLAG_LISTEN_STATELESS, PORT_FLAG_STATELESS,
+    PORT_FLAG_TARGET, PortEntry, Protocol,
     maps::{MAP_STATS, PORTS, PORTS_LEN},
     port_index,
     stats::COUNTERS_PER_MAP,
@@ -139,18 +140,39 @@ fn port_of_index(index: u32) -> (Protocol, u16) {
 /// The port table the kernel program reads, as (index, entry) pairs: an entry for every
 /// listen port and every target port of `maps`, listen entries with their counter slot in
 /// `slots` (0 when it has none). Indices not listed are all-zero entries.
+///
+/// A target port exactly one listen port maps to (per protocol) is marked stateless, with
+/// that listen port, and so is the listen port: its replies need no flow entry. A target
+/// two listen ports share keeps the flow table (a reply could belong to either).
 #[must_use]
 pub(super) fn port_table(maps: &[PortMap], slots: &MapSlots) -> BTreeMap<u32, PortEntry> {
+    let mut listeners: BTreeMap<(Protocol, u16), Vec<u16>> = BTreeMap::new();
+    for map in maps {
+        for &protocol in &map.protocols {
+            let listen = listeners.entry((protocol, map.target)).or_default();
+            if !listen.contains(&map.listen) {
+                listen.push(map.listen);
+            }
+        }
+    }
     let mut table: BTreeMap<u32, PortEntry> = BTreeMap::new();
     for map in maps {
         for &protocol in &map.protocols {
+            let unique = listeners
+                .get(&(protocol, map.target))
+                .is_some_and(|listen| listen.len() == 1);
             let listen = table.entry(port_index(protocol, map.listen)).or_default();
             listen.target_port = map.target;
             listen.map_slot = slots.slot(protocol, map.listen).unwrap_or_default();
-            table
-                .entry(port_index(protocol, map.target))
-                .or_default()
-                .flags |= PORT_FLAG_TARGET;
+            if unique {
+                listen.flags |= PORT_FLAG_LISTEN_STATELESS;
+            }
+            let target = table.entry(port_index(protocol, map.target)).or_default();
+            target.flags |= PORT_FLAG_TARGET;
+            if unique {
+                target.flags |= PORT_FLAG_STATELESS;
+                target.stateless_listen = map.listen;
+            }
         }
     }
     table
@@ -181,5 +203,34 @@ mod tests {
         assert!(!udp_53.is_listen() && udp_53.is_target());
         assert!(!table.contains_key(&port_index(Protocol::Udp, 10022)));
         assert_eq!(table.len(), 4);
+    }
+
+    #[test]
+    fn unique_targets_are_stateless_and_shared_ones_keep_the_flow_table() {
+        let maps = [
+            map("10022:22/tcp,udp"),
+            map("20022:22/tcp"),
+            map("10053:53/tcp,udp"),
+        ];
+        let mut slots = MapSlots::default();
+        slots.update(&maps).unwrap();
+        let table = port_table(&maps, &slots);
+        // 53 is mapped from 10053 alone, in each protocol.
+        for protocol in [Protocol::Tcp, Protocol::Udp] {
+            let target = table[&port_index(protocol, 53)];
+            assert_eq!(target.stateless_reverse(), Some(10053), "{protocol:?}");
+            assert!(table[&port_index(protocol, 10053)].stateless_forward());
+        }
+        // TCP 22 is shared by 10022 and 20022; UDP 22 belongs to 10022 alone.
+        let tcp_22 = table[&port_index(Protocol::Tcp, 22)];
+        assert!(tcp_22.is_target());
+        assert_eq!(tcp_22.stateless_reverse(), None);
+        assert!(!table[&port_index(Protocol::Tcp, 10022)].stateless_forward());
+        assert!(!table[&port_index(Protocol::Tcp, 20022)].stateless_forward());
+        assert_eq!(
+            table[&port_index(Protocol::Udp, 22)].stateless_reverse(),
+            Some(10022)
+        );
+        assert!(table[&port_index(Protocol::Udp, 10022)].stateless_forward());
     }
 }
