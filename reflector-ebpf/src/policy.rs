@@ -96,7 +96,11 @@ fn forward_stateless<H: IpHeader>(
     config: &AdmissionConfig,
 ) -> Result<Reflection, NotReflected> {
     check_unvouched(packet)?;
-    admission::admit(packet, config, opens_flow(packet.protocol, packet.tcp_flags))?;
+    admission::admit(
+        packet,
+        config,
+        opens_flow(packet.protocol, packet.tcp_flags),
+    )?;
     Ok(Reflection {
         direction: Direction::Forward,
         src_port: packet.src_port,
@@ -119,7 +123,11 @@ fn reverse_stateless<C: EbpfContext, H: IpHeader>(
     if sockets::owns(ctx, packet) {
         return Err(PassReason::NoFlow.into());
     }
-    admission::admit(packet, config, opens_flow(packet.protocol, packet.tcp_flags))?;
+    admission::admit(
+        packet,
+        config,
+        opens_flow(packet.protocol, packet.tcp_flags),
+    )?;
     // The counter slot is the listen port's: one more array lookup, only on this path.
     let map_slot = PORTS
         .get(port_index(packet.protocol, listen_port))

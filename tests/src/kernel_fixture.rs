@@ -63,6 +63,13 @@ pub fn configure(kernel: &mut Kernel) {
     kernel.add_address(IpAddr::V4(SUBNET_BROADCAST_V4), addr_kind::BROADCAST);
 }
 
+/// Marks both maps of [`configure`] stateless, as the control plane does for a target port
+/// only one listen port maps to: replies need no flow entry, forward packets record none.
+pub fn configure_stateless(kernel: &mut Kernel) {
+    kernel.map_port_stateless(Protocol::Tcp, TCP_LISTEN, TCP_TARGET, TCP_MAP_SLOT);
+    kernel.map_port_stateless(Protocol::Udp, UDP_LISTEN, UDP_TARGET, UDP_MAP_SLOT);
+}
+
 /// The listen port `L` of `protocol`.
 #[must_use]
 pub const fn listen_port(protocol: Protocol) -> u16 {

@@ -244,6 +244,16 @@ impl Frame {
         self
     }
 
+    /// This TCP segment with SYN set (a SYN-ACK, as it keeps ACK): what opens a flow.
+    #[must_use]
+    pub fn with_syn(mut self) -> Self {
+        let Transport::Tcp(tcp) = &mut self.transport else {
+            panic!("SYN on a non-TCP frame");
+        };
+        tcp.syn = true;
+        self
+    }
+
     /// This frame with a UDP checksum field of 0 ("no checksum").
     #[must_use]
     pub fn with_udp_checksum_zero(mut self) -> Self {

@@ -21,8 +21,9 @@ use aya::{
     sys::SyscallError,
 };
 use reflector_common::{
-    AdmissionConfig, Counter, FlowKey, FlowValue, PORT_FLAG_TARGET, PortEntry, Protocol, STATS_LEN,
-    maps, maps::MAP_STATS_LEN, port_index, v4_mapped,
+    AdmissionConfig, Counter, FlowKey, FlowValue, PORT_FLAG_LISTEN_STATELESS, PORT_FLAG_STATELESS,
+    PORT_FLAG_TARGET, PortEntry, Protocol, STATS_LEN, maps, maps::MAP_STATS_LEN, port_index,
+    v4_mapped,
 };
 
 /// `XDP_PASS`.
@@ -215,6 +216,33 @@ impl Kernel {
             .expect("writing the listen entry of PORTS");
         let mut entry = ports.get(&target_index, 0).expect("reading PORTS");
         entry.flags |= PORT_FLAG_TARGET;
+        ports
+            .set(target_index, entry, 0)
+            .expect("writing the target entry of PORTS");
+    }
+
+    /// Maps `listen` to `target` as [`Self::map_port`] does, as the control plane writes a
+    /// map whose target port no other listen port shares: the listen entry gets
+    /// [`PORT_FLAG_LISTEN_STATELESS`], the target entry [`PORT_FLAG_STATELESS`] and
+    /// `listen` as the port its replies leave from.
+    pub fn map_port_stateless(&mut self, protocol: Protocol, listen: u16, target: u16, slot: u16) {
+        self.map_port(protocol, listen, target, slot);
+        let mut ports: Array<&mut MapData, PortEntry> = Array::try_from(
+            self.ebpf
+                .map_mut(maps::PORTS)
+                .unwrap_or_else(|| panic!("the kernel object has no map {}", maps::PORTS)),
+        )
+        .unwrap_or_else(|e| panic!("{} is not an array of PortEntry: {e:?}", maps::PORTS));
+        let listen_index = port_index(protocol, listen);
+        let target_index = port_index(protocol, target);
+        let mut entry = ports.get(&listen_index, 0).expect("reading PORTS");
+        entry.flags |= PORT_FLAG_LISTEN_STATELESS;
+        ports
+            .set(listen_index, entry, 0)
+            .expect("writing the listen entry of PORTS");
+        let mut entry = ports.get(&target_index, 0).expect("reading PORTS");
+        entry.flags |= PORT_FLAG_STATELESS;
+        entry.stateless_listen = listen;
         ports
             .set(target_index, entry, 0)
             .expect("writing the target entry of PORTS");

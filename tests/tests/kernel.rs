@@ -16,6 +16,8 @@
 
 #[path = "kernel/cases.rs"]
 mod cases;
+#[path = "kernel/own_sockets.rs"]
+mod own_sockets;
 
 use std::{
     collections::{BTreeSet, HashMap as StdHashMap},
@@ -433,6 +435,27 @@ kernel_cases! {
     ipv4_higher_ttl_raises_the_flow,
     ipv4_reverse_loop_detected,
     loop_guard_off_reflects,
+    // Without flow state (a unique target port).
+    ipv4_tcp_stateless_reverse,
+    ipv4_udp_stateless_reverse,
+    ipv6_tcp_stateless_reverse,
+    ipv6_udp_stateless_reverse,
+    vlan_ipv4_udp_stateless_reverse,
+    stateless_forward_records_no_flow,
+    ipv6_udp_stateless_forward_records_no_flow,
+    shared_target_reverse_without_flow,
+    flow_table_forced_reverse_without_flow,
+    flow_table_forced_forward_records_its_flow,
+    stateless_reverse_destination_not_local,
+    stateless_reverse_source_local,
+    stateless_reverse_ttl1,
+    stateless_reverse_source_not_allowed,
+    stateless_forward_source_not_allowed,
+    stateless_reverse_source_allowed,
+    stateless_reverse_syn_rate_limited,
+    stateless_reverse_udp_rate_limited,
+    stateless_forward_syn_rate_limited,
+    stateless_reverse_ack_not_charged,
 }
 
 /// The names of the programs in the eBPF object `object`.

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use etherparse::{Ipv4Header, Ipv6Extensions};
 use reflector_common::{
     AdmissionConfig, Direction, DropReason, Family, FlowKey, FlowValue, PassReason, Protocol,
-    admission::{ADMISSION_ALLOW_LIST, ADMISSION_LOOP_GUARD_OFF},
+    admission::{ADMISSION_ALLOW_LIST, ADMISSION_FLOW_TABLE_ALWAYS, ADMISSION_LOOP_GUARD_OFF},
 };
 
 use reflector_tests::{
@@ -1528,4 +1528,251 @@ pub(crate) fn loop_guard_off_reflects() -> Case {
         *new_flow = None;
     }
     case
+}
+
+// ---------------------------------------------------------------------------------------
+// Without flow state: a target port one listen port maps to (the control plane marks it
+// stateless). This host's own sockets are in `own_sockets.rs`: they need a namespace.
+
+/// A reply from `S:P` with no flow entry, reflected from `L` all the same, counted under
+/// the map's slot, recording nothing.
+fn stateless_reverse_case(description: &str, reply: &Frame) -> Case {
+    let output = fixture::reverse_reflected(reply).bytes();
+    checked_expectation(description, &output);
+    Case {
+        description: description.to_owned(),
+        prelude: Vec::new(),
+        input: reply.bytes(),
+        expect: Expect::Reflect {
+            output,
+            direction: Direction::Reverse,
+            family: reply.family(),
+            map_slot: fixture::map_slot(reply.protocol()),
+            new_flow: None,
+        },
+        skb_test_run_may_refuse: false,
+        setup: Some(fixture::configure_stateless),
+        flow_update: None,
+    }
+}
+
+pub(crate) fn ipv4_tcp_stateless_reverse() -> Case {
+    stateless_reverse_case(
+        "IPv4 TCP from S:P of a unique target, no flow: leaves from A:L to S:s",
+        &fixture::reverse(Protocol::Tcp, Family::V4),
+    )
+}
+
+pub(crate) fn ipv4_udp_stateless_reverse() -> Case {
+    stateless_reverse_case(
+        "IPv4 UDP from S:P of a unique target, no flow: leaves from A:L to S:s",
+        &fixture::reverse(Protocol::Udp, Family::V4),
+    )
+}
+
+pub(crate) fn ipv6_tcp_stateless_reverse() -> Case {
+    stateless_reverse_case(
+        "IPv6 TCP SYN-ACK from S:P of a unique target, no flow: leaves from A:L to S:s",
+        &fixture::reverse(Protocol::Tcp, Family::V6).with_syn(),
+    )
+}
+
+pub(crate) fn ipv6_udp_stateless_reverse() -> Case {
+    stateless_reverse_case(
+        "IPv6 UDP from S:P of a unique target, no flow: leaves from A:L to S:s",
+        &fixture::reverse(Protocol::Udp, Family::V6),
+    )
+}
+
+pub(crate) fn vlan_ipv4_udp_stateless_reverse() -> Case {
+    stateless_reverse_case(
+        "802.1Q-tagged IPv4 UDP stateless reply keeps its tag",
+        &fixture::reverse(Protocol::Udp, Family::V4).with_vlan(Vlan::Single(100)),
+    )
+}
+
+pub(crate) fn stateless_forward_records_no_flow() -> Case {
+    let mut case = Case::forward(
+        "IPv4 TCP to A:L of a unique target: reflected, no flow recorded",
+        &fixture::forward(Protocol::Tcp, Family::V4),
+    );
+    if let Expect::Reflect { new_flow, .. } = &mut case.expect {
+        *new_flow = None;
+    }
+    case.with_setup(fixture::configure_stateless)
+}
+
+pub(crate) fn ipv6_udp_stateless_forward_records_no_flow() -> Case {
+    let mut case = Case::forward(
+        "IPv6 UDP to A:L of a unique target: reflected, no flow recorded",
+        &fixture::forward(Protocol::Udp, Family::V6),
+    );
+    if let Expect::Reflect { new_flow, .. } = &mut case.expect {
+        *new_flow = None;
+    }
+    case.with_setup(fixture::configure_stateless)
+}
+
+pub(crate) fn shared_target_reverse_without_flow() -> Case {
+    Case::pass(
+        "a reply from a target two listen ports share, without a flow entry: no_flow",
+        fixture::reverse(Protocol::Tcp, Family::V4).bytes(),
+        PassReason::NoFlow,
+    )
+    .with_setup(|kernel| {
+        // As the control plane writes 8080:80 and 8081:80: the target keeps the flow table.
+        kernel.map_port(Protocol::Tcp, TCP_LISTEN + 1, fixture::TCP_TARGET, 9);
+    })
+}
+
+pub(crate) fn flow_table_forced_reverse_without_flow() -> Case {
+    Case::pass(
+        "a unique target with the flow table forced: a reply without a flow entry is no_flow",
+        fixture::reverse(Protocol::Udp, Family::V4).bytes(),
+        PassReason::NoFlow,
+    )
+    .with_setup(|kernel| {
+        fixture::configure_stateless(kernel);
+        kernel.set_admission(AdmissionConfig::DEFAULT.with_flag(ADMISSION_FLOW_TABLE_ALWAYS, true));
+    })
+}
+
+pub(crate) fn flow_table_forced_forward_records_its_flow() -> Case {
+    Case::forward(
+        "a unique target with the flow table forced: the forward packet records its flow",
+        &fixture::forward(Protocol::Udp, Family::V4),
+    )
+    .with_setup(|kernel| {
+        fixture::configure_stateless(kernel);
+        kernel.set_admission(AdmissionConfig::DEFAULT.with_flag(ADMISSION_FLOW_TABLE_ALWAYS, true));
+    })
+}
+
+pub(crate) fn stateless_reverse_destination_not_local() -> Case {
+    Case::pass(
+        "a stateless reply to an address that is not this host's: destination_not_local",
+        Frame::udp(
+            v4(CLIENT_V4),
+            fixture::UDP_TARGET,
+            v4(NOT_LOCAL_V4),
+            CLIENT_PORT,
+        )
+        .bytes(),
+        PassReason::DestinationNotLocal,
+    )
+    .with_setup(fixture::configure_stateless)
+}
+
+pub(crate) fn stateless_reverse_source_local() -> Case {
+    Case::pass(
+        "a stateless reply from one of this host's own addresses: source_local",
+        Frame::tcp(
+            v6(HOST_V6_OTHER),
+            fixture::TCP_TARGET,
+            v6(HOST_V6),
+            CLIENT_PORT,
+        )
+        .bytes(),
+        PassReason::SourceLocal,
+    )
+    .with_setup(fixture::configure_stateless)
+}
+
+pub(crate) fn stateless_reverse_ttl1() -> Case {
+    Case::pass(
+        "a stateless reply with TTL 1: ttl_expired",
+        fixture::reverse(Protocol::Tcp, Family::V4)
+            .with_ttl(1)
+            .bytes(),
+        PassReason::TtlExpired,
+    )
+    .with_setup(fixture::configure_stateless)
+}
+
+pub(crate) fn stateless_reverse_source_not_allowed() -> Case {
+    Case::drop(
+        "a stateless reply from a source outside the allow-list is dropped: nothing vouches \
+         for it",
+        fixture::reverse(Protocol::Tcp, Family::V4).bytes(),
+        DropReason::SourceNotAllowed,
+    )
+    .with_setup(|kernel| {
+        fixture::configure_stateless(kernel);
+        kernel.set_admission(AdmissionConfig::DEFAULT.with_flag(ADMISSION_ALLOW_LIST, true));
+        kernel.allow(v4(Ipv4Addr::new(203, 0, 113, 0)), 24);
+    })
+}
+
+pub(crate) fn stateless_forward_source_not_allowed() -> Case {
+    Case::drop(
+        "every stateless forward packet meets the allow-list, not only a flow's first",
+        fixture::forward(Protocol::Udp, Family::V6).bytes(),
+        DropReason::SourceNotAllowed,
+    )
+    .with_setup(|kernel| {
+        fixture::configure_stateless(kernel);
+        kernel.set_admission(AdmissionConfig::DEFAULT.with_flag(ADMISSION_ALLOW_LIST, true));
+        kernel.allow(v6(Ipv6Addr::new(0x2001, 0xdb8, 0x200, 0, 0, 0, 0, 0)), 48);
+    })
+}
+
+pub(crate) fn stateless_reverse_source_allowed() -> Case {
+    stateless_reverse_case(
+        "a stateless reply from a source inside the allow-list is reflected",
+        &fixture::reverse(Protocol::Udp, Family::V6),
+    )
+    .with_setup(|kernel| {
+        fixture::configure_stateless(kernel);
+        kernel.set_admission(AdmissionConfig::DEFAULT.with_flag(ADMISSION_ALLOW_LIST, true));
+        kernel.allow(v6(Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0)), 48);
+    })
+}
+
+/// Stateless, and one flow opening per source.
+fn stateless_one_flow_per_source(kernel: &mut Kernel) {
+    fixture::configure_stateless(kernel);
+    one_flow_per_source(kernel);
+}
+
+pub(crate) fn stateless_reverse_syn_rate_limited() -> Case {
+    Case::drop(
+        "a stateless SYN-ACK past its source's bucket is dropped: it opens a flow",
+        fixture::reverse(Protocol::Tcp, Family::V4)
+            .with_syn()
+            .bytes(),
+        DropReason::RateLimited,
+    )
+    .with_setup(stateless_one_flow_per_source)
+    .after(&fixture::reverse(Protocol::Tcp, Family::V4).with_syn())
+}
+
+pub(crate) fn stateless_reverse_udp_rate_limited() -> Case {
+    Case::drop(
+        "every stateless UDP reply is charged: the second within the interval is dropped",
+        fixture::reverse(Protocol::Udp, Family::V4).bytes(),
+        DropReason::RateLimited,
+    )
+    .with_setup(stateless_one_flow_per_source)
+    .after(&fixture::reverse(Protocol::Udp, Family::V4))
+}
+
+pub(crate) fn stateless_forward_syn_rate_limited() -> Case {
+    Case::drop(
+        "a stateless forward SYN past its source's bucket is dropped",
+        fixture::forward(Protocol::Tcp, Family::V6)
+            .with_syn()
+            .bytes(),
+        DropReason::RateLimited,
+    )
+    .with_setup(stateless_one_flow_per_source)
+    .after(&fixture::forward(Protocol::Tcp, Family::V6).with_syn())
+}
+
+pub(crate) fn stateless_reverse_ack_not_charged() -> Case {
+    stateless_reverse_case(
+        "a stateless TCP reply without SYN passes an empty bucket: it opens nothing",
+        &fixture::reverse(Protocol::Tcp, Family::V4),
+    )
+    .with_setup(stateless_one_flow_per_source)
+    .after(&fixture::reverse(Protocol::Tcp, Family::V4).with_syn())
 }
