@@ -21,11 +21,16 @@ use std::{
 use aya::{programs::ProgramError, sys::SyscallError};
 use reflector_common::{
     AdmissionConfig, Counter, Direction, DropReason, Family, FlowKey, FlowValue, MapStatIndex,
-    PORT_FLAG_TARGET, PassReason, PortEntry, Protocol, STATS_LEN, StatIndex,
-    admission::ADMISSION_ALLOW_LIST, maps::MAP_STATS_LEN,
+    PORT_FLAG_LISTEN_STATELESS, PORT_FLAG_STATELESS, PORT_FLAG_TARGET, PassReason, PortEntry,
+    Protocol, STATS_LEN, StatIndex,
+    admission::{ADMISSION_ALLOW_LIST, ADMISSION_FLOW_TABLE_ALWAYS},
+    maps::MAP_STATS_LEN,
 };
 
+use crate::enter::EnteredNetns;
 use crate::hexdump::{byte_diff, hex};
+use crate::names;
+use crate::netns::Netns;
 use crate::{
     framegen::{self, BROADCAST_POOL_V4, HOST_POOL_V4, HOST_POOL_V6, Rng, Scenario},
     invariants::check_transmitted,
@@ -186,6 +191,11 @@ impl Expected {
 /// invariant, with everything needed to replay it.
 pub fn run(options: &Options) -> Result<Summary, String> {
     let started = Instant::now();
+    // The programs look for this host's own sockets in the namespace of the thread that
+    // runs them; the model's host has none. A namespace of its own has none either, where
+    // the test process's might (a listener on a port the frames use).
+    let ns = Netns::new(names::next_id(), "fz");
+    let _entered = EnteredNetns::enter(&ns);
     let mut subjects: Vec<Subject> = Hook::BOTH
         .into_iter()
         .map(|hook| Subject {
@@ -502,7 +512,11 @@ fn record(summary: &mut Summary, handled: &Handled) {
 /// `previous` set. The rate limits are off (see [`Host::allow`]).
 fn configure(kernel: &mut Kernel, previous: Option<&Host>, host: &Host) {
     let enforced = host.allow.is_some();
-    kernel.set_admission(AdmissionConfig::UNLIMITED.with_flag(ADMISSION_ALLOW_LIST, enforced));
+    kernel.set_admission(
+        AdmissionConfig::UNLIMITED
+            .with_flag(ADMISSION_ALLOW_LIST, enforced)
+            .with_flag(ADMISSION_FLOW_TABLE_ALWAYS, host.flow_table_forced),
+    );
     for &(prefix, len) in previous
         .and_then(|previous| previous.allow.as_ref())
         .into_iter()
@@ -519,12 +533,27 @@ fn configure(kernel: &mut Kernel, previous: Option<&Host>, host: &Host) {
             kernel.set_port_entry(map.protocol, map.target, PortEntry::default());
         }
     }
+    // As the control plane writes them: a target one listen port maps to is marked
+    // stateless (the forced flow table is the admission flag's business, not the table's).
+    let mut listeners: HashMap<(Protocol, u16), usize> = HashMap::new();
+    for map in &host.maps {
+        *listeners.entry((map.protocol, map.target)).or_default() += 1;
+    }
     let mut entries: HashMap<(Protocol, u16), PortEntry> = HashMap::new();
     for map in &host.maps {
+        let unique = listeners[&(map.protocol, map.target)] == 1;
         let listen = entries.entry((map.protocol, map.listen)).or_default();
         listen.target_port = map.target;
         listen.map_slot = map.slot;
-        entries.entry((map.protocol, map.target)).or_default().flags |= PORT_FLAG_TARGET;
+        if unique {
+            listen.flags |= PORT_FLAG_LISTEN_STATELESS;
+        }
+        let target = entries.entry((map.protocol, map.target)).or_default();
+        target.flags |= PORT_FLAG_TARGET;
+        if unique {
+            target.flags |= PORT_FLAG_STATELESS;
+            target.stateless_listen = map.listen;
+        }
     }
     for ((protocol, port), entry) in entries {
         kernel.set_port_entry(protocol, port, entry);
@@ -758,9 +787,10 @@ fn describe(scenario: &Scenario) -> String {
     );
     format!(
         "  scenario: maps {}; addresses {}; flows recorded before the first frame: [{}]; \
-         allowed sources: {allow}",
+         allowed sources: {allow}; flow table forced: {}",
         maps.join(", "),
         addresses.join(", "),
-        flows.join(", ")
+        flows.join(", "),
+        host.flow_table_forced
     )
 }

@@ -157,6 +157,9 @@ impl Scenario {
             let listen = rng.pick(&PORTS);
             let target = if rng.percent(10) {
                 listen
+            } else if !host.maps.is_empty() && rng.percent(25) {
+                // Another map's target: shared by two listen ports, it keeps the flow table.
+                rng.pick(&host.maps).target
             } else {
                 rng.pick(&PORTS)
             };
@@ -254,6 +257,9 @@ impl Scenario {
             }
             host.allow = Some(allow);
         }
+        // The flow table forced for every map in a third of the scenarios; otherwise maps
+        // whose target is unique run without flow state.
+        host.flow_table_forced = rng.percent(33);
         Self { host }
     }
 }

@@ -109,6 +109,9 @@ pub struct Host {
     /// (The new-flow rate limits depend on time and are off here: the kernel table tests
     /// them.)
     pub allow: Option<Vec<(IpAddr, u8)>>,
+    /// Whether every map keeps the flow table, even one whose target port is unique
+    /// (`ADMISSION_FLOW_TABLE_ALWAYS`).
+    pub flow_table_forced: bool,
 }
 
 /// What must happen to a frame.
@@ -178,6 +181,27 @@ impl Host {
         self.maps
             .iter()
             .any(|map| map.protocol == protocol && map.target == port)
+    }
+
+    /// The one listen port mapped to target `port` of `protocol`, when exactly one is and the
+    /// flow table is not forced: replies from `port` then need no flow entry, and forward
+    /// packets of its map record none.
+    ///
+    /// README: a target port two listen ports share keeps the flow table.
+    #[must_use]
+    pub fn stateless_listen(&self, protocol: Protocol, port: u16) -> Option<u16> {
+        if self.flow_table_forced {
+            return None;
+        }
+        let mut listen = self
+            .maps
+            .iter()
+            .filter(|map| map.protocol == protocol && map.target == port)
+            .map(|map| map.listen);
+        match (listen.next(), listen.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        }
     }
 
     /// Whether `addr` is one of this host's own (unicast) addresses.
@@ -251,8 +275,44 @@ impl Host {
     /// (`source_not_allowed`); a packet of a known flow (either direction) is dropped when
     /// it arrives `LOOP_TTL_DROP` or more below the highest TTL that direction of the flow
     /// arrived with (`loop_detected`), and otherwise raises it.
+    ///
+    /// README: without flow state (a target one listen port maps to), every packet, forward
+    /// or reverse, gets the checks and the admission of a new flow's first packet, and
+    /// records nothing; a reply is reflected from the map's listen port unless this host has
+    /// a socket of its own for it (the model's host has none).
     fn policy(&self, frame: &[u8], packet: &Packet) -> Outcome {
         let protocol = packet.protocol;
+        if let Some(map) = self.listening(protocol, packet.destination_port).copied()
+            && self.stateless_listen(protocol, map.target).is_some()
+        {
+            if let Some(refused) = self.check_unvouched(packet) {
+                return refused;
+            }
+            return Outcome::Reflect(Reflection {
+                output: reflect(frame, packet, packet.source_port, map.target),
+                direction: Direction::Forward,
+                family: packet.family,
+                map_slot: map.slot,
+                flow: None,
+            });
+        }
+        if self.listening(protocol, packet.destination_port).is_none()
+            && let Some(listen) = self.stateless_listen(protocol, packet.source_port)
+        {
+            if let Some(refused) = self.check_unvouched(packet) {
+                return refused;
+            }
+            let map = self
+                .listening(protocol, listen)
+                .expect("a stateless target's listen port is mapped");
+            return Outcome::Reflect(Reflection {
+                output: reflect(frame, packet, listen, packet.destination_port),
+                direction: Direction::Reverse,
+                family: packet.family,
+                map_slot: map.slot,
+                flow: None,
+            });
+        }
         if let Some(map) = self.listening(protocol, packet.destination_port).copied() {
             // Forward: S:s -> A:L leaves as A:s -> S:P, and (S, A, P, s) -> L is recorded.
             let flow = Flow {
@@ -281,17 +341,8 @@ impl Host {
                 value.forward_ttl = value.forward_ttl.max(packet.ttl);
                 value
             } else {
-                if !self.is_local(packet.destination) {
-                    return Outcome::Pass(PassReason::DestinationNotLocal);
-                }
-                if let Some(reason) = self.forbidden_source(packet.source) {
-                    return Outcome::Pass(reason);
-                }
-                if packet.ttl <= 1 {
-                    return Outcome::Pass(PassReason::TtlExpired);
-                }
-                if !self.allowed(packet.source) {
-                    return Outcome::Drop(DropReason::SourceNotAllowed);
+                if let Some(refused) = self.check_unvouched(packet) {
+                    return refused;
                 }
                 route.with_forward_ttl(packet.ttl)
             };
@@ -332,6 +383,24 @@ impl Host {
             map_slot: value.map_slot,
             flow: Some((flow, value)),
         })
+    }
+
+    /// The checks and admission of a packet nothing vouches for (a new flow's first, or any
+    /// packet without flow state), in order; `None` when it passes them all.
+    fn check_unvouched(&self, packet: &Packet) -> Option<Outcome> {
+        if !self.is_local(packet.destination) {
+            return Some(Outcome::Pass(PassReason::DestinationNotLocal));
+        }
+        if let Some(reason) = self.forbidden_source(packet.source) {
+            return Some(Outcome::Pass(reason));
+        }
+        if packet.ttl <= 1 {
+            return Some(Outcome::Pass(PassReason::TtlExpired));
+        }
+        if !self.allowed(packet.source) {
+            return Some(Outcome::Drop(DropReason::SourceNotAllowed));
+        }
+        None
     }
 
     /// Why `source` must never be sent a reflection, if it must not.
