@@ -6,6 +6,13 @@
 //! the tests load these programs through it.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+#![cfg_attr(
+    target_arch = "bpf",
+    expect(
+        clippy::inline_always,
+        reason = "the reference reflector is one function, as the verifier sees reflector's"
+    )
+)]
 
 #[cfg(target_arch = "bpf")]
 mod baseline;
@@ -13,6 +20,8 @@ mod baseline;
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod pass;
+#[cfg(target_arch = "bpf")]
+mod reference;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

@@ -146,6 +146,16 @@ impl Kernel {
         )
     }
 
+    /// Loads `reference_reflector` (XDP) from the reference object.
+    #[must_use]
+    pub fn reference_reflector() -> Self {
+        Self::load(
+            bench_object(),
+            bench_object::programs::REFERENCE_REFLECTOR,
+            Hook::Xdp,
+        )
+    }
+
     /// Loads `baseline_flow_lookup` (XDP) from the reference object, with an empty flow
     /// table.
     #[must_use]

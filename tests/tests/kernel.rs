@@ -486,12 +486,58 @@ fn kernel_object_holds_only_reflector() {
             [
                 bench_object::programs::BASELINE_MAC_SWAP,
                 bench_object::programs::BASELINE_FLOW_LOOKUP,
+                bench_object::programs::REFERENCE_REFLECTOR,
                 bench_object::programs::XDP_PASS,
             ]
             .map(str::to_owned)
         ),
         "the programs of the benchmark's reference object"
     );
+}
+
+/// `reference_reflector` reflects a frame to its hard-coded port with exact bytes (the
+/// TTL untouched: it does nothing it need not) and passes anything else untouched.
+#[test]
+fn reference_reflector_reflects_its_one_map() {
+    use bench_object::programs::REFERENCE_PORT;
+    use reflector_tests::packets::DEFAULT_TTL;
+    let kernel = Kernel::reference_reflector();
+    let hook = kernel.hook();
+    for (protocol, family) in [
+        (Protocol::Tcp, Family::V4),
+        (Protocol::Udp, Family::V4),
+        (Protocol::Tcp, Family::V6),
+        (Protocol::Udp, Family::V6),
+    ] {
+        let input = Frame::transport(
+            protocol,
+            fixture::client(family),
+            fixture::CLIENT_PORT,
+            fixture::host(family),
+            REFERENCE_PORT,
+        );
+        let expected = input
+            .reflected(fixture::CLIENT_PORT, REFERENCE_PORT)
+            .with_ttl(DEFAULT_TTL)
+            .bytes();
+        let run = kernel.run(&input.bytes());
+        assert_eq!(
+            run.verdict,
+            hook.reflect_verdict(),
+            "{protocol:?} {family:?}"
+        );
+        assert_eq!(
+            run.output,
+            expected,
+            "{protocol:?} {family:?}: {}",
+            byte_diff(&expected, &run.output)
+        );
+        verify_checksums(&run.output).unwrap_or_else(|e| panic!("{protocol:?} {family:?}: {e}"));
+        let other = fixture::forward(protocol, family).bytes();
+        let run = kernel.run(&other);
+        assert_eq!(run.verdict, hook.pass_verdict(), "another port is passed");
+        assert_eq!(run.output, other, "a passed frame leaves untouched");
+    }
 }
 
 /// `baseline_mac_swap` swaps the Ethernet addresses of any frame, changes nothing else, and
