@@ -16,7 +16,17 @@
 //! - **pass**: a frame to an unmapped port, which every other packet of the host is.
 //!
 //! A second reference, `baseline_flow_lookup` (IPv4), adds one lookup of a known flow to
-//! the MAC swap: the least a reflector with a flow table does per packet.
+//! the MAC swap: the least a reflector with a flow table does per packet. The third,
+//! `reference_reflector`, is a whole reflector for one hard-coded map (`10022:10022`) and
+//! nothing else: MACs and addresses swapped, the port rewritten, the checksum patched, no
+//! maps, counters or policy. Every row is also given as a ratio to it.
+//!
+//! Without flow state (a map whose target port no other listen port shares, the default),
+//! every packet gets the checks of a flow's first packet, the reverse path a socket lookup
+//! too; and a reflected frame fed back is from this host's own address, which the checks
+//! pass. So those rows are timed as the first packet is, with single calls (see
+//! [`Single`]): `forward, stateless`, `reverse, stateless` (segments without SYN), and
+//! with admission on, SYN segments, charged against both buckets.
 //!
 //! Each reflection takes one from the TTL, so a call runs [`REPEAT`] repetitions of a frame
 //! with TTL 255, and the counters are checked afterwards: every repetition of every call
@@ -43,10 +53,11 @@ use reflector_common::{
     StatIndex,
     admission::{ADMISSION_ALLOW_LIST, ADMISSION_LOOP_GUARD_OFF},
 };
-use reflector_tests::Netns;
+use reflector_tests::bench_object::programs::REFERENCE_PORT;
 use reflector_tests::kernel_fixture::{UNMAPPED_PORT, client, host};
 use reflector_tests::packets::{Frame, verify_checksums};
 use reflector_tests::test_run::{Hook, Kernel, address_key};
+use reflector_tests::{EnteredNetns, Netns};
 use serde::Serialize;
 
 use crate::summary::{mean, median};
@@ -61,8 +72,8 @@ const SINGLE_RUNS: usize = 4_000;
 /// The TTL of every frame.
 const TTL: u8 = 255;
 /// The listen port `L`, mapped to itself (the forward path) and a target port (the
-/// reverse path).
-const LISTEN: u16 = 10_022;
+/// reverse path); the reference reflector's port.
+const LISTEN: u16 = REFERENCE_PORT;
 /// The target port `P` of the reverse path.
 const TARGET: u16 = 22;
 /// A listen port whose target is [`TARGET`], so that it is a target port.
@@ -95,6 +106,8 @@ pub(crate) struct Row {
     pub ns_per_packet: f64,
     /// The figure over the baseline's (same family).
     pub ratio_to_baseline: f64,
+    /// The figure over `reference_reflector`'s (same family).
+    pub ratio_to_reference: f64,
     /// How it was timed: `repeat` or `single`.
     pub method: &'static str,
     /// Every call's ns per repetition, in order (all rounds).
@@ -123,6 +136,8 @@ enum Program {
     Baseline,
     /// `baseline_flow_lookup`.
     FlowLookup,
+    /// `reference_reflector`.
+    Reference,
     /// A reflector program.
     Reflector(Hook),
 }
@@ -134,6 +149,8 @@ enum Path {
     MacSwap,
     /// `baseline_flow_lookup` on a forward frame whose flow it knows.
     FlowLookup,
+    /// `reference_reflector` on a forward frame to its port.
+    Reference,
     /// A packet of a known flow to a listen port.
     Forward,
     /// A reply of a known flow.
@@ -147,6 +164,7 @@ impl Path {
         match self {
             Self::MacSwap => "mac swap",
             Self::FlowLookup => "flow lookup + mac swap",
+            Self::Reference => "forward (one hard-coded map)",
             Self::Forward => "forward",
             Self::Reverse => "reverse",
             Self::Pass => "pass (port not mapped)",
@@ -156,7 +174,7 @@ impl Path {
     /// The counter every repetition of this path adds to, if any.
     const fn counter(self, family: Family) -> Option<StatIndex> {
         match self {
-            Self::MacSwap | Self::FlowLookup => None,
+            Self::MacSwap | Self::FlowLookup | Self::Reference => None,
             Self::Forward => Some(StatIndex::reflected(Direction::Forward, family)),
             Self::Reverse => Some(StatIndex::reflected(Direction::Reverse, family)),
             Self::Pass => Some(StatIndex::passed(PassReason::PortNotMapped)),
@@ -169,9 +187,10 @@ impl Path {
 struct Programs {
     baseline: Kernel,
     flow_lookup: Kernel,
+    reference: Kernel,
     xdp: Kernel,
     tc: Kernel,
-    _ns: Netns,
+    ns: Netns,
 }
 
 impl Programs {
@@ -181,17 +200,19 @@ impl Programs {
         let ns = Netns::new(reflector_tests::names::next_id(), "kb");
         let mut baseline = Kernel::baseline();
         let mut flow_lookup = Kernel::baseline_flow_lookup();
+        let mut reference = Kernel::reference_reflector();
         let mut xdp = Kernel::reflector(Hook::Xdp);
         let mut tc = Kernel::reflector(Hook::Tc);
         // Veth pairs left down: interfaces no packet reaches (this kernel has no dummy
         // driver).
-        for (a, b) in [("idle0", "idle1"), ("idle2", "idle3")] {
+        for (a, b) in [("idle0", "idle1"), ("idle2", "idle3"), ("idle4", "idle5")] {
             ns.ip(&["link", "add", a, "type", "veth", "peer", "name", b]);
         }
         for (kernel, iface) in [
             (&mut baseline, "idle0"),
             (&mut flow_lookup, "idle1"),
             (&mut xdp, "idle2"),
+            (&mut reference, "idle4"),
         ] {
             kernel.attach_xdp(&ns, iface);
         }
@@ -213,9 +234,10 @@ impl Programs {
         Self {
             baseline,
             flow_lookup,
+            reference,
             xdp,
             tc,
-            _ns: ns,
+            ns,
         }
     }
 
@@ -223,6 +245,7 @@ impl Programs {
         match program {
             Program::Baseline => &self.baseline,
             Program::FlowLookup => &self.flow_lookup,
+            Program::Reference => &self.reference,
             Program::Reflector(Hook::Xdp) => &self.xdp,
             Program::Reflector(Hook::Tc) => &self.tc,
         }
@@ -265,7 +288,7 @@ impl Repeated {
     fn new(program: Program, path: Path, family: Family) -> Self {
         let (client, host) = (client(family), host(family));
         let frame = match path {
-            Path::MacSwap | Path::FlowLookup | Path::Forward => {
+            Path::MacSwap | Path::FlowLookup | Path::Reference | Path::Forward => {
                 tcp(client, FORWARD_PORT, host, LISTEN)
             }
             Path::Reverse => tcp(client, TARGET, host, REVERSE_PORT),
@@ -296,7 +319,7 @@ impl Repeated {
         let hook = kernel.hook();
         let expected = match self.path {
             Path::Pass => hook.pass_verdict(),
-            Path::MacSwap | Path::FlowLookup | Path::Forward | Path::Reverse => {
+            Path::MacSwap | Path::FlowLookup | Path::Reference | Path::Forward | Path::Reverse => {
                 hook.reflect_verdict()
             }
         };
@@ -354,10 +377,14 @@ fn check_counted(programs: &Programs, rows: &[Repeated]) -> Result<()> {
 /// checksum. (A program that does not load panics in the test harness.)
 pub(crate) fn measure(rounds: u32) -> Result<Report> {
     let programs = Programs::load();
+    // The reverse path without flow state looks for this host's own sockets in the
+    // namespace of the calling thread: the benchmark's own, which has none.
+    let _entered = EnteredNetns::enter(&programs.ns);
     let mut repeated = Vec::new();
     let mut firsts = Vec::new();
     for family in [Family::V4, Family::V6] {
         repeated.push(Repeated::new(Program::Baseline, Path::MacSwap, family));
+        repeated.push(Repeated::new(Program::Reference, Path::Reference, family));
         // IPv4 only: it reads IPv4 at fixed offsets.
         if family == Family::V4 {
             repeated.push(Repeated::new(Program::FlowLookup, Path::FlowLookup, family));
@@ -366,8 +393,9 @@ pub(crate) fn measure(rounds: u32) -> Result<Report> {
             for path in [Path::Forward, Path::Reverse, Path::Pass] {
                 repeated.push(Repeated::new(Program::Reflector(hook), path, family));
             }
-            firsts.push(FirstPacket::new(hook, family, false));
-            firsts.push(FirstPacket::new(hook, family, true));
+            for kind in SingleKind::ALL {
+                firsts.push(Single::new(hook, family, kind));
+            }
         }
     }
     // The single-call overhead, per family: single calls of the baseline, interleaved
@@ -391,13 +419,17 @@ pub(crate) fn measure(rounds: u32) -> Result<Report> {
     check_counted(&programs, &repeated)?;
     let mut rows = Vec::new();
     for family in [Family::V4, Family::V6] {
-        let baseline = median(
-            &repeated
-                .iter()
-                .find(|row| row.program == Program::Baseline && row.family == family)
-                .expect("a baseline per family")
-                .samples,
-        );
+        let median_of = |program| {
+            median(
+                &repeated
+                    .iter()
+                    .find(|row| row.program == program && row.family == family)
+                    .expect("a baseline and a reference per family")
+                    .samples,
+            )
+        };
+        let baseline = median_of(Program::Baseline);
+        let reference = median_of(Program::Reference);
         for row in repeated.iter().filter(|row| row.family == family) {
             let ns = median(&row.samples);
             rows.push(Row {
@@ -406,6 +438,7 @@ pub(crate) fn measure(rounds: u32) -> Result<Report> {
                 family: family_name(family),
                 ns_per_packet: ns,
                 ratio_to_baseline: ns / baseline,
+                ratio_to_reference: ns / reference,
                 method: "repeat",
                 samples: row.samples.clone(),
             });
@@ -419,6 +452,7 @@ pub(crate) fn measure(rounds: u32) -> Result<Report> {
                 family: family_name(family),
                 ns_per_packet: ns,
                 ratio_to_baseline: ns / baseline,
+                ratio_to_reference: ns / reference,
                 method: "single",
                 samples: first.samples.clone(),
             });
@@ -441,25 +475,78 @@ pub(crate) fn measure(rounds: u32) -> Result<Report> {
     })
 }
 
-/// The first packet of a flow: the address checks and the insert into the LRU flow table,
-/// which happen once per flow and so cannot be repeated on one buffer. Timed with single
-/// calls, each from a new client port; what a single call costs beyond the program is the
-/// baseline's single-call time over its repeated one, taken out (see [`Self::estimate`]).
-struct FirstPacket {
+/// What a [`Single`] row times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SingleKind {
+    /// The first packet of a flow (flow table), admission off or on.
+    FirstPacket { admission: bool },
+    /// A forward packet without flow state: admission off, or on with a SYN.
+    StatelessForward { admission: bool },
+    /// A reply without flow state (a socket lookup finds nothing): admission off, or on
+    /// with a SYN-ACK.
+    StatelessReverse { admission: bool },
+}
+
+impl SingleKind {
+    const ALL: [Self; 6] = [
+        Self::FirstPacket { admission: false },
+        Self::FirstPacket { admission: true },
+        Self::StatelessForward { admission: false },
+        Self::StatelessForward { admission: true },
+        Self::StatelessReverse { admission: false },
+        Self::StatelessReverse { admission: true },
+    ];
+
+    const fn admission(self) -> bool {
+        match self {
+            Self::FirstPacket { admission }
+            | Self::StatelessForward { admission }
+            | Self::StatelessReverse { admission } => admission,
+        }
+    }
+
+    const fn path(self) -> &'static str {
+        match self {
+            Self::FirstPacket { admission: false } => "forward, first packet",
+            Self::FirstPacket { admission: true } => "forward, first packet, allow-list + limits",
+            Self::StatelessForward { admission: false } => "forward, stateless",
+            Self::StatelessForward { admission: true } => {
+                "forward, stateless, SYN, allow-list + limits"
+            }
+            Self::StatelessReverse { admission: false } => "reverse, stateless",
+            Self::StatelessReverse { admission: true } => {
+                "reverse, stateless, SYN-ACK, allow-list + limits"
+            }
+        }
+    }
+}
+
+/// A path whose every packet does work that cannot be repeated on one buffer: the first
+/// packet of a flow (the address checks and the insert into the LRU flow table, once per
+/// flow), and every packet without flow state (its reflection fed back would be from this
+/// host's own address). Timed with single calls (first packets each from a new client
+/// port); what a single call costs beyond the program is the baseline's single-call time
+/// over its repeated one, taken out (see [`Self::estimate`]).
+struct Single {
     kernel: Kernel,
     family: Family,
-    admission: bool,
+    kind: SingleKind,
     next_port: u16,
     samples: Vec<f64>,
 }
 
-impl FirstPacket {
-    fn new(hook: Hook, family: Family, admission: bool) -> Self {
+impl Single {
+    fn new(hook: Hook, family: Family, kind: SingleKind) -> Self {
         let mut kernel = Kernel::reflector(hook);
         reflector_tests::kernel_fixture::configure(&mut kernel);
-        kernel.map_port(Protocol::Tcp, LISTEN, TARGET, SLOT);
-        if admission {
-            // Rates no run can exhaust: every first packet charges both buckets and is
+        match kind {
+            SingleKind::FirstPacket { .. } => kernel.map_port(Protocol::Tcp, LISTEN, TARGET, SLOT),
+            SingleKind::StatelessForward { .. } | SingleKind::StatelessReverse { .. } => {
+                kernel.map_port_stateless(Protocol::Tcp, LISTEN, TARGET, SLOT);
+            }
+        }
+        if kind.admission() {
+            // Rates no run can exhaust: every packet charged is charged to both buckets and
             // admitted, so each run is the whole admission path.
             kernel.set_admission(
                 AdmissionConfig::DEFAULT
@@ -483,13 +570,34 @@ impl FirstPacket {
         Self {
             kernel,
             family,
-            admission,
+            kind,
             next_port: FIRST_PACKET_PORTS,
             samples: Vec::new(),
         }
     }
 
-    /// [`SINGLE_RUNS`] first packets, each followed by a single run of `baseline` on
+    /// The frame of the next run.
+    fn frame(&mut self) -> Vec<u8> {
+        let (client, host) = (client(self.family), host(self.family));
+        let segment = match self.kind {
+            SingleKind::FirstPacket { .. } => {
+                let port = self.next_port;
+                self.next_port = self.next_port.checked_add(1).unwrap_or(FIRST_PACKET_PORTS);
+                Frame::tcp(client, port, host, LISTEN)
+            }
+            SingleKind::StatelessForward { .. } => Frame::tcp(client, FORWARD_PORT, host, LISTEN),
+            SingleKind::StatelessReverse { .. } => Frame::tcp(client, TARGET, host, REVERSE_PORT),
+        };
+        let segment = segment.with_ttl(TTL);
+        match self.kind {
+            SingleKind::StatelessForward { admission: true }
+            | SingleKind::StatelessReverse { admission: true } => segment.with_syn(),
+            _ => segment,
+        }
+        .bytes()
+    }
+
+    /// [`SINGLE_RUNS`] runs, each followed by a single run of `baseline` on
     /// `baseline_frame`, whose times go to `baseline_singles`.
     fn run(
         &mut self,
@@ -499,14 +607,13 @@ impl FirstPacket {
     ) -> Result<()> {
         let hook = self.kernel.hook();
         for _ in 0..SINGLE_RUNS {
-            let port = self.next_port;
-            self.next_port = self.next_port.checked_add(1).unwrap_or(FIRST_PACKET_PORTS);
-            let frame = tcp(client(self.family), port, host(self.family), LISTEN);
+            let frame = self.frame();
             let (run, duration) = self.kernel.run_repeated(&frame, 1);
             ensure!(
                 run.verdict == hook.reflect_verdict(),
-                "{} first packet {}: verdict {}",
+                "{} {} {}: verdict {}",
                 hook.reflector_program(),
+                self.kind.path(),
                 family_name(self.family),
                 hook.verdict_name(run.verdict)
             );
@@ -514,12 +621,20 @@ impl FirstPacket {
             let (_, duration) = baseline.run_repeated(baseline_frame, 1);
             baseline_singles.push(nanos(duration));
         }
-        let created = self.kernel.stats()[StatIndex::FLOWS_CREATED.get() as usize].packets;
+        let stats = self.kernel.stats();
+        let created = stats[StatIndex::FLOWS_CREATED.get() as usize].packets;
+        let (direction, flows) = match self.kind {
+            SingleKind::FirstPacket { .. } => (Direction::Forward, self.samples.len() as u64),
+            SingleKind::StatelessForward { .. } => (Direction::Forward, 0),
+            SingleKind::StatelessReverse { .. } => (Direction::Reverse, 0),
+        };
+        let reflected = stats[StatIndex::reflected(direction, self.family).get() as usize].packets;
         ensure!(
-            created == self.samples.len() as u64,
-            "{} first packet {}: {created} flows created in {} runs: some runs were not a \
-             first packet",
+            created == flows && reflected == self.samples.len() as u64,
+            "{} {} {}: {created} flows created and {reflected} reflected {direction:?} in {} \
+             runs: some runs took another path",
             hook.reflector_program(),
+            self.kind.path(),
             family_name(self.family),
             self.samples.len()
         );
@@ -528,14 +643,10 @@ impl FirstPacket {
 
     /// The row's path.
     const fn path(&self) -> &'static str {
-        if self.admission {
-            "forward, first packet, allow-list + limits"
-        } else {
-            "forward, first packet"
-        }
+        self.kind.path()
     }
 
-    /// The first packet's cost: its mean single-call time, less what a single call of the
+    /// The cost per packet: its mean single-call time, less what a single call of the
     /// baseline costs beyond the baseline's repeated time. Means, not medians: the kernel
     /// reports single calls in clock ticks too coarse for a median to resolve.
     fn estimate(&self, baseline_repeated: f64, baseline_singles: &[f64]) -> f64 {
@@ -547,6 +658,7 @@ const fn program_name(program: Program) -> &'static str {
     match program {
         Program::Baseline => "baseline_mac_swap",
         Program::FlowLookup => "baseline_flow_lookup",
+        Program::Reference => "reference_reflector",
         Program::Reflector(hook) => hook.reflector_program(),
     }
 }

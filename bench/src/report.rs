@@ -272,23 +272,27 @@ impl KernelOutcome {
              checked in the counters); the median over calls of the kernel's mean per \
              repetition. `single`: single calls, each a new flow, less the baseline's \
              single-call overhead (mean). Ratios (×) are to `baseline_mac_swap` (swap MACs, \
-             `XDP_TX`) on the same family.\n",
+             `XDP_TX`) and to `reference_reflector` (one hard-coded map, no maps, counters \
+             or policy) on the same family. `stateless` rows are maps whose target port no \
+             other listen port shares (no flow entry; a socket lookup on the reverse \
+             path); the others keep the flow table.\n",
             report.calls, report.repeat
         );
         let _ = writeln!(
             md,
-            "| program | path | family | ns/packet | × minimal | method |"
+            "| program | path | family | ns/packet | × minimal | × reference | method |"
         );
-        let _ = writeln!(md, "| --- | --- | --- | ---: | ---: | --- |");
+        let _ = writeln!(md, "| --- | --- | --- | ---: | ---: | ---: | --- |");
         for row in &report.rows {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {:.1} | {:.2}× | {} |",
+                "| {} | {} | {} | {:.1} | {:.2}× | {:.2}× | {} |",
                 row.program,
                 row.path,
                 row.family,
                 row.ns_per_packet,
                 row.ratio_to_baseline,
+                row.ratio_to_reference,
                 row.method
             );
         }
