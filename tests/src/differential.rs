@@ -533,15 +533,20 @@ fn configure(kernel: &mut Kernel, previous: Option<&Host>, host: &Host) {
             kernel.set_port_entry(map.protocol, map.target, PortEntry::default());
         }
     }
-    // As the control plane writes them: a target one listen port maps to is marked
-    // stateless (the forced flow table is the admission flag's business, not the table's).
+    // As the control plane writes them: a target one listen port maps to, and not itself a
+    // listen port, is marked stateless (the forced flow table is the admission flag's
+    // business, not the table's).
     let mut listeners: HashMap<(Protocol, u16), usize> = HashMap::new();
     for map in &host.maps {
         *listeners.entry((map.protocol, map.target)).or_default() += 1;
     }
     let mut entries: HashMap<(Protocol, u16), PortEntry> = HashMap::new();
     for map in &host.maps {
-        let unique = listeners[&(map.protocol, map.target)] == 1;
+        let unique = listeners[&(map.protocol, map.target)] == 1
+            && !host
+                .maps
+                .iter()
+                .any(|other| other.protocol == map.protocol && other.listen == map.target);
         let listen = entries.entry((map.protocol, map.listen)).or_default();
         listen.target_port = map.target;
         listen.map_slot = map.slot;

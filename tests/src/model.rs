@@ -187,10 +187,11 @@ impl Host {
     /// flow table is not forced: replies from `port` then need no flow entry, and forward
     /// packets of its map record none.
     ///
-    /// README: a target port two listen ports share keeps the flow table.
+    /// README: a target port two listen ports share keeps the flow table, and so does a
+    /// target port that is also a listen port (a reflection to it could loop).
     #[must_use]
     pub fn stateless_listen(&self, protocol: Protocol, port: u16) -> Option<u16> {
-        if self.flow_table_forced {
+        if self.flow_table_forced || self.listening(protocol, port).is_some() {
             return None;
         }
         let mut listen = self

@@ -143,7 +143,10 @@ fn port_of_index(index: u32) -> (Protocol, u16) {
 ///
 /// A target port exactly one listen port maps to (per protocol) is marked stateless, with
 /// that listen port, and so is the listen port: its replies need no flow entry. A target
-/// two listen ports share keeps the flow table (a reply could belong to either).
+/// two listen ports share keeps the flow table (a reply could belong to either), and so
+/// does a target that is also a listen port (`80:80`, or chains): a reflection to it can
+/// come back to a reflector with the same maps as a forward packet, round and round, and
+/// only the flow table's loop guard stops that.
 #[must_use]
 pub(super) fn port_table(maps: &[PortMap], slots: &MapSlots) -> BTreeMap<u32, PortEntry> {
     let mut listeners: BTreeMap<(Protocol, u16), Vec<u16>> = BTreeMap::new();
@@ -160,7 +163,10 @@ pub(super) fn port_table(maps: &[PortMap], slots: &MapSlots) -> BTreeMap<u32, Po
         for &protocol in &map.protocols {
             let unique = listeners
                 .get(&(protocol, map.target))
-                .is_some_and(|listen| listen.len() == 1);
+                .is_some_and(|listen| listen.len() == 1)
+                && !maps
+                    .iter()
+                    .any(|other| other.listen == map.target && other.protocols.contains(&protocol));
             let listen = table.entry(port_index(protocol, map.listen)).or_default();
             listen.target_port = map.target;
             listen.map_slot = slots.slot(protocol, map.listen).unwrap_or_default();
@@ -232,5 +238,22 @@ mod tests {
             Some(10022)
         );
         assert!(table[&port_index(Protocol::Udp, 10022)].stateless_forward());
+    }
+
+    #[test]
+    fn a_target_that_is_also_a_listen_port_keeps_the_flow_table() {
+        let maps = [map("80:80"), map("10022:22"), map("22:10023")];
+        let mut slots = MapSlots::default();
+        slots.update(&maps).unwrap();
+        let table = port_table(&maps, &slots);
+        let port = |port| table[&port_index(Protocol::Tcp, port)];
+        assert_eq!(port(80).stateless_reverse(), None);
+        assert!(!port(80).stateless_forward());
+        // 22 is 10022's target and a listen port itself: a reflection to 22 is reflected.
+        assert_eq!(port(22).stateless_reverse(), None);
+        assert!(!port(10022).stateless_forward());
+        // 10023 is nobody's listen port.
+        assert_eq!(port(10023).stateless_reverse(), Some(22));
+        assert!(port(22).stateless_forward());
     }
 }
