@@ -53,7 +53,7 @@ pub(crate) fn owns<C: EbpfContext, H: IpHeader>(ctx: &C, packet: &Packet<H>) -> 
     let ctx = ctx.as_ptr();
     // The lookup wants the namespace as a 64-bit value whose low 32 bits, signed, are
     // negative for "the caller's own".
-    let netns = BPF_F_CURRENT_NETNS as u64;
+    let netns = i64::from(BPF_F_CURRENT_NETNS).cast_unsigned();
     // SAFETY: `tuple` is initialised stack memory of at least `len` bytes; the socket the
     // lookups return holds a reference, released below on the only path that gets one.
     unsafe {

@@ -238,30 +238,35 @@ impl Scenario {
             host.flows
                 .insert(flow, FlowValue::new(listen, slot).with_forward_ttl(ttl));
         }
-        // An enforced allow-list in a third of the scenarios: prefixes of the clients, of
-        // various lengths, sometimes none at all (nothing allowed).
-        if rng.percent(33) {
-            let mut allow = Vec::new();
-            for _ in 0..rng.below(4) {
-                if rng.percent(50) {
-                    allow.push((
-                        IpAddr::V4(rng.pick(&CLIENTS_V4)),
-                        rng.pick(&[0, 8, 24, 31, 32]),
-                    ));
-                } else {
-                    allow.push((
-                        IpAddr::V6(rng.pick(&CLIENTS_V6)),
-                        rng.pick(&[0, 16, 64, 127, 128]),
-                    ));
-                }
-            }
-            host.allow = Some(allow);
-        }
+        host.allow = random_allow_list(rng);
         // The flow table forced for every map in a third of the scenarios; otherwise maps
         // whose target is unique run without flow state.
         host.flow_table_forced = rng.percent(33);
         Self { host }
     }
+}
+
+/// An enforced allow-list in a third of the scenarios: prefixes of the clients, of various
+/// lengths, sometimes none at all (nothing allowed). `None`: every source allowed.
+fn random_allow_list(rng: &mut Rng) -> Option<Vec<(IpAddr, u8)>> {
+    if !rng.percent(33) {
+        return None;
+    }
+    let mut allow = Vec::new();
+    for _ in 0..rng.below(4) {
+        if rng.percent(50) {
+            allow.push((
+                IpAddr::V4(rng.pick(&CLIENTS_V4)),
+                rng.pick(&[0, 8, 24, 31, 32]),
+            ));
+        } else {
+            allow.push((
+                IpAddr::V6(rng.pick(&CLIENTS_V6)),
+                rng.pick(&[0, 16, 64, 127, 128]),
+            ));
+        }
+    }
+    Some(allow)
 }
 
 /// One of this host's possible addresses of the family (`v6`), local in the scenario or

@@ -191,11 +191,15 @@ mod tests {
 
     #[test]
     fn adoption_keeps_recorded_slots() {
-        let mut entry = PortEntry::default();
-        entry.target_port = 22;
-        entry.map_slot = 7;
-        let mut target_only = PortEntry::default();
-        target_only.flags = reflector_common::PORT_FLAG_TARGET;
+        let entry = PortEntry {
+            target_port: 22,
+            map_slot: 7,
+            ..PortEntry::default()
+        };
+        let target_only = PortEntry {
+            flags: reflector_common::PORT_FLAG_TARGET,
+            ..PortEntry::default()
+        };
         let mut duplicate = entry;
         duplicate.target_port = 80;
         let mut slots = MapSlots::from_table([
