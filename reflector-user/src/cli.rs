@@ -10,6 +10,7 @@ use crate::{
     admission::Prefix,
     commands::Command,
     daemon, error_text,
+    flow_table::FlowTable,
     mode::Mode,
     portmap::PortMap,
     privileges,
@@ -158,6 +159,13 @@ pub struct Cli {
     #[arg(long, value_name = "LEN", env = "REFLECTOR_LIMIT_PREFIX_V6",
           value_parser = clap::value_parser!(u8).range(0..=128))]
     pub limit_prefix_v6: Option<u8>,
+
+    /// Which maps keep the kernel flow table: auto, only those that need it (a target port
+    /// two listen ports share, or one that is also a listen port; every other map reflects
+    /// replies without flow state, so several reflectors can share one address); always,
+    /// every map [default: auto].
+    #[arg(long, value_enum, env = "REFLECTOR_FLOW_TABLE")]
+    pub flow_table: Option<FlowTable>,
 }
 
 /// `None` for a list no flag or variable gave, so a lower layer's list stays.
@@ -200,6 +208,7 @@ impl Cli {
                 limit_global_burst: self.limit_global_burst,
                 limit_prefix_v4: self.limit_prefix_v4,
                 limit_prefix_v6: self.limit_prefix_v6,
+                flow_table: self.flow_table,
             },
         }
     }

@@ -11,6 +11,7 @@ pub mod daemon;
 mod dataplane;
 pub mod ebpf_object;
 pub mod error_text;
+pub mod flow_table;
 mod interfaces;
 mod kernel;
 mod local_addrs;

@@ -145,6 +145,9 @@ fn full_table(mode: Mode) {
             mode.as_arg(),
             "--flow-table-size",
             &table,
+            // A full flow table is what this test fills: every map keeps it.
+            "--flow-table",
+            "always",
             "--control-socket",
             &socket,
             "--metrics",

@@ -64,6 +64,9 @@ fn start(topology: &Topology, mode: Mode) -> Reflector {
             &map,
             "--map",
             UNUSED_MAP,
+            // The flow counters are what this test reads: every map keeps the flow table.
+            "--flow-table",
+            "always",
             "--iface",
             topology.r_iface(),
             "--mode",

@@ -109,6 +109,9 @@ fn start_reflector(topology: &Topology, mode: Mode) -> Reflector {
             "10022:22",
             "--map",
             "10080:80",
+            // The dashboard's flow panels need flows: every map keeps the flow table.
+            "--flow-table",
+            "always",
             "--iface",
             topology.r_iface(),
             "--mode",

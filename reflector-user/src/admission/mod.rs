@@ -13,7 +13,12 @@ mod limiter;
 
 use std::{net::IpAddr, sync::Mutex, time::Instant};
 
-use reflector_common::{AdmissionConfig, DropReason, admission::ADMISSION_ALLOW_LIST};
+use reflector_common::{
+    AdmissionConfig, DropReason,
+    admission::{ADMISSION_ALLOW_LIST, ADMISSION_FLOW_TABLE_ALWAYS},
+};
+
+use crate::flow_table::FlowTable;
 
 pub use allow_list::{AllowList, Prefix, PrefixError};
 pub use limiter::{BUCKETS_LEN, Limiter};
@@ -37,6 +42,9 @@ pub struct AdmissionSettings {
     pub limit_prefix_v4: u8,
     /// The prefix length IPv6 sources are counted by.
     pub limit_prefix_v6: u8,
+    /// Which maps keep the flow table (`--flow-table`): written in the same kernel entry,
+    /// as a map without flow state is admitted packet by packet.
+    pub flow_table: FlowTable,
 }
 
 impl Default for AdmissionSettings {
@@ -50,6 +58,7 @@ impl Default for AdmissionSettings {
             limit_global_burst: config.global_burst,
             limit_prefix_v4: config.source_prefix_v4 as u8,
             limit_prefix_v6: config.source_prefix_v6 as u8,
+            flow_table: FlowTable::default(),
         }
     }
 }
@@ -67,6 +76,10 @@ impl AdmissionSettings {
                 u32::from(self.limit_prefix_v6),
             )
             .with_flag(ADMISSION_ALLOW_LIST, !self.allow.is_empty())
+            .with_flag(
+                ADMISSION_FLOW_TABLE_ALWAYS,
+                self.flow_table == FlowTable::Always,
+            )
     }
 
     /// The userspace path's admission for these settings (fresh buckets).

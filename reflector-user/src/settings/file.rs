@@ -22,6 +22,7 @@
 //! limit-global-burst = 100000
 //! limit-prefix-v4 = 32
 //! limit-prefix-v6 = 64
+//! flow-table = "auto"
 //! ```
 
 use std::{
@@ -40,6 +41,7 @@ use super::{
     Overrides,
     values::{metrics_address, positive_duration},
 };
+use crate::flow_table::FlowTable;
 use crate::mode::Mode;
 
 /// A config file that cannot be used.
@@ -135,6 +137,7 @@ struct ConfigFile {
     limit_global_burst: Option<u32>,
     limit_prefix_v4: Option<Spanned<u32>>,
     limit_prefix_v6: Option<Spanned<u32>>,
+    flow_table: Option<Spanned<String>>,
 }
 
 /// Reads and checks the config file at `path`.
@@ -232,6 +235,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Overrides, ConfigError> {
     overrides.limit_global_burst = file.limit_global_burst;
     overrides.limit_prefix_v4 = prefix_len(file.limit_prefix_v4, "limit-prefix-v4", 32, &invalid)?;
     overrides.limit_prefix_v6 = prefix_len(file.limit_prefix_v6, "limit-prefix-v6", 128, &invalid)?;
+    if let Some(flow_table) = file.flow_table {
+        let value = FlowTable::from_str(flow_table.get_ref(), true).map_err(|_clap_words| {
+            invalid(
+                Some(flow_table.span()),
+                format!(
+                    "flow-table: unknown value '{}': use auto or always",
+                    flow_table.get_ref()
+                ),
+            )
+        })?;
+        overrides.flow_table = Some(value);
+    }
     Ok(overrides)
 }
 
@@ -323,6 +338,17 @@ mod tests {
         assert_eq!(
             overrides.control_socket.as_deref(),
             Some(Path::new("/run/r/c.sock"))
+        );
+    }
+
+    #[test]
+    fn flow_table_is_auto_or_always() {
+        let overrides = parse_str("flow-table = \"always\"\n").unwrap();
+        assert_eq!(overrides.flow_table, Some(FlowTable::Always));
+        let error = parse_str("flow-table = \"never\"\n").unwrap_err();
+        assert!(
+            error.starts_with("reflector.toml:1:") && error.contains("use auto or always"),
+            "{error}"
         );
     }
 

@@ -18,6 +18,7 @@ pub mod values;
 use self::file::ConfigError;
 use crate::{
     admission::{AdmissionSettings, Prefix},
+    flow_table::FlowTable,
     mode::Mode,
     portmap::{self, PortMap, PortMapError},
     splice::SpliceOptions,
@@ -92,6 +93,8 @@ pub struct Overrides {
     pub limit_prefix_v4: Option<u8>,
     /// `--limit-prefix-v6`, `REFLECTOR_LIMIT_PREFIX_V6`, `limit-prefix-v6`.
     pub limit_prefix_v6: Option<u8>,
+    /// `--flow-table`, `REFLECTOR_FLOW_TABLE`, `flow-table`.
+    pub flow_table: Option<FlowTable>,
 }
 
 /// Settings that cannot be used.
@@ -186,6 +189,7 @@ impl Settings {
                 .unwrap_or(admission.limit_global_burst);
             admission.limit_prefix_v4 = layer.limit_prefix_v4.unwrap_or(admission.limit_prefix_v4);
             admission.limit_prefix_v6 = layer.limit_prefix_v6.unwrap_or(admission.limit_prefix_v6);
+            admission.flow_table = layer.flow_table.unwrap_or(admission.flow_table);
         }
         settings.maps = maps
             .filter(|maps| !maps.is_empty())

@@ -1,0 +1,27 @@
+//! Which maps keep the kernel flow table (`--flow-table`).
+
+use clap::ValueEnum;
+
+/// Which maps the kernel program keeps flow state for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum FlowTable {
+    /// Only maps that need it: a target port two listen ports share, or one that is also a
+    /// listen port. Every other map reflects replies without flow state, so its forward and
+    /// reverse packets may go through different reflectors (several behind one address).
+    #[default]
+    Auto,
+    /// Every map: replies are reflected only for flows this reflector recorded, each
+    /// flow's first packet records one (the behaviour before stateless maps).
+    Always,
+}
+
+impl FlowTable {
+    /// Its name, as the flag, the variable and the config file write it.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Always => "always",
+        }
+    }
+}
