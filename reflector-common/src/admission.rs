@@ -9,7 +9,10 @@
 //!   per bucket, read and written once per new flow.
 //! - **Loop guard** ([`loop_detected`]): a flow remembers the highest TTL each direction
 //!   arrived with; a packet of it arriving [`LOOP_TTL_DROP`] or more below went round a
-//!   loop of reflectors.
+//!   loop of reflectors. A map without flow state has no flow to remember it in, so its
+//!   packets remember theirs in a slot of a fixed array instead ([`loop_hash`],
+//!   [`remember_ttl`]): a loop repeats a packet's exact 5-tuple, so the packet meets its own
+//!   slot again, a few reflections lower.
 //!
 //! Only packets nothing vouches for are admitted: a forward packet that would record a new
 //! flow, and every packet of a map without flow state ([`crate::PORT_FLAG_STATELESS`],
@@ -306,9 +309,118 @@ pub const fn loop_detected(highest: u8, ttl: u8) -> Result<u8, DropReason> {
     }
 }
 
+/// Slots of the loop memory of maps without flow state ([`crate::maps::LOOP_MEMORY`]).
+/// Only packets looping within a few microseconds have to find their slot unchanged, so
+/// 65,536 slots (512 KiB) are overwritten by other tuples only at rates far beyond a
+/// reflector's.
+pub const LOOP_MEMORY_LEN: u32 = 65_536;
+
+/// Multiplier of [`loop_hash`]'s mixing: 2^64 divided by the golden ratio, odd.
+const LOOP_HASH_K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// A 64-bit hash of a packet's 5-tuple as it arrives (addresses IPv4-mapped for IPv4):
+/// its low bits pick the packet's loop-memory slot ([`loop_slot_index`]), its high 32 are
+/// the tag kept in the slot ([`loop_tag`]), so two tuples sharing a slot are told apart
+/// but for a 1-in-2^32 chance. Not keyed: a sender who crafts tuples to share a slot can
+/// only make the guard forget, and the TTL still ends every loop.
+#[inline]
+#[must_use]
+pub const fn loop_hash(
+    source: &[u8; 16],
+    destination: &[u8; 16],
+    source_port: u16,
+    destination_port: u16,
+    protocol: u8,
+) -> u64 {
+    let words = [
+        u64::from_le_bytes([
+            source[0], source[1], source[2], source[3], source[4], source[5], source[6],
+            source[7],
+        ]),
+        u64::from_le_bytes([
+            source[8], source[9], source[10], source[11], source[12], source[13], source[14],
+            source[15],
+        ]),
+        u64::from_le_bytes([
+            destination[0],
+            destination[1],
+            destination[2],
+            destination[3],
+            destination[4],
+            destination[5],
+            destination[6],
+            destination[7],
+        ]),
+        u64::from_le_bytes([
+            destination[8],
+            destination[9],
+            destination[10],
+            destination[11],
+            destination[12],
+            destination[13],
+            destination[14],
+            destination[15],
+        ]),
+        ((source_port as u64) << 32) | ((destination_port as u64) << 16) | protocol as u64,
+    ];
+    let mut hash: u64 = 0;
+    let mut i = 0;
+    while i < words.len() {
+        hash = (hash ^ words[i]).wrapping_mul(LOOP_HASH_K).rotate_left(29);
+        i += 1;
+    }
+    // The final avalanche of splitmix64: every input bit reaches the low (index) bits.
+    hash ^= hash >> 30;
+    hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    hash ^= hash >> 27;
+    hash = hash.wrapping_mul(0x94d0_49bb_1331_11eb);
+    hash ^ (hash >> 31)
+}
+
+/// The loop-memory slot of a packet whose [`loop_hash`] is `hash`.
+#[inline]
+#[must_use]
+pub const fn loop_slot_index(hash: u64) -> u32 {
+    (hash as u32) & (LOOP_MEMORY_LEN - 1)
+}
+
+/// The tag a packet whose [`loop_hash`] is `hash` leaves in its slot.
+#[inline]
+#[must_use]
+pub const fn loop_tag(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
+/// The loop guard of a packet without flow state: `slot` is its loop-memory slot as found
+/// (the tag of the last tuple to use it in the high 32 bits, the highest TTL that tuple
+/// arrived with in the low 8; zero when never used), `tag` and `ttl` the packet's. As
+/// [`loop_detected`] when the slot is the packet's own; a slot another tuple holds is
+/// taken over. `Ok(Some(slot))` is the value to write, `Ok(None)` leaves it as it is (a
+/// steady flow's packets never write).
+///
+/// # Errors
+/// [`DropReason::LoopDetected`] when the slot is the packet's and `ttl` is
+/// [`LOOP_TTL_DROP`] or more below its TTL.
+#[inline]
+pub const fn remember_ttl(slot: u64, tag: u32, ttl: u8) -> Result<Option<u64>, DropReason> {
+    let own = (slot >> 32) as u32 == tag && slot != 0;
+    let highest = if own { slot as u8 } else { 0 };
+    match loop_detected(highest, ttl) {
+        Err(reason) => Err(reason),
+        Ok(raised) if own && raised == highest => Ok(None),
+        Ok(raised) => Ok(Some(((tag as u64) << 32) | raised as u64)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{AdmissionConfig, LOOP_TTL_DROP, admit, loop_detected, mask, source_bucket_key};
+    extern crate std;
+    use std::vec;
+
+    use super::{
+        AdmissionConfig, LOOP_MEMORY_LEN, LOOP_TTL_DROP, admit, loop_detected, loop_hash,
+        loop_slot_index, loop_tag, mask, remember_ttl, source_bucket_key,
+    };
     use crate::{DropReason, v4_mapped};
 
     const SECOND: u64 = 1_000_000_000;
@@ -409,5 +521,84 @@ mod tests {
         );
         assert!(!AdmissionConfig::DEFAULT.allow_list_enforced());
         assert!(AdmissionConfig::DEFAULT.loop_guard());
+    }
+
+    /// A packet's tuple, IPv4-mapped, as `loop_hash` takes it.
+    fn hash_of(source: [u8; 4], destination: [u8; 4], ports: (u16, u16), protocol: u8) -> u64 {
+        let mapped = |a: [u8; 4]| crate::v4_mapped(a);
+        loop_hash(&mapped(source), &mapped(destination), ports.0, ports.1, protocol)
+    }
+
+    #[test]
+    fn the_loop_memory_drops_a_tuple_that_comes_back_lower() {
+        let hash = hash_of([10, 0, 0, 2], [10, 0, 0, 1], (40_000, 10_022), 6);
+        let tag = loop_tag(hash);
+        let first = remember_ttl(0, tag, 64).expect("an empty slot takes any packet");
+        assert_eq!(first, Some((u64::from(tag) << 32) | 64));
+        let slot = first.unwrap_or_default();
+        assert_eq!(remember_ttl(slot, tag, 64), Ok(None), "a steady flow never writes");
+        assert_eq!(remember_ttl(slot, tag, 62), Ok(None), "one round trip lower");
+        assert_eq!(
+            remember_ttl(slot, tag, 64 - LOOP_TTL_DROP),
+            Err(DropReason::LoopDetected),
+            "two round trips between two reflectors lower"
+        );
+        assert_eq!(
+            remember_ttl(slot, tag, 100),
+            Ok(Some((u64::from(tag) << 32) | 100)),
+            "a higher TTL raises it"
+        );
+        // Another tuple in the same slot takes it over, whatever its TTL.
+        assert_eq!(
+            remember_ttl(slot, tag ^ 1, 2),
+            Ok(Some((u64::from(tag ^ 1) << 32) | 2))
+        );
+        // Tag 0 is a tag like any other once written.
+        assert_eq!(remember_ttl(0, 0, 64), Ok(Some(64)));
+        assert_eq!(remember_ttl(64, 0, 60), Err(DropReason::LoopDetected));
+    }
+
+    #[test]
+    fn the_loop_hash_tells_every_field_apart() {
+        let base = hash_of([10, 0, 0, 2], [10, 0, 0, 1], (40_000, 10_022), 6);
+        let variants = [
+            hash_of([10, 0, 0, 3], [10, 0, 0, 1], (40_000, 10_022), 6),
+            hash_of([10, 0, 0, 2], [10, 0, 0, 9], (40_000, 10_022), 6),
+            hash_of([10, 0, 0, 1], [10, 0, 0, 2], (40_000, 10_022), 6),
+            hash_of([10, 0, 0, 2], [10, 0, 0, 1], (40_001, 10_022), 6),
+            hash_of([10, 0, 0, 2], [10, 0, 0, 1], (10_022, 40_000), 6),
+            hash_of([10, 0, 0, 2], [10, 0, 0, 1], (40_000, 10_022), 17),
+        ];
+        for variant in variants {
+            assert_ne!(loop_tag(variant), loop_tag(base));
+            assert_ne!(variant, base);
+        }
+        let v6 = |last: u8| {
+            let mut addr = [0xfd, 0x52, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            addr[15] = last;
+            addr
+        };
+        assert_ne!(
+            loop_hash(&v6(2), &v6(1), 1, 2, 6),
+            loop_hash(&v6(3), &v6(1), 1, 2, 6)
+        );
+    }
+
+    #[test]
+    fn the_loop_hash_spreads_over_every_slot() {
+        // 4 tuples per slot on average from consecutive client ports and addresses: a
+        // hash that left index bits unmixed would pile them into a few slots.
+        let mut used = vec![0_u32; LOOP_MEMORY_LEN as usize];
+        for client in 0..64_u8 {
+            for port in 0..4_096_u16 {
+                let hash = hash_of([10, 0, 1, client], [10, 0, 0, 1], (32_768 + port, 80), 6);
+                used[loop_slot_index(hash) as usize] += 1;
+            }
+        }
+        let empty = used.iter().filter(|&&n| n == 0).count();
+        let fullest = used.iter().copied().max().unwrap_or_default();
+        // Poisson with a mean of 4: e^-4 = 1.8% of slots empty, almost none above 16.
+        assert!(empty < 2_000, "{empty} of {LOOP_MEMORY_LEN} slots unused");
+        assert!(fullest <= 16, "a slot took {fullest} tuples");
     }
 }

@@ -28,6 +28,10 @@ pub const ALLOW_V6: &str = "ALLOW_V6";
 pub const SOURCE_BUCKETS: &str = "SOURCE_BUCKETS";
 /// `Array<u64>` of one entry: the global new-flow bucket, as [`SOURCE_BUCKETS`]' values.
 pub const GLOBAL_BUCKET: &str = "GLOBAL_BUCKET";
+/// `Array<u64>` of [`crate::admission::LOOP_MEMORY_LEN`] slots: the loop guard's memory for
+/// maps without flow state ([`crate::admission::remember_ttl`]). The kernel program's alone:
+/// not pinned, never read by the control plane, it lives as long as the program does.
+pub const LOOP_MEMORY: &str = "LOOP_MEMORY";
 
 /// Entries in [`PORTS`]: one per port for each of the two protocols.
 pub const PORTS_LEN: u32 = 2 * 65_536;
@@ -64,7 +68,7 @@ pub mod programs {
 /// slot of [`STATS`] ([`crate::PassReason`], [`crate::StatIndex`]), [`MAP_STATS`] and
 /// [`PORTS`]. A daemon adopts only a pin directory stamped with this version. Bump it with
 /// any change to those; the test `pinned_layout_is_frozen` records what each version means.
-pub const PIN_LAYOUT_VERSION: u32 = 2;
+pub const PIN_LAYOUT_VERSION: u32 = 3;
 
 #[cfg(test)]
 mod tests {
@@ -109,10 +113,22 @@ mod tests {
             size_of::<PortEntry>(),
             size_of::<Counter>(),
         );
-        if PIN_LAYOUT_VERSION >= 2 {
-            layout + &admission
-        } else {
-            layout
+        // Version 3: maps without flow state (the port flags, the target's listen port in
+        // the port entry) and the forced flow table.
+        let stateless = format!(
+            "; port flags target={} stateless={} listen_stateless={}; admission flags \
+             allow_list={} loop_guard_off={} flow_table_always={}",
+            crate::PORT_FLAG_TARGET,
+            crate::PORT_FLAG_STATELESS,
+            crate::PORT_FLAG_LISTEN_STATELESS,
+            crate::admission::ADMISSION_ALLOW_LIST,
+            crate::admission::ADMISSION_LOOP_GUARD_OFF,
+            crate::admission::ADMISSION_FLOW_TABLE_ALWAYS,
+        );
+        match PIN_LAYOUT_VERSION {
+            1 => layout,
+            2 => layout + &admission,
+            _ => layout + &admission + &stateless,
         }
     }
 
@@ -138,6 +154,19 @@ mod tests {
                  flow_value=8 port_entry=8 counter=16; drops source_not_allowed=21,\
                  rate_limited=22,loop_detected=23,rewrite_failed=24; allow_len=16384 \
                  source_buckets_len=65536 admission_config=32"
+            }
+            3 => {
+                "reasons not_ip=0,not_tcp_udp=1,truncated=2,malformed=3,fragment=4,\
+                 ipv6_extension_header=5,port_not_mapped=6,no_flow=7,destination_not_local=8,\
+                 source_multicast=9,source_broadcast=10,source_loopback=11,\
+                 source_unspecified=12,source_local=13,ttl_expired=14; flows_created=19 \
+                 flow_insert_failed=20 stats_len=25; map_stats_len=4096 ports_len=131072 \
+                 local_addrs_len=4096 flows_default_len=131072; sizes: flow_key=40 \
+                 flow_value=8 port_entry=8 counter=16; drops source_not_allowed=21,\
+                 rate_limited=22,loop_detected=23,rewrite_failed=24; allow_len=16384 \
+                 source_buckets_len=65536 admission_config=32; port flags target=1 \
+                 stateless=2 listen_stateless=4; admission flags allow_list=2 \
+                 loop_guard_off=4 flow_table_always=8"
             }
             version => panic!("layout {version} is not recorded here: add it"),
         };
