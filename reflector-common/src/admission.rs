@@ -334,8 +334,7 @@ pub const fn loop_hash(
 ) -> u64 {
     let words = [
         u64::from_le_bytes([
-            source[0], source[1], source[2], source[3], source[4], source[5], source[6],
-            source[7],
+            source[0], source[1], source[2], source[3], source[4], source[5], source[6], source[7],
         ]),
         u64::from_le_bytes([
             source[8], source[9], source[10], source[11], source[12], source[13], source[14],
@@ -526,7 +525,13 @@ mod tests {
     /// A packet's tuple, IPv4-mapped, as `loop_hash` takes it.
     fn hash_of(source: [u8; 4], destination: [u8; 4], ports: (u16, u16), protocol: u8) -> u64 {
         let mapped = |a: [u8; 4]| crate::v4_mapped(a);
-        loop_hash(&mapped(source), &mapped(destination), ports.0, ports.1, protocol)
+        loop_hash(
+            &mapped(source),
+            &mapped(destination),
+            ports.0,
+            ports.1,
+            protocol,
+        )
     }
 
     #[test]
@@ -536,8 +541,16 @@ mod tests {
         let first = remember_ttl(0, tag, 64).expect("an empty slot takes any packet");
         assert_eq!(first, Some((u64::from(tag) << 32) | 64));
         let slot = first.unwrap_or_default();
-        assert_eq!(remember_ttl(slot, tag, 64), Ok(None), "a steady flow never writes");
-        assert_eq!(remember_ttl(slot, tag, 62), Ok(None), "one round trip lower");
+        assert_eq!(
+            remember_ttl(slot, tag, 64),
+            Ok(None),
+            "a steady flow never writes"
+        );
+        assert_eq!(
+            remember_ttl(slot, tag, 62),
+            Ok(None),
+            "one round trip lower"
+        );
         assert_eq!(
             remember_ttl(slot, tag, 64 - LOOP_TTL_DROP),
             Err(DropReason::LoopDetected),

@@ -1,5 +1,5 @@
 //! Whether a new flow may be recorded (the allow-list, then the rate limits), and the loop
-//! guard on packets of known flows. The arithmetic is `reflector_common::admission`'s, which
+//! guard on packets of known flows and of maps without flow state. The arithmetic is `reflector_common::admission`'s, which
 //! the userspace path shares; this module only reads and writes the maps.
 //!
 //! The buckets are shared by every CPU and updated with a plain read-modify-write, not an
@@ -16,7 +16,7 @@ use reflector_common::{AdmissionConfig, DropReason, Family, admission};
 
 use crate::{
     ip::IpHeader,
-    maps::{ADMISSION, ALLOW_V4, ALLOW_V6, GLOBAL_BUCKET, SOURCE_BUCKETS},
+    maps::{ADMISSION, ALLOW_V4, ALLOW_V6, GLOBAL_BUCKET, LOOP_MEMORY, SOURCE_BUCKETS},
     parse::Packet,
 };
 
@@ -113,6 +113,35 @@ pub(crate) unsafe fn guard_loop(highest: *mut u8, ttl: u8) -> Result<(), DropRea
     if raised != seen {
         // SAFETY: as above; racing writers store TTLs of the same flow, any of them fine.
         unsafe { *highest = raised };
+    }
+    Ok(())
+}
+
+/// The loop guard on a packet without flow state: its 5-tuple's slot in the loop memory
+/// keeps the highest TTL the tuple arrived with, and a loop brings the same tuple back
+/// lower.
+///
+/// # Errors
+/// [`DropReason::LoopDetected`] when the tuple arrived `LOOP_TTL_DROP` or more higher
+/// before.
+#[inline(always)]
+pub(crate) fn guard_loop_stateless<H: IpHeader>(packet: &Packet<H>) -> Result<(), DropReason> {
+    let hash = admission::loop_hash(
+        &packet.src_addr,
+        &packet.dst_addr,
+        packet.src_port,
+        packet.dst_port,
+        packet.protocol as u8,
+    );
+    let Some(slot) = LOOP_MEMORY.get_ptr_mut(admission::loop_slot_index(hash)) else {
+        return Ok(());
+    };
+    // SAFETY: a pointer into an array value, used before the program ends.
+    let seen = unsafe { *slot };
+    if let Some(next) = admission::remember_ttl(seen, admission::loop_tag(hash), packet.ttl)? {
+        // SAFETY: as above. Racing writers (another CPU, another tuple) only make the guard
+        // forget one tuple; the TTL still ends its loop.
+        unsafe { *slot = next };
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use aya_ebpf::{
 };
 use reflector_common::{
     AdmissionConfig, Counter, FlowKey, FlowValue, PortEntry, STATS_LEN,
+    admission::LOOP_MEMORY_LEN,
     maps::{
         ALLOW_LEN, FLOWS_DEFAULT_LEN, LOCAL_ADDRS_LEN, MAP_STATS_LEN, PORTS_LEN, SOURCE_BUCKETS_LEN,
     },
@@ -56,3 +57,9 @@ pub(crate) static SOURCE_BUCKETS: LruHashMap<[u8; 16], u64> =
 /// The global new-flow bucket (one entry, as `SOURCE_BUCKETS`' values).
 #[map(name = "GLOBAL_BUCKET")]
 pub(crate) static GLOBAL_BUCKET: Array<u64> = Array::with_max_entries(1, 0);
+
+/// The loop guard's memory for maps without flow state: a tuple's tag and highest TTL per
+/// slot (`reflector_common::admission::remember_ttl`); shared by every CPU, as a loop's
+/// packets may come in on any.
+#[map(name = "LOOP_MEMORY")]
+pub(crate) static LOOP_MEMORY: Array<u64> = Array::with_max_entries(LOOP_MEMORY_LEN, 0);

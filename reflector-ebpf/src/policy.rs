@@ -14,7 +14,9 @@
 //! flow state (either direction), after the checks that pass a packet to the stack (a
 //! packet reflector would not reflect anyway is not its to drop). Packets of a known flow,
 //! forward or reverse, skip it: their source was admitted when the flow was recorded (a
-//! reverse packet's source is the flow's client itself). They get the loop guard instead.
+//! reverse packet's source is the flow's client itself). They get the loop guard instead,
+//! which keeps its memory in the flow; packets without flow state keep theirs in the loop
+//! memory, a slot per 5-tuple (`admission::guard_loop_stateless`), after admission.
 
 use aya_ebpf::EbpfContext;
 use aya_log_ebpf::debug;
@@ -101,6 +103,9 @@ fn forward_stateless<H: IpHeader>(
         config,
         opens_flow(packet.protocol, packet.tcp_flags),
     )?;
+    if config.loop_guard() {
+        admission::guard_loop_stateless(packet)?;
+    }
     Ok(Reflection {
         direction: Direction::Forward,
         src_port: packet.src_port,
@@ -128,6 +133,9 @@ fn reverse_stateless<C: EbpfContext, H: IpHeader>(
         config,
         opens_flow(packet.protocol, packet.tcp_flags),
     )?;
+    if config.loop_guard() {
+        admission::guard_loop_stateless(packet)?;
+    }
     // The counter slot is the listen port's: one more array lookup, only on this path.
     let map_slot = PORTS
         .get(port_index(packet.protocol, listen_port))

@@ -11,7 +11,7 @@
 //! scenario, the frame in hex, and the command that replays it.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fmt::Write as _,
     io::ErrorKind,
     net::IpAddr,
@@ -34,7 +34,7 @@ use crate::netns::Netns;
 use crate::{
     framegen::{self, BROADCAST_POOL_V4, HOST_POOL_V4, HOST_POOL_V6, Rng, Scenario},
     invariants::check_transmitted,
-    model::{AddressKind, Handled, Host, Outcome},
+    model::{AddressKind, Handled, Host, Outcome, Reflection},
     test_run::{Hook, Kernel},
 };
 
@@ -148,6 +148,8 @@ struct Subject {
     kernel: Kernel,
     /// `MAP_STATS` as the model expects it, cumulated over the run (it starts at zero).
     map_stats: HashMap<u32, Counter>,
+    /// The `LOOP_MEMORY` slots the model says the program wrote since they were cleared.
+    loop_slots: HashSet<u32>,
 }
 
 /// Counters expected to move in one scenario.
@@ -202,6 +204,7 @@ pub fn run(options: &Options) -> Result<Summary, String> {
             hook,
             kernel: Kernel::reflector(hook),
             map_stats: HashMap::new(),
+            loop_slots: HashSet::new(),
         })
         .collect();
     let mut summary = Summary::default();
@@ -309,6 +312,10 @@ impl ScenarioContext<'_> {
     ) -> Result<(), Failure> {
         for subject in subjects.iter_mut() {
             configure(&mut subject.kernel, previous, &scenario.host);
+            // Each scenario starts with an empty loop memory, as the model's host does.
+            for index in subject.loop_slots.drain() {
+                subject.kernel.set_loop_slot(index, 0);
+            }
         }
         let mut rng = Rng::for_scenario(self.options.seed, self.index);
         // The same stream the scenario was drawn from, past the scenario.
@@ -324,6 +331,15 @@ impl ScenarioContext<'_> {
             let frame = framegen::frame(&mut rng, &model);
             let handled = model.handle(&frame);
             record(summary, &handled);
+            if let Outcome::Reflect(Reflection {
+                loop_slot: Some((index, _)),
+                ..
+            }) = &handled.outcome
+            {
+                for subject in subjects.iter_mut() {
+                    subject.loop_slots.insert(*index);
+                }
+            }
             for (subject, expected) in subjects.iter_mut().zip(&mut expected) {
                 let problem = match run_frame(subject, &frame, &handled, &scenario.host) {
                     Ok(FrameRun::Ran { invariants_checked }) => {
@@ -684,6 +700,21 @@ fn check_counters(
             "the flow table differs from the model's: the program lacks [{}] and has [{}]",
             missing.join(", "),
             extra.join(", ")
+        ));
+    }
+    let loop_memory: Vec<String> = model
+        .loop_memory
+        .iter()
+        .filter_map(|(&index, &wanted)| {
+            let found = subject.kernel.loop_slot(index);
+            (found != wanted)
+                .then(|| format!("slot {index} is {found:#x}, the model's {wanted:#x}"))
+        })
+        .collect();
+    if !loop_memory.is_empty() {
+        problems.push(format!(
+            "the loop memory differs from the model's: {}",
+            loop_memory.join(", ")
         ));
     }
     if problems.is_empty() {

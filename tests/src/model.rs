@@ -19,7 +19,7 @@ use std::{
 
 use reflector_common::{
     Direction, DropReason, Family, FlowKey, FlowValue, PassReason, Protocol,
-    admission::LOOP_TTL_DROP,
+    admission::{LOOP_TTL_DROP, loop_hash, loop_slot_index, loop_tag, remember_ttl},
 };
 
 use crate::test_run::address_key;
@@ -112,6 +112,9 @@ pub struct Host {
     /// Whether every map keeps the flow table, even one whose target port is unique
     /// (`ADMISSION_FLOW_TABLE_ALWAYS`).
     pub flow_table_forced: bool,
+    /// The loop memory of packets without flow state: slot index to the slot's value
+    /// (`LOOP_MEMORY`; slots not here are zero).
+    pub loop_memory: BTreeMap<u32, u64>,
 }
 
 /// What must happen to a frame.
@@ -139,6 +142,8 @@ pub struct Reflection {
     /// The frame's flow as it stands after the frame: recorded or refreshed by a forward
     /// frame, its reverse TTL raised by a reply.
     pub flow: Option<(Flow, FlowValue)>,
+    /// The loop-memory slot a frame without flow state wrote, and its new value.
+    pub loop_slot: Option<(u32, u64)>,
 }
 
 /// The verdict on one frame and what it did to the flow table.
@@ -217,6 +222,13 @@ impl Host {
     /// Judges `frame` and applies what it does to the flow table.
     pub fn handle(&mut self, frame: &[u8]) -> Handled {
         let outcome = self.decide(frame);
+        if let Outcome::Reflect(Reflection {
+            loop_slot: Some((index, value)),
+            ..
+        }) = &outcome
+        {
+            self.loop_memory.insert(*index, *value);
+        }
         let mut flow_created = false;
         if let Outcome::Reflect(Reflection {
             flow: Some((flow, value)),
@@ -279,8 +291,9 @@ impl Host {
     ///
     /// README: without flow state (a target one listen port maps to), every packet, forward
     /// or reverse, gets the checks and the admission of a new flow's first packet, and
-    /// records nothing; a reply is reflected from the map's listen port unless this host has
-    /// a socket of its own for it (the model's host has none).
+    /// records nothing but its TTL in the loop memory ([`Self::remember_ttl`]); a reply is
+    /// reflected from the map's listen port unless this host has a socket of its own for
+    /// it (the model's host has none).
     fn policy(&self, frame: &[u8], packet: &Packet) -> Outcome {
         let protocol = packet.protocol;
         if let Some(map) = self.listening(protocol, packet.destination_port).copied()
@@ -289,12 +302,17 @@ impl Host {
             if let Some(refused) = self.check_unvouched(packet) {
                 return refused;
             }
+            let loop_slot = match self.remember_ttl(packet) {
+                Ok(slot) => slot,
+                Err(reason) => return Outcome::Drop(reason),
+            };
             return Outcome::Reflect(Reflection {
                 output: reflect(frame, packet, packet.source_port, map.target),
                 direction: Direction::Forward,
                 family: packet.family,
                 map_slot: map.slot,
                 flow: None,
+                loop_slot,
             });
         }
         if self.listening(protocol, packet.destination_port).is_none()
@@ -303,6 +321,10 @@ impl Host {
             if let Some(refused) = self.check_unvouched(packet) {
                 return refused;
             }
+            let loop_slot = match self.remember_ttl(packet) {
+                Ok(slot) => slot,
+                Err(reason) => return Outcome::Drop(reason),
+            };
             let map = self
                 .listening(protocol, listen)
                 .expect("a stateless target's listen port is mapped");
@@ -312,6 +334,7 @@ impl Host {
                 family: packet.family,
                 map_slot: map.slot,
                 flow: None,
+                loop_slot,
             });
         }
         if let Some(map) = self.listening(protocol, packet.destination_port).copied() {
@@ -353,6 +376,7 @@ impl Host {
                 family: packet.family,
                 map_slot: map.slot,
                 flow: Some((flow, value)),
+                loop_slot: None,
             });
         }
         if !self.is_target(protocol, packet.source_port) {
@@ -383,7 +407,28 @@ impl Host {
             family: packet.family,
             map_slot: value.map_slot,
             flow: Some((flow, value)),
+            loop_slot: None,
         })
+    }
+
+    /// The loop guard of a packet without flow state, after its admission: its 5-tuple's
+    /// slot (`loop_hash`) holds the highest TTL the tuple arrived with; the packet is
+    /// dropped when it arrives `LOOP_TTL_DROP` or more below it. `Ok` with the slot to
+    /// write, if any.
+    ///
+    /// README: without flow state a loop is told by the same 5-tuple coming back lower;
+    /// the slot of a tuple another one took over is forgotten.
+    fn remember_ttl(&self, packet: &Packet) -> Result<Option<(u32, u64)>, DropReason> {
+        let hash = loop_hash(
+            &address_key(packet.source),
+            &address_key(packet.destination),
+            packet.source_port,
+            packet.destination_port,
+            packet.protocol as u8,
+        );
+        let index = loop_slot_index(hash);
+        let slot = self.loop_memory.get(&index).copied().unwrap_or_default();
+        Ok(remember_ttl(slot, loop_tag(hash), packet.ttl)?.map(|value| (index, value)))
     }
 
     /// The checks and admission of a packet nothing vouches for (a new flow's first, or any

@@ -552,6 +552,30 @@ impl Kernel {
             .map(|entry| entry.expect("reading FLOWS"))
             .collect()
     }
+
+    /// The loop-memory slot `index` (`LOOP_MEMORY`).
+    #[must_use]
+    pub fn loop_slot(&self, index: u32) -> u64 {
+        let memory: Array<&MapData, u64> = Array::try_from(
+            self.ebpf
+                .map(maps::LOOP_MEMORY)
+                .unwrap_or_else(|| panic!("the kernel object has no map {}", maps::LOOP_MEMORY)),
+        )
+        .unwrap_or_else(|e| panic!("{} is not an array of u64: {e:?}", maps::LOOP_MEMORY));
+        memory.get(&index, 0).expect("reading LOOP_MEMORY")
+    }
+
+    /// Writes the loop-memory slot `index`: the differential fuzzer clears the slots a
+    /// scenario used before the next.
+    pub fn set_loop_slot(&mut self, index: u32, value: u64) {
+        let mut memory: Array<&mut MapData, u64> = Array::try_from(
+            self.ebpf
+                .map_mut(maps::LOOP_MEMORY)
+                .unwrap_or_else(|| panic!("the kernel object has no map {}", maps::LOOP_MEMORY)),
+        )
+        .unwrap_or_else(|e| panic!("{} is not an array of u64: {e:?}", maps::LOOP_MEMORY));
+        memory.set(index, value, 0).expect("writing LOOP_MEMORY");
+    }
 }
 
 /// The key of `addr` in `LOCAL_ADDRS` and in flow keys: IPv4 as IPv4-mapped IPv6.

@@ -608,25 +608,55 @@ fn checksum_verification_catches_corruption() {
     assert!(verify_checksums(&header_changed).is_err_and(|e| e.contains("IPv4 header")));
 }
 
-/// Two reflectors aimed at each other (`80:80` on both, each the other's client) and one
-/// packet spoofed from one to the other: each reflection arrives at the other as a forward
-/// packet to a listen port. Runs the packet back and forth, each program's output the
-/// other's input (`hops` routers between them, each taking one from the TTL), until one of
-/// them does not reflect it; returns the reflections and the last verdict's reason.
-fn ping_pong(hook: Hook, family: Family, ttl: u8, hops: u8, guard: bool) -> (u32, StatIndex) {
+/// How two reflectors are aimed at each other in a [`ping_pong`].
+#[derive(Clone, Copy, Debug)]
+enum Chain {
+    /// `80:80` on both (the flow table: a target that is also a listen port keeps it), the
+    /// packet spoofed to one's listen port.
+    SameMap,
+    /// Maps without flow state chained forward: `10022:22` on one, `22:10022` on the other,
+    /// the packet spoofed to the first one's listen port 10022; each reflection arrives at
+    /// the other as a forward packet.
+    StatelessForward,
+    /// The same maps, the packet spoofed as a reply from target port 22 to the first one:
+    /// each reflection arrives at the other as a reply from its target port.
+    StatelessReverse,
+}
+
+/// Two reflectors aimed at each other as `chain` says, and one packet spoofed from one to
+/// the other. Runs the packet back and forth, each program's output the other's input
+/// (`hops` routers between them, each taking one from the TTL), until one of them does not
+/// reflect it; returns the reflections and the last verdict's reason.
+fn ping_pong(
+    hook: Hook,
+    family: Family,
+    ttl: u8,
+    hops: u8,
+    guard: bool,
+    chain: Chain,
+) -> (u32, StatIndex) {
     use reflector_common::{
         AdmissionConfig, DropReason, PassReason, addr_kind, admission::ADMISSION_LOOP_GUARD_OFF,
     };
     const PORT: u16 = 80;
     let (r1_addr, r2_addr) = (fixture::host(family), fixture::client(family));
-    let mut reflectors = [r1_addr, r2_addr].map(|local| {
+    let mut reflectors = [(r1_addr, 0), (r2_addr, 1)].map(|(local, which)| {
         let mut kernel = Kernel::reflector(hook);
         kernel.add_address(local, addr_kind::LOCAL);
-        kernel.map_port(Protocol::Tcp, PORT, PORT, 1);
+        match (chain, which) {
+            (Chain::SameMap, _) => kernel.map_port(Protocol::Tcp, PORT, PORT, 1),
+            (_, 0) => kernel.map_port_stateless(Protocol::Tcp, 10_022, 22, 1),
+            (_, _) => kernel.map_port_stateless(Protocol::Tcp, 22, 10_022, 1),
+        }
         kernel.set_admission(AdmissionConfig::DEFAULT.with_flag(ADMISSION_LOOP_GUARD_OFF, !guard));
         kernel
     });
-    let mut frame = Frame::tcp(r2_addr, fixture::CLIENT_PORT, r1_addr, PORT)
+    let (source_port, destination_port) = match chain {
+        Chain::SameMap => (fixture::CLIENT_PORT, PORT),
+        Chain::StatelessForward => (fixture::CLIENT_PORT, 10_022),
+        Chain::StatelessReverse => (22, fixture::CLIENT_PORT),
+    };
+    let mut frame = Frame::tcp(r2_addr, source_port, r1_addr, destination_port)
         .with_ttl(ttl)
         .bytes();
     // Every turn before the one that stops the packet reflected it once.
@@ -662,30 +692,39 @@ fn ping_pong(hook: Hook, family: Family, ttl: u8, hops: u8, guard: bool) -> (u32
 
 /// The loop guard bounds a ping-pong between two reflectors to 4 reflections (2 round
 /// trips) when they are neighbours, 2 with a router between them, whatever the spoofed
-/// packet's TTL; without it the packet bounces until its TTL runs out.
+/// packet's TTL, with the flow table and without flow state (the loop memory), forward and
+/// reverse; without it the packet bounces until its TTL runs out.
 #[test]
 fn two_reflectors_aimed_at_each_other_stop_a_spoofed_packet() {
     use reflector_common::DropReason;
     let loop_detected = StatIndex::dropped(DropReason::LoopDetected);
     let mut report = Vec::new();
-    for hook in Hook::BOTH {
+    let chains = [
+        Chain::SameMap,
+        Chain::StatelessForward,
+        Chain::StatelessReverse,
+    ];
+    for (hook, chain) in Hook::BOTH
+        .into_iter()
+        .flat_map(|hook| chains.map(|chain| (hook, chain)))
+    {
         for ttl in [64, 255] {
             for family in [Family::V4, Family::V6] {
-                let got = ping_pong(hook, family, ttl, 0, true);
+                let got = ping_pong(hook, family, ttl, 0, true, chain);
                 if got != (4, loop_detected) {
                     report.push(format!(
-                        "{hook:?} {family:?} TTL {ttl}, neighbours: {} reflections, stopped \
-                         by {}; expected 4, loop_detected",
+                        "{hook:?} {chain:?} {family:?} TTL {ttl}, neighbours: {} reflections, \
+                         stopped by {}; expected 4, loop_detected",
                         got.0,
                         stat_name(got.1.get())
                     ));
                 }
             }
-            let got = ping_pong(hook, Family::V6, ttl, 1, true);
+            let got = ping_pong(hook, Family::V6, ttl, 1, true, chain);
             if got != (2, loop_detected) {
                 report.push(format!(
-                    "{hook:?} IPv6 TTL {ttl}, a router between: {} reflections, stopped by {}; \
-                     expected 2, loop_detected",
+                    "{hook:?} {chain:?} IPv6 TTL {ttl}, a router between: {} reflections, \
+                     stopped by {}; expected 2, loop_detected",
                     got.0,
                     stat_name(got.1.get())
                 ));
@@ -693,10 +732,11 @@ fn two_reflectors_aimed_at_each_other_stop_a_spoofed_packet() {
         }
         // The guard off: what it prevents. Each reflection takes one from the TTL, and
         // the packet is passed at TTL 1.
-        let got = ping_pong(hook, Family::V4, 64, 0, false);
+        let got = ping_pong(hook, Family::V4, 64, 0, false, chain);
         if got.0 != 63 {
             report.push(format!(
-                "{hook:?} without the loop guard: {} reflections, expected 63 (TTL 64 to 1)",
+                "{hook:?} {chain:?} without the loop guard: {} reflections, expected 63 (TTL \
+                 64 to 1)",
                 got.0
             ));
         }
