@@ -539,7 +539,7 @@ mod tests {
         let hash = hash_of([10, 0, 0, 2], [10, 0, 0, 1], (40_000, 10_022), 6);
         let tag = loop_tag(hash);
         let first = remember_ttl(0, tag, 64).expect("an empty slot takes any packet");
-        assert_eq!(first, Some((u64::from(tag) << 32) | 64));
+        assert_eq!(first, Some((u64::from(tag) << 32) | 0x40));
         let slot = first.unwrap_or_default();
         assert_eq!(
             remember_ttl(slot, tag, 64),
@@ -558,7 +558,7 @@ mod tests {
         );
         assert_eq!(
             remember_ttl(slot, tag, 100),
-            Ok(Some((u64::from(tag) << 32) | 100)),
+            Ok(Some((u64::from(tag) << 32) | 0x64)),
             "a higher TTL raises it"
         );
         // Another tuple in the same slot takes it over, whatever its TTL.

@@ -255,7 +255,7 @@ fn change_maps(change: &MapChange, dataplane: &mut Dataplane) -> Reply {
         Err(error) => return refused(&error),
     };
     let what = match change {
-        MapChange::List => return Reply::maps(dataplane.maps()),
+        MapChange::List => return dataplane.maps_reply(),
         MapChange::Add(map) => format!("added {map}"),
         MapChange::Del(key) => format!("removed {key}"),
     };
@@ -266,7 +266,7 @@ fn change_maps(change: &MapChange, dataplane: &mut Dataplane) -> Reply {
         "control: {what}; port maps now {} (until the next reload or restart)",
         portmap::list(dataplane.maps())
     );
-    Reply::maps(dataplane.maps())
+    dataplane.maps_reply()
 }
 
 /// The reply to a change refused for `error`, which is logged.

@@ -21,6 +21,7 @@ mod pin;
 pub mod portmap;
 mod privileges;
 mod reload;
+pub mod reply_path;
 pub mod settings;
 mod shutdown;
 mod splice;

@@ -296,46 +296,8 @@ impl Host {
     /// it (the model's host has none).
     fn policy(&self, frame: &[u8], packet: &Packet) -> Outcome {
         let protocol = packet.protocol;
-        if let Some(map) = self.listening(protocol, packet.destination_port).copied()
-            && self.stateless_listen(protocol, map.target).is_some()
-        {
-            if let Some(refused) = self.check_unvouched(packet) {
-                return refused;
-            }
-            let loop_slot = match self.remember_ttl(packet) {
-                Ok(slot) => slot,
-                Err(reason) => return Outcome::Drop(reason),
-            };
-            return Outcome::Reflect(Reflection {
-                output: reflect(frame, packet, packet.source_port, map.target),
-                direction: Direction::Forward,
-                family: packet.family,
-                map_slot: map.slot,
-                flow: None,
-                loop_slot,
-            });
-        }
-        if self.listening(protocol, packet.destination_port).is_none()
-            && let Some(listen) = self.stateless_listen(protocol, packet.source_port)
-        {
-            if let Some(refused) = self.check_unvouched(packet) {
-                return refused;
-            }
-            let loop_slot = match self.remember_ttl(packet) {
-                Ok(slot) => slot,
-                Err(reason) => return Outcome::Drop(reason),
-            };
-            let map = self
-                .listening(protocol, listen)
-                .expect("a stateless target's listen port is mapped");
-            return Outcome::Reflect(Reflection {
-                output: reflect(frame, packet, listen, packet.destination_port),
-                direction: Direction::Reverse,
-                family: packet.family,
-                map_slot: map.slot,
-                flow: None,
-                loop_slot,
-            });
+        if let Some(outcome) = self.stateless(frame, packet) {
+            return outcome;
         }
         if let Some(map) = self.listening(protocol, packet.destination_port).copied() {
             // Forward: S:s -> A:L leaves as A:s -> S:P, and (S, A, P, s) -> L is recorded.
@@ -409,6 +371,54 @@ impl Host {
             flow: Some((flow, value)),
             loop_slot: None,
         })
+    }
+
+    /// What happens to a packet of a map without flow state (to its listen port, or from
+    /// its target port and not to a listen port); `None` for any other packet.
+    fn stateless(&self, frame: &[u8], packet: &Packet) -> Option<Outcome> {
+        let protocol = packet.protocol;
+        if let Some(map) = self.listening(protocol, packet.destination_port).copied()
+            && self.stateless_listen(protocol, map.target).is_some()
+        {
+            if let Some(refused) = self.check_unvouched(packet) {
+                return Some(refused);
+            }
+            let loop_slot = match self.remember_ttl(packet) {
+                Ok(slot) => slot,
+                Err(reason) => return Some(Outcome::Drop(reason)),
+            };
+            return Some(Outcome::Reflect(Reflection {
+                output: reflect(frame, packet, packet.source_port, map.target),
+                direction: Direction::Forward,
+                family: packet.family,
+                map_slot: map.slot,
+                flow: None,
+                loop_slot,
+            }));
+        }
+        if self.listening(protocol, packet.destination_port).is_none()
+            && let Some(listen) = self.stateless_listen(protocol, packet.source_port)
+        {
+            if let Some(refused) = self.check_unvouched(packet) {
+                return Some(refused);
+            }
+            let loop_slot = match self.remember_ttl(packet) {
+                Ok(slot) => slot,
+                Err(reason) => return Some(Outcome::Drop(reason)),
+            };
+            let map = self
+                .listening(protocol, listen)
+                .expect("a stateless target's listen port is mapped");
+            return Some(Outcome::Reflect(Reflection {
+                output: reflect(frame, packet, listen, packet.destination_port),
+                direction: Direction::Reverse,
+                family: packet.family,
+                map_slot: map.slot,
+                flow: None,
+                loop_slot,
+            }));
+        }
+        None
     }
 
     /// The loop guard of a packet without flow state, after its admission: its 5-tuple's

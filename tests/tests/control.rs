@@ -122,9 +122,46 @@ fn add_and_del(mode: Mode) {
     );
     assert!(stdout.contains("added 10080:80/tcp"), "map add: {stdout}");
     assert_reflected(&topology, path, Proto::Tcp, Family::V4, 10_080, "added");
+    // The kernel path says how it finds each map's replies; the userspace path has no
+    // such choice.
+    let kernel = mode != Mode::Splice;
+    let listed = |lines: &[&str], paths: &[&str]| -> Vec<String> {
+        lines
+            .iter()
+            .zip(paths)
+            .map(|(map, path)| {
+                if kernel {
+                    format!("{map:<12}  {path}")
+                } else {
+                    (*map).to_owned()
+                }
+            })
+            .collect()
+    };
     assert_eq!(
         map_list(&topology, &socket),
-        ["10022:22/tcp", "10080:80/tcp"]
+        listed(
+            &["10022:22/tcp", "10080:80/tcp"],
+            &["stateless", "stateless"]
+        )
+    );
+    // A second listen port for target 80: neither map can tell its replies apart alone.
+    cli_ok(
+        &topology,
+        &["map", "add", "20080:80", "--control-socket", &socket],
+    );
+    let shared = "flow-table (target port shared with another map)";
+    assert_eq!(
+        map_list(&topology, &socket),
+        listed(
+            &["10022:22/tcp", "10080:80/tcp", "20080:80/tcp"],
+            &["stateless", shared, shared]
+        )
+    );
+    assert_reflected(&topology, path, Proto::Tcp, Family::V4, 10_080, "shared");
+    cli_ok(
+        &topology,
+        &["map", "del", "20080", "--control-socket", &socket],
     );
     let reply = exchange_line(&session, "after-add");
     assert!(reply.ends_with(" after-add"), "long connection: {reply:?}");
@@ -138,7 +175,10 @@ fn add_and_del(mode: Mode) {
         not_reflected(&topology, 10_080),
         "10080 must not be reflected after `map del`"
     );
-    assert_eq!(map_list(&topology, &socket), ["10022:22/tcp"]);
+    assert_eq!(
+        map_list(&topology, &socket),
+        listed(&["10022:22/tcp"], &["stateless"])
+    );
     let reply = exchange_line(&session, "after-del");
     assert!(reply.ends_with(" after-del"), "long connection: {reply:?}");
     assert_reflected(&topology, path, Proto::Tcp, Family::V4, 10_022, "kept");

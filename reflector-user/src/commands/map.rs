@@ -58,11 +58,39 @@ pub(crate) fn run(command: MapCommand) -> anyhow::Result<()> {
     let maps = reply.maps.unwrap_or_default();
     match done {
         Some(done) => println!("{done}; port maps now: {}", maps.join(" ")),
-        None => {
-            for map in maps {
-                println!("{map}");
-            }
-        }
+        None => print!("{}", listing(&maps, reply.reply_paths.as_deref())),
     }
     Ok(())
+}
+
+/// `map list`'s lines: each map, with how the kernel path finds its replies when a kernel
+/// program is loaded (`10022:22/tcp  stateless`).
+fn listing(maps: &[String], paths: Option<&[String]>) -> String {
+    let width = maps.iter().map(String::len).max().unwrap_or_default();
+    maps.iter()
+        .enumerate()
+        .map(|(i, map)| match paths.and_then(|paths| paths.get(i)) {
+            Some(path) => format!("{map:<width$}  {path}\n"),
+            None => format!("{map}\n"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listing;
+
+    #[test]
+    fn lists_each_map_with_its_reply_path() {
+        let maps = ["10022:22/tcp".to_owned(), "10080:80/tcp,udp".to_owned()];
+        let paths = [
+            "stateless".to_owned(),
+            "flow-table (--flow-table always)".to_owned(),
+        ];
+        assert_eq!(
+            listing(&maps, Some(&paths)),
+            "10022:22/tcp      stateless\n10080:80/tcp,udp  flow-table (--flow-table always)\n"
+        );
+        assert_eq!(listing(&maps, None), "10022:22/tcp\n10080:80/tcp,udp\n");
+    }
 }

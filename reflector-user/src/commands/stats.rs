@@ -181,8 +181,14 @@ fn map_table(out: &mut String, kernel: &KernelSnapshot) {
         .maps
         .iter()
         .map(|count| {
+            let path = kernel
+                .reply_paths
+                .iter()
+                .find(|path| path.listen == count.listen && path.protocol == count.protocol)
+                .map_or("", |path| path.reply_path.as_str());
             vec![
                 format!("{}:{}/{}", count.listen, count.target, count.protocol),
+                path.to_owned(),
                 count.direction.clone(),
                 count.family.clone(),
                 count.packets.to_string(),
@@ -195,7 +201,7 @@ fn map_table(out: &mut String, kernel: &KernelSnapshot) {
     } else {
         table(
             out,
-            &["MAP", "DIRECTION", "FAMILY", "PACKETS", "BYTES"],
+            &["MAP", "REPLIES", "DIRECTION", "FAMILY", "PACKETS", "BYTES"],
             &rows,
         );
     }
@@ -234,7 +240,10 @@ mod tests {
     use super::*;
     use crate::telemetry::{
         InterfaceMode,
-        snapshot::{ConnectFailureCount, KernelSnapshot, MapCount, ReasonCount, ReflectedCount},
+        snapshot::{
+            ConnectFailureCount, KernelSnapshot, MapCount, MapReplyPath, ReasonCount,
+            ReflectedCount,
+        },
     };
 
     fn snapshot() -> Snapshot {
@@ -282,6 +291,12 @@ mod tests {
                     packets: 5,
                     bytes: 500,
                 }],
+                reply_paths: vec![MapReplyPath {
+                    listen: 10080,
+                    target: 80,
+                    protocol: "tcp".to_owned(),
+                    reply_path: "stateless".to_owned(),
+                }],
             }),
             splice: crate::telemetry::snapshot::SpliceSnapshot {
                 connect_failures: vec![ConnectFailureCount {
@@ -304,7 +319,7 @@ mod tests {
         );
         assert!(
             text.contains(
-                "MAP           DIRECTION  FAMILY  PACKETS  BYTES\n10080:80/tcp  reverse    ipv6          5    500\n"
+                "MAP           REPLIES    DIRECTION  FAMILY  PACKETS  BYTES\n10080:80/tcp  stateless  reverse    ipv6          5    500\n"
             ),
             "{text}"
         );

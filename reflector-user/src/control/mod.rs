@@ -28,6 +28,7 @@ use thiserror::Error;
 use crate::{
     admission::{AdmissionSettings, Prefix},
     portmap::{self, PortMap, PortMapError},
+    reply_path,
     telemetry::Snapshot,
 };
 
@@ -78,6 +79,10 @@ pub struct Reply {
     /// The port maps after the request (`map-list`, `map-add`, `map-del`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maps: Option<Vec<String>>,
+    /// How the kernel path finds each map's replies, in the order of `maps` (`stateless`,
+    /// or `flow-table (why)`); absent when no kernel program is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_paths: Option<Vec<String>>,
     /// The allowed source prefixes after the request (`allow-*`); empty: every source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow: Option<Vec<String>>,
@@ -104,6 +109,20 @@ impl Reply {
             ok: true,
             maps: Some(maps.iter().map(ToString::to_string).collect()),
             ..Self::default()
+        }
+    }
+
+    /// Success, listing `maps` with how the kernel path finds their replies (`forced`: the
+    /// flow table for every map).
+    #[must_use]
+    pub fn maps_with_paths(maps: &[PortMap], forced: bool) -> Self {
+        Self {
+            reply_paths: Some(
+                maps.iter()
+                    .map(|map| reply_path::describe(maps, map, forced))
+                    .collect(),
+            ),
+            ..Self::maps(maps)
         }
     }
 

@@ -10,7 +10,9 @@ use thiserror::Error;
 pub(crate) use self::start::StartError;
 use crate::{
     admission::AdmissionSettings,
+    control::Reply,
     error_text,
+    flow_table::FlowTable,
     interfaces::Interface,
     kernel::{KernelError, KernelPath},
     local_addrs::LocalAddrMap,
@@ -45,6 +47,17 @@ impl Dataplane {
     #[must_use]
     pub(crate) fn maps(&self) -> &[PortMap] {
         &self.maps
+    }
+
+    /// The reply to a map request: the maps now, with their reply paths when the kernel
+    /// path is loaded.
+    #[must_use]
+    pub(crate) fn maps_reply(&self) -> Reply {
+        if self.kernel.is_some() {
+            Reply::maps_with_paths(&self.maps, self.admission.flow_table == FlowTable::Always)
+        } else {
+            Reply::maps(&self.maps)
+        }
     }
 
     /// Moves both paths to `new`: userspace first (it fails as a whole when a port is

@@ -1,7 +1,7 @@
 //! Admission in the kernel: the configuration entry (allow-list switch, rate limits) and the
 //! allow-list tries the program reads for every new flow.
 
-use std::{collections::BTreeSet, net::IpAddr};
+use std::{collections::BTreeSet, net::IpAddr, sync::PoisonError};
 
 use aya::maps::{
     Array, MapData, MapError,
@@ -14,7 +14,7 @@ use reflector_common::{
 };
 
 use super::{KernelError, KernelPath};
-use crate::{admission::AdmissionSettings, error_text};
+use crate::{admission::AdmissionSettings, error_text, flow_table::FlowTable};
 
 /// One allow-list trie entry: prefix length and the address with its host bits cleared (so
 /// `10.1.2.3/8` and `10.0.0.0/8` are one entry, as they are one prefix).
@@ -74,7 +74,16 @@ impl KernelPath {
             }
             return Err(failure);
         }
+        self.show_flow_table_forced(new);
         Ok(())
+    }
+
+    /// Tells telemetry's view of the maps whether `settings` force the flow table.
+    fn show_flow_table_forced(&self, settings: &AdmissionSettings) {
+        self.slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_flow_table_forced(settings.flow_table == FlowTable::Always);
     }
 
     /// Writes the whole admission state for `settings` into tries that may hold anything
@@ -93,7 +102,9 @@ impl KernelPath {
         let stale: Vec<TrieKey> = pinned.difference(&wanted).copied().collect();
         self.update_tries(&added, true)?;
         self.write_admission_config(&settings.config())?;
-        self.update_tries(&stale, false)
+        self.update_tries(&stale, false)?;
+        self.show_flow_table_forced(settings);
+        Ok(())
     }
 
     fn write_admission_config(&mut self, config: &AdmissionConfig) -> Result<(), KernelError> {

@@ -16,7 +16,7 @@ use reflector_common::{
 };
 
 use super::{KernelError, KernelPath, slots::MapSlots};
-use crate::portmap::PortMap;
+use crate::{portmap::PortMap, reply_path::ReplyPath};
 
 impl KernelPath {
     /// Writes the port table for `new` (replacing `old`), clearing entries no map needs any
@@ -141,41 +141,25 @@ fn port_of_index(index: u32) -> (Protocol, u16) {
 /// listen port and every target port of `maps`, listen entries with their counter slot in
 /// `slots` (0 when it has none). Indices not listed are all-zero entries.
 ///
-/// A target port exactly one listen port maps to (per protocol) is marked stateless, with
-/// that listen port, and so is the listen port: its replies need no flow entry. A target
-/// two listen ports share keeps the flow table (a reply could belong to either), and so
-/// does a target that is also a listen port (`80:80`, or chains): a reflection to it can
-/// come back to a reflector with the same maps as a forward packet, round and round, and
-/// only the flow table's loop guard stops that.
+/// A map whose replies need no flow state ([`ReplyPath::Stateless`]) has its target port
+/// marked stateless, with its listen port, and its listen port too. The forced flow table
+/// is the admission entry's flag, not the table's: the table stays as it is when it
+/// changes.
 #[must_use]
 pub(super) fn port_table(maps: &[PortMap], slots: &MapSlots) -> BTreeMap<u32, PortEntry> {
-    let mut listeners: BTreeMap<(Protocol, u16), Vec<u16>> = BTreeMap::new();
-    for map in maps {
-        for &protocol in &map.protocols {
-            let listen = listeners.entry((protocol, map.target)).or_default();
-            if !listen.contains(&map.listen) {
-                listen.push(map.listen);
-            }
-        }
-    }
     let mut table: BTreeMap<u32, PortEntry> = BTreeMap::new();
     for map in maps {
         for &protocol in &map.protocols {
-            let unique = listeners
-                .get(&(protocol, map.target))
-                .is_some_and(|listen| listen.len() == 1)
-                && !maps
-                    .iter()
-                    .any(|other| other.listen == map.target && other.protocols.contains(&protocol));
+            let stateless = ReplyPath::of_map(maps, map, protocol, false).is_stateless();
             let listen = table.entry(port_index(protocol, map.listen)).or_default();
             listen.target_port = map.target;
             listen.map_slot = slots.slot(protocol, map.listen).unwrap_or_default();
-            if unique {
+            if stateless {
                 listen.flags |= PORT_FLAG_LISTEN_STATELESS;
             }
             let target = table.entry(port_index(protocol, map.target)).or_default();
             target.flags |= PORT_FLAG_TARGET;
-            if unique {
+            if stateless {
                 target.flags |= PORT_FLAG_STATELESS;
                 target.stateless_listen = map.listen;
             }

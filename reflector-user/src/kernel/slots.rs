@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use reflector_common::{PortEntry, Protocol, maps::MAP_SLOTS};
 use thiserror::Error;
 
-use crate::portmap::PortMap;
+use crate::{portmap::PortMap, reply_path::ReplyPath};
 
 /// More port maps than there are counter slots.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub struct Slotted {
     pub protocol: Protocol,
     /// The counter slot.
     pub slot: u16,
+    /// How its replies are found on the kernel path.
+    pub reply_path: ReplyPath,
 }
 
 /// Which (listen port, protocol) holds which counter slot.
@@ -39,6 +41,9 @@ pub struct Slotted {
 pub struct MapSlots {
     /// (protocol, listen) to (slot, target).
     assigned: BTreeMap<(Protocol, u16), (u16, u16)>,
+    /// Whether the flow table is kept for every map (`--flow-table always`), which the
+    /// reply paths [`Self::iter`] gives show.
+    flow_table_forced: bool,
 }
 
 impl MapSlots {
@@ -56,7 +61,15 @@ impl MapSlots {
                 assigned.insert((protocol, port), (entry.map_slot, entry.target_port));
             }
         }
-        Self { assigned }
+        Self {
+            assigned,
+            flow_table_forced: false,
+        }
+    }
+
+    /// Records whether the flow table is kept for every map.
+    pub fn set_flow_table_forced(&mut self, forced: bool) {
+        self.flow_table_forced = forced;
     }
 
     /// Assigns slots for `maps`: maps that stay keep their slot, slots of maps gone are
@@ -111,15 +124,27 @@ impl MapSlots {
             .map(|&(slot, _)| slot)
     }
 
-    /// Every port map with its slot, by protocol and listen port.
+    /// Every port map with its slot and reply path, by protocol and listen port.
     pub fn iter(&self) -> impl Iterator<Item = Slotted> + '_ {
+        let triples = || {
+            self.assigned
+                .iter()
+                .map(|(&(protocol, listen), &(_, target))| (protocol, listen, target))
+        };
         self.assigned
             .iter()
-            .map(|(&(protocol, listen), &(slot, target))| Slotted {
+            .map(move |(&(protocol, listen), &(slot, target))| Slotted {
                 listen,
                 target,
                 protocol,
                 slot,
+                reply_path: ReplyPath::of(
+                    triples(),
+                    protocol,
+                    listen,
+                    target,
+                    self.flow_table_forced,
+                ),
             })
     }
 }

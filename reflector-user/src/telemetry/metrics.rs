@@ -32,6 +32,9 @@ pub(crate) const MAP_REFLECTED_PACKETS: &str = "reflector_map_reflected_packets"
 /// `reflector_map_reflected_bytes_total{listen,target,protocol,direction,family}`: bytes
 /// the kernel reflected per port map.
 pub(crate) const MAP_REFLECTED_BYTES: &str = "reflector_map_reflected_bytes";
+/// `reflector_map_reply_path{listen,target,protocol,reply_path}`: 1 for how each port map's
+/// replies are found on the kernel path (`stateless` or `flow-table`).
+pub(crate) const MAP_REPLY_PATH: &str = "reflector_map_reply_path";
 /// `reflector_passed_packets_total{reason}`: packets the kernel passed to the stack.
 pub(crate) const PASSED_PACKETS: &str = "reflector_passed_packets";
 /// `reflector_passed_bytes_total{reason}`: bytes the kernel passed to the stack.
@@ -169,6 +172,28 @@ const METRICS: &[Metric] = &[
         samples: |s| {
             kernel(s, |k| {
                 k.maps.iter().map(|e| (map_labels(e), e.bytes)).collect()
+            })
+        },
+    },
+    Metric {
+        name: MAP_REPLY_PATH,
+        help: "1 for how each port map's replies are found on the kernel path: stateless (forward and reverse may cross different reflectors) or flow-table",
+        kind: Kind::Gauge,
+        labels: &["listen", "target", "protocol", "reply_path"],
+        samples: |s| {
+            kernel(s, |k| {
+                k.reply_paths
+                    .iter()
+                    .map(|e| {
+                        let labels = vec![
+                            e.listen.to_string(),
+                            e.target.to_string(),
+                            e.protocol.clone(),
+                            e.reply_path.clone(),
+                        ];
+                        (labels, 1)
+                    })
+                    .collect()
             })
         },
     },
@@ -481,7 +506,8 @@ pub(crate) fn openmetrics_to_text(openmetrics: &str) -> String {
 mod tests {
     use super::*;
     use crate::telemetry::snapshot::{
-        ConnectFailureCount, InterfaceMode, MapCount, ReasonCount, ReflectedCount, SpliceSnapshot,
+        ConnectFailureCount, InterfaceMode, MapCount, MapReplyPath, ReasonCount, ReflectedCount,
+        SpliceSnapshot,
     };
 
     fn snapshot(kernel: bool) -> Snapshot {
@@ -522,6 +548,12 @@ mod tests {
                     packets: 4,
                     bytes: 400,
                 }],
+                reply_paths: vec![MapReplyPath {
+                    listen: 10053,
+                    target: 53,
+                    protocol: "udp".to_owned(),
+                    reply_path: "stateless".to_owned(),
+                }],
             }),
             splice: SpliceSnapshot {
                 tcp_accepted: 5,
@@ -557,6 +589,7 @@ mod tests {
             "reflector_reflected_bytes_total{direction=\"forward\",family=\"ipv4\"} 700",
             "reflector_map_reflected_packets_total{listen=\"10053\",target=\"53\",protocol=\"udp\",direction=\"reverse\",family=\"ipv6\"} 4",
             "reflector_map_reflected_bytes_total{listen=\"10053\",target=\"53\",protocol=\"udp\",direction=\"reverse\",family=\"ipv6\"} 400",
+            "reflector_map_reply_path{listen=\"10053\",target=\"53\",protocol=\"udp\",reply_path=\"stateless\"} 1",
             "reflector_passed_packets_total{reason=\"no_flow\"} 3",
             "reflector_passed_bytes_total{reason=\"no_flow\"} 300",
             "reflector_dropped_packets_total{reason=\"rate_limited\"} 4",

@@ -71,6 +71,7 @@ impl Telemetry {
                     kernel.maps = KernelSnapshot::read_maps(&slots, |index| {
                         read_counter(&readers.map_counters, index.get())
                     })?;
+                    kernel.reply_paths = KernelSnapshot::reply_paths(&slots);
                     // One system call per entry: the kernel keeps no count of an LRU table's
                     // entries. Bounded by --flow-table-size.
                     kernel.flows_active = readers.flows.keys().flatten().count() as u64;

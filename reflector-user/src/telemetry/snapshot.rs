@@ -65,6 +65,23 @@ pub struct KernelSnapshot {
     /// family.
     #[serde(default)]
     pub maps: Vec<MapCount>,
+    /// How each port map's replies are found, one entry per map and protocol.
+    #[serde(default)]
+    pub reply_paths: Vec<MapReplyPath>,
+}
+
+/// How one port map's replies are found on the kernel path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapReplyPath {
+    /// The listen port `L`.
+    pub listen: u16,
+    /// The target port `P`.
+    pub target: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// `stateless` (no flow state: forward and reverse packets may cross different
+    /// reflectors) or `flow-table`.
+    pub reply_path: String,
 }
 
 /// Packets and bytes reflected for one port map, one way, for one IP family.
@@ -225,6 +242,7 @@ impl KernelSnapshot {
             flows_active: 0,
             flows_evicted: 0,
             maps: Vec::new(),
+            reply_paths: Vec::new(),
         })
     }
 
@@ -256,6 +274,20 @@ impl KernelSnapshot {
             }
         }
         Ok(maps)
+    }
+
+    /// The reply path of every map of `slots`, by protocol and listen port.
+    #[must_use]
+    pub fn reply_paths(slots: &MapSlots) -> Vec<MapReplyPath> {
+        slots
+            .iter()
+            .map(|map| MapReplyPath {
+                listen: map.listen,
+                target: map.target,
+                protocol: map.protocol.name().to_owned(),
+                reply_path: map.reply_path.name().to_owned(),
+            })
+            .collect()
     }
 }
 
