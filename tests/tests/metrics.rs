@@ -216,6 +216,23 @@ fn tc_mode_exports_kernel_counters() {
     };
     assert_value_above(&text, &per_map(TCP_MAP.0, TCP_MAP.1), 0.0);
     assert_eq!(value(&text, &per_map(10_024, 24)), Some(0.0), "{text}");
+    // `--flow-table always`: every map says so.
+    let reply_path = |listen: u16, target: u16, path: &str| {
+        format!(
+            "reflector_map_reply_path{{listen=\"{listen}\",target=\"{target}\",\
+             protocol=\"tcp\",reply_path=\"{path}\"}}"
+        )
+    };
+    assert_eq!(
+        value(&text, &reply_path(TCP_MAP.0, TCP_MAP.1, "flow-table")),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, &reply_path(TCP_MAP.0, TCP_MAP.1, "stateless")),
+        None,
+        "{text}"
+    );
     let mode = format!(
         "reflector_interface_mode{{interface=\"{}\",mode=\"tc\"}}",
         topology.r_iface()
