@@ -58,7 +58,7 @@ pub use kind::{Family, Proto};
 pub use netns::Netns;
 pub use process::Process;
 pub use tempdir::TempDir;
-pub use topology::{ReflectorHost, Topology, TopologyOptions};
+pub use topology::{Link, ReflectorHost, Topology, TopologyOptions};
 
 /// Panics unless running as root: everything here needs it.
 pub fn require_root() {

@@ -221,6 +221,60 @@ impl ReflectorHost {
     }
 }
 
+/// Two namespaces joined by a veth pair with the IPv4 /24 and IPv6 /64 of an id of its own
+/// (`a` host 1, `b` host 2): the building block for topologies beyond X and R, such as a
+/// router between clients and reflector hosts.
+///
+/// Removed on drop: the `xdp_pass` link on `a`'s end. The veth pair goes with either
+/// namespace, so declare the link after both (it drops first).
+#[derive(Debug)]
+pub struct Link {
+    _xdp_pass: Option<Ebpf>,
+    id: u32,
+    a_iface: String,
+    b_iface: String,
+}
+
+impl Link {
+    /// Joins `a` and `b`, both ends up; with [`TopologyOptions::xdp_client_nic_like`],
+    /// `a`'s end is made physical-like towards an XDP program on `b`'s end.
+    #[must_use]
+    pub fn new(a: &Netns, b: &Netns, options: TopologyOptions) -> Self {
+        let id = names::next_id();
+        let (a_iface, b_iface, xdp_pass) = link(a, b, id, options);
+        Self {
+            _xdp_pass: xdp_pass,
+            id,
+            a_iface,
+            b_iface,
+        }
+    }
+
+    /// `a`'s end of the veth pair.
+    #[must_use]
+    pub fn a_iface(&self) -> &str {
+        &self.a_iface
+    }
+
+    /// `b`'s end of the veth pair.
+    #[must_use]
+    pub fn b_iface(&self) -> &str {
+        &self.b_iface
+    }
+
+    /// `a`'s address on the link.
+    #[must_use]
+    pub fn a_addr(&self, family: Family) -> IpAddr {
+        addr(self.id, family, 1)
+    }
+
+    /// `b`'s address on the link.
+    #[must_use]
+    pub fn b_addr(&self, family: Family) -> IpAddr {
+        addr(self.id, family, 2)
+    }
+}
+
 /// Host `host` of the subnet of `family` of link `id`.
 fn addr(id: u32, family: Family, host: u8) -> IpAddr {
     match family {
