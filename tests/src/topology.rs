@@ -1,5 +1,6 @@
 //! Two namespaces joined by a veth pair: X (client and service) and R (reflector); more
-//! reflector hosts can be joined to X.
+//! reflector hosts can be joined to X, and [`Link`] joins any two namespaces (e.g. a router
+//! and its neighbours).
 
 use std::net::IpAddr;
 
