@@ -206,16 +206,21 @@ impl Kernel {
         self.hook
     }
 
-    /// Maps listen port `listen` of `protocol` to target port `target`, counted in counter
-    /// slot `slot`, as the control plane does: the listen entry gets the target and the
-    /// slot, the target entry gets [`PORT_FLAG_TARGET`].
-    pub fn map_port(&mut self, protocol: Protocol, listen: u16, target: u16, slot: u16) {
-        let mut ports: Array<&mut MapData, PortEntry> = Array::try_from(
+    /// The port table, to write.
+    fn ports(&mut self) -> Array<&mut MapData, PortEntry> {
+        Array::try_from(
             self.ebpf
                 .map_mut(maps::PORTS)
                 .unwrap_or_else(|| panic!("the kernel object has no map {}", maps::PORTS)),
         )
-        .unwrap_or_else(|e| panic!("{} is not an array of PortEntry: {e:?}", maps::PORTS));
+        .unwrap_or_else(|e| panic!("{} is not an array of PortEntry: {e:?}", maps::PORTS))
+    }
+
+    /// Maps listen port `listen` of `protocol` to target port `target`, counted in counter
+    /// slot `slot`, as the control plane does: the listen entry gets the target and the
+    /// slot, the target entry gets [`PORT_FLAG_TARGET`].
+    pub fn map_port(&mut self, protocol: Protocol, listen: u16, target: u16, slot: u16) {
+        let mut ports = self.ports();
         let listen_index = port_index(protocol, listen);
         let target_index = port_index(protocol, target);
         let mut entry = ports.get(&listen_index, 0).expect("reading PORTS");
@@ -237,12 +242,7 @@ impl Kernel {
     /// `listen` as the port its replies leave from.
     pub fn map_port_stateless(&mut self, protocol: Protocol, listen: u16, target: u16, slot: u16) {
         self.map_port(protocol, listen, target, slot);
-        let mut ports: Array<&mut MapData, PortEntry> = Array::try_from(
-            self.ebpf
-                .map_mut(maps::PORTS)
-                .unwrap_or_else(|| panic!("the kernel object has no map {}", maps::PORTS)),
-        )
-        .unwrap_or_else(|e| panic!("{} is not an array of PortEntry: {e:?}", maps::PORTS));
+        let mut ports = self.ports();
         let listen_index = port_index(protocol, listen);
         let target_index = port_index(protocol, target);
         let mut entry = ports.get(&listen_index, 0).expect("reading PORTS");
@@ -261,12 +261,7 @@ impl Kernel {
     /// Writes the port-table entry of (`protocol`, `port`) as it is: the differential
     /// fuzzer sets and clears whole entries between scenarios.
     pub fn set_port_entry(&mut self, protocol: Protocol, port: u16, entry: PortEntry) {
-        let mut ports: Array<&mut MapData, PortEntry> = Array::try_from(
-            self.ebpf
-                .map_mut(maps::PORTS)
-                .unwrap_or_else(|| panic!("the kernel object has no map {}", maps::PORTS)),
-        )
-        .unwrap_or_else(|e| panic!("{} is not an array of PortEntry: {e:?}", maps::PORTS));
+        let mut ports = self.ports();
         ports
             .set(port_index(protocol, port), entry, 0)
             .expect("writing PORTS");
