@@ -1,6 +1,7 @@
 //! Whether a new flow may be recorded (the allow-list, then the rate limits), and the loop
-//! guard on packets of known flows and of maps without flow state. The arithmetic is `reflector_common::admission`'s, which
-//! the userspace path shares; this module only reads and writes the maps.
+//! guard on packets of known flows and of maps without flow state. The arithmetic is
+//! `reflector_common::admission`'s, which the userspace path shares; this module only
+//! reads and writes the maps.
 //!
 //! The buckets are shared by every CPU and updated with a plain read-modify-write, not an
 //! atomic one (the BPF atomics that return a value need kernel 5.12; reflector runs on

@@ -32,7 +32,7 @@ pub(crate) fn owns<C: EbpfContext, H: IpHeader>(ctx: &C, packet: &Packet<H>) -> 
         Family::V4 => {
             let [.., s0, s1, s2, s3] = packet.src_addr;
             let [.., d0, d1, d2, d3] = packet.dst_addr;
-            // Writing one member of the union: nothing reads another.
+            // SAFETY: writing one member of the union; nothing reads another.
             let v4 = unsafe { &mut tuple.__bindgen_anon_1.ipv4 };
             v4.saddr = u32::from_ne_bytes([s0, s1, s2, s3]);
             v4.daddr = u32::from_ne_bytes([d0, d1, d2, d3]);

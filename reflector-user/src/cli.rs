@@ -160,10 +160,10 @@ pub struct Cli {
           value_parser = clap::value_parser!(u8).range(0..=128))]
     pub limit_prefix_v6: Option<u8>,
 
-    /// Which maps keep the kernel flow table: auto, only those that need it (a target port
-    /// two listen ports share, or one that is also a listen port; every other map reflects
-    /// replies without flow state, so several reflectors can share one address); always,
-    /// every map [default: auto].
+    /// Which maps keep the kernel flow table: always, every map [the default]; auto, only
+    /// those that need it (a target port two listen ports share, or one that is also a
+    /// listen port; every other map reflects replies without flow state, so several
+    /// reflectors can share one address: not on hosts that forward or masquerade traffic).
     #[arg(long, value_enum, env = "REFLECTOR_FLOW_TABLE")]
     pub flow_table: Option<FlowTable>,
 }

@@ -8,10 +8,12 @@ pub enum FlowTable {
     /// Only maps that need it: a target port two listen ports share, or one that is also a
     /// listen port. Every other map reflects replies without flow state, so its forward and
     /// reverse packets may go through different reflectors (several behind one address).
-    #[default]
+    /// Opt-in: a reply to traffic this host forwards or masquerades (containers, pods)
+    /// from a target port has no socket here, and would be reflected.
     Auto,
     /// Every map: replies are reflected only for flows this reflector recorded, each
-    /// flow's first packet records one (the behaviour before stateless maps).
+    /// flow's first packet records one.
+    #[default]
     Always,
 }
 

@@ -127,6 +127,10 @@ impl Site {
             mode.as_arg().to_owned(),
         ];
         args.extend(control.daemon_args());
+        // Active-active needs maps without flow state, which are opt-in.
+        if !extra.contains(&"--flow-table") {
+            args.extend(["--flow-table".to_owned(), "auto".to_owned()]);
+        }
         args.extend(extra.iter().map(|arg| (*arg).to_owned()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let daemon = Reflector::start_with_args(ns, &args);

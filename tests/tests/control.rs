@@ -37,10 +37,13 @@ fn topology() -> Topology {
 }
 
 /// The daemon's arguments: map 10022:22 on R's veth in `mode`, control socket `socket`.
-fn daemon_args<'a>(topology: &'a Topology, mode: &'a str, socket: &'a str) -> [&'a str; 8] {
+fn daemon_args<'a>(topology: &'a Topology, mode: &'a str, socket: &'a str) -> [&'a str; 10] {
     [
         "--map",
         "10022:22",
+        // Maps without flow state where they can be: `map list` shows each map's choice.
+        "--flow-table",
+        "auto",
         "--iface",
         topology.r_iface(),
         "--mode",
