@@ -705,7 +705,8 @@ fn check_counters(
     let loop_memory: Vec<String> = model
         .loop_memory
         .iter()
-        .filter_map(|(&index, &wanted)| {
+        .filter_map(|(&index, slot)| {
+            let wanted = slot.kernel_value();
             let found = subject.kernel.loop_slot(index);
             (found != wanted)
                 .then(|| format!("slot {index} is {found:#x}, the model's {wanted:#x}"))

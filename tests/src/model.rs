@@ -19,7 +19,7 @@ use std::{
 
 use reflector_common::{
     Direction, DropReason, Family, FlowKey, FlowValue, PassReason, Protocol,
-    admission::{LOOP_TTL_DROP, loop_hash, loop_slot_index, loop_tag, remember_ttl},
+    admission::{LOOP_TTL_DROP, loop_hash, loop_slot_index, loop_tag},
 };
 
 use crate::test_run::address_key;
@@ -112,9 +112,54 @@ pub struct Host {
     /// Whether every map keeps the flow table, even one whose target port is unique
     /// (`ADMISSION_FLOW_TABLE_ALWAYS`).
     pub flow_table_forced: bool,
-    /// The loop memory of packets without flow state: slot index to the slot's value
-    /// (`LOOP_MEMORY`; slots not here are zero).
-    pub loop_memory: BTreeMap<u32, u64>,
+    /// The loop memory of packets without flow state: slot index (`LOOP_MEMORY`'s) to the
+    /// tuple that holds it and that tuple's highest TTL; slots not here are empty.
+    pub loop_memory: BTreeMap<u32, LoopSlot>,
+}
+
+/// A packet's 5-tuple as it arrived: source, destination, their ports, protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Tuple {
+    /// Source address.
+    pub source: IpAddr,
+    /// Destination address.
+    pub destination: IpAddr,
+    /// Source port.
+    pub source_port: u16,
+    /// Destination port.
+    pub destination_port: u16,
+    /// TCP or UDP.
+    pub protocol: Protocol,
+}
+
+impl Tuple {
+    /// The kernel's hash of the tuple: which slot it uses, and the tag it leaves there.
+    fn hash(&self) -> u64 {
+        loop_hash(
+            &address_key(self.source),
+            &address_key(self.destination),
+            self.source_port,
+            self.destination_port,
+            self.protocol as u8,
+        )
+    }
+}
+
+/// One slot of the loop memory as the model keeps it: the whole tuple, not its tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoopSlot {
+    /// The tuple that last took the slot.
+    pub tuple: Tuple,
+    /// The highest TTL it arrived with.
+    pub highest: u8,
+}
+
+impl LoopSlot {
+    /// The slot's value as the kernel stores it: the tuple's tag, then the TTL.
+    #[must_use]
+    pub fn kernel_value(&self) -> u64 {
+        (u64::from(loop_tag(self.tuple.hash())) << 32) | u64::from(self.highest)
+    }
 }
 
 /// What must happen to a frame.
@@ -142,8 +187,8 @@ pub struct Reflection {
     /// The frame's flow as it stands after the frame: recorded or refreshed by a forward
     /// frame, its reverse TTL raised by a reply.
     pub flow: Option<(Flow, FlowValue)>,
-    /// The loop-memory slot a frame without flow state wrote, and its new value.
-    pub loop_slot: Option<(u32, u64)>,
+    /// The loop-memory slot a frame without flow state wrote, and what it holds now.
+    pub loop_slot: Option<(u32, LoopSlot)>,
 }
 
 /// The verdict on one frame and what it did to the flow table.
@@ -421,24 +466,38 @@ impl Host {
         None
     }
 
-    /// The loop guard of a packet without flow state, after its admission: its 5-tuple's
-    /// slot (`loop_hash`) holds the highest TTL the tuple arrived with; the packet is
-    /// dropped when it arrives `LOOP_TTL_DROP` or more below it. `Ok` with the slot to
-    /// write, if any.
+    /// The loop guard of a packet without flow state, after its admission. `Ok` with the
+    /// slot to write, if any.
     ///
-    /// README: without flow state a loop is told by the same 5-tuple coming back lower;
-    /// the slot of a tuple another one took over is forgotten.
-    fn remember_ttl(&self, packet: &Packet) -> Result<Option<(u32, u64)>, DropReason> {
-        let hash = loop_hash(
-            &address_key(packet.source),
-            &address_key(packet.destination),
-            packet.source_port,
-            packet.destination_port,
-            packet.protocol as u8,
-        );
-        let index = loop_slot_index(hash);
-        let slot = self.loop_memory.get(&index).copied().unwrap_or_default();
-        Ok(remember_ttl(slot, loop_tag(hash), packet.ttl)?.map(|value| (index, value)))
+    /// README: without flow state a loop is told by the same 5-tuple coming back lower:
+    /// the tuple's slot (the hash picks it) keeps the highest TTL the tuple arrived with,
+    /// and a packet arriving `LOOP_TTL_DROP` or more below it is dropped; a higher TTL
+    /// raises it; a tuple finding its slot held by another takes it over.
+    fn remember_ttl(&self, packet: &Packet) -> Result<Option<(u32, LoopSlot)>, DropReason> {
+        let tuple = Tuple {
+            source: packet.source,
+            destination: packet.destination,
+            source_port: packet.source_port,
+            destination_port: packet.destination_port,
+            protocol: packet.protocol,
+        };
+        let index = loop_slot_index(tuple.hash());
+        let fresh = LoopSlot {
+            tuple,
+            highest: packet.ttl,
+        };
+        match self.loop_memory.get(&index) {
+            Some(slot) if slot.tuple == tuple => {
+                if u16::from(packet.ttl) + u16::from(LOOP_TTL_DROP) <= u16::from(slot.highest) {
+                    Err(DropReason::LoopDetected)
+                } else if packet.ttl > slot.highest {
+                    Ok(Some((index, fresh)))
+                } else {
+                    Ok(None)
+                }
+            }
+            _ => Ok(Some((index, fresh))),
+        }
     }
 
     /// The checks and admission of a packet nothing vouches for (a new flow's first, or any
