@@ -1,6 +1,6 @@
-//! The targets issue 5 sets, checked against a run's figures: each a ratio of a
-//! contender's figure to a reference's (the direct path under the same NIC setting, or the
-//! seed's Python tool).
+//! The targets issues 5 and 17 set, checked against a run's figures: each a ratio of a
+//! contender's figure to a reference's (the direct path under the same NIC setting, the
+//! reference reflector, or the seed's Python tool).
 
 use std::fmt::Write as _;
 
@@ -35,7 +35,11 @@ struct Target {
     bound: Bound,
 }
 
-/// The targets, in the issue's order.
+/// The least every kernel mode keeps of the reference reflector's connections/s and
+/// throughput (issue 17).
+const OF_REFERENCE: f64 = 0.97;
+
+/// The targets, in the issues' order.
 const TARGETS: &[Target] = &[
     Target {
         contenders: KERNEL,
@@ -68,6 +72,30 @@ const TARGETS: &[Target] = &[
         what: "request/response p50",
         reference: Contender::Direct,
         bound: Bound::AtMost(1.1),
+    },
+    Target {
+        contenders: KERNEL,
+        workload: Workload::Connect,
+        key: "conn_per_s",
+        what: "connections/s",
+        reference: Contender::Reference,
+        bound: Bound::AtLeast(OF_REFERENCE),
+    },
+    Target {
+        contenders: KERNEL,
+        workload: Workload::Bulk,
+        key: "gbit_per_s",
+        what: "throughput",
+        reference: Contender::Reference,
+        bound: Bound::AtLeast(OF_REFERENCE),
+    },
+    Target {
+        contenders: KERNEL,
+        workload: Workload::BulkReverse,
+        key: "gbit_per_s",
+        what: "throughput (reverse)",
+        reference: Contender::Reference,
+        bound: Bound::AtLeast(OF_REFERENCE),
     },
     Target {
         contenders: &[Contender::Splice],
@@ -147,7 +175,7 @@ pub(crate) fn markdown(results: &Results) -> String {
         return String::new();
     }
     format!(
-        "## Targets (issue 5)\n\n| target | measured | verdict |\n| --- | ---: | --- |\n{rows}\n"
+        "## Targets (issues 5 and 17)\n\n| target | measured | verdict |\n| --- | ---: | --- |\n{rows}\n"
     )
 }
 

@@ -202,7 +202,7 @@ impl Kernel {
         // program from writing an event per new flow.
         loader.override_global("AYA_LOG_LEVEL", &0_u8, false);
         for (name, value) in globals {
-            loader.override_global(*name, value, true);
+            loader.override_global(name, value, true);
         }
         let mut ebpf = loader
             .load(object)
