@@ -163,9 +163,20 @@ pub(crate) fn markdown(results: &Results) -> String {
             } else {
                 missed_by((ratio / bound - 1.0).abs())
             };
+            // Across NIC settings (a mode on the plain veth against the reference reflector,
+            // which needs X's NIC physical-like), the row names both.
+            let (on, against) = if nic == reference_nic {
+                (String::new(), String::new())
+            } else {
+                (
+                    format!(" ({})", nic.name()),
+                    format!(" ({})", reference_nic.name()),
+                )
+            };
             let _ = writeln!(
                 rows,
-                "| `{contender}` {} {sign} {bound}× `{}` ({}) | {ratio:.2}× | {verdict} |",
+                "| `{contender}`{on} {} {sign} {bound}× `{}`{against} ({}) | {ratio:.2}× | \
+                 {verdict} |",
                 target.what, target.reference, target.workload
             );
         }
