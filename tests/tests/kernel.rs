@@ -599,6 +599,27 @@ fn reference_reflector_reflects_both_directions_of_a_configured_map() {
             verify_checksums(&run.output).unwrap_or_else(|e| panic!("{context}: {e}"));
         }
     }
+    // An IPv4 UDP reply without a checksum (0) leaves without one.
+    let input = Frame::transport(
+        Protocol::Udp,
+        fixture::client(Family::V4),
+        TARGET,
+        fixture::host(Family::V4),
+        fixture::CLIENT_PORT,
+    )
+    .with_udp_checksum_zero();
+    let expected = input
+        .reflected(LISTEN, fixture::CLIENT_PORT)
+        .with_ttl(DEFAULT_TTL)
+        .bytes();
+    let run = kernel.run(&input.bytes());
+    assert_eq!(run.verdict, hook.reflect_verdict(), "UDP checksum 0");
+    assert_eq!(
+        run.output,
+        expected,
+        "UDP checksum 0: {}",
+        byte_diff(&expected, &run.output)
+    );
 }
 
 /// `baseline_mac_swap` swaps the Ethernet addresses of any frame, changes nothing else, and
