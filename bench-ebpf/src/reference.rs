@@ -1,15 +1,18 @@
-//! The reference reflector: what reflecting costs at the least, for one hard-coded map and
-//! nothing else (no maps, no counters, no policy). The benchmark reports every mode of
-//! reflector against it.
+//! The reference reflector: what reflecting costs at the least, for one map (its ports set
+//! at load time) and nothing else (no maps, no counters, no policy). The benchmark reports
+//! every mode of reflector against it.
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use network_types::{eth::EthHdr, ip::Ipv4Hdr, ip::Ipv6Hdr};
 
-/// The map's listen port `L` (the benchmark's forward path maps `L` to itself, so the
-/// frame it sends back is again a frame to `L`).
-pub(crate) const LISTEN: u16 = 10_022;
-/// The map's target port `P`.
-pub(crate) const TARGET: u16 = 10_022;
+/// The map's listen port `L`, set at load time (a read-only global). The default maps
+/// `L` to itself, as the kernel workload needs: the frame it sends back is again a frame
+/// to `L`.
+#[unsafe(no_mangle)]
+static REFERENCE_LISTEN_PORT: u16 = 10_022;
+/// The map's target port `P`, set at load time as [`REFERENCE_LISTEN_PORT`] is.
+#[unsafe(no_mangle)]
+static REFERENCE_TARGET_PORT: u16 = 10_022;
 
 /// EtherType of IPv4.
 const ETH_P_IPV4: u16 = 0x0800;
@@ -22,10 +25,11 @@ const UDP: u8 = 17;
 /// longer of the two checksum offsets, 16, plus 2).
 const L4_LEN: usize = 18;
 
-/// A frame to port `L` (TCP or UDP, IPv4 without options or IPv6 without extension
-/// headers, no VLAN tag) goes back out as from its destination to its source's port `P`:
-/// MACs and addresses swapped, the destination port rewritten, the transport checksum
-/// updated incrementally (RFC 1624). Anything else is passed.
+/// Both directions of one map `L:P` (TCP or UDP, IPv4 without options or IPv6 without
+/// extension headers, no VLAN tag): a frame to port `L` goes back out to its source's
+/// port `P`, and a frame from port `P` (the service's reply) goes back out from port `L`;
+/// MACs and addresses swapped, the port rewritten, the transport checksum updated
+/// incrementally (RFC 1624). Anything else is passed.
 #[xdp]
 #[expect(
     clippy::needless_pass_by_value,
@@ -89,8 +93,9 @@ fn reflect_ipv6(data: usize, data_end: usize) -> bool {
     true
 }
 
-/// Rewrites the destination port `L` to `P` and patches the checksum, for TCP or UDP;
-/// false (nothing written) for another protocol or port.
+/// Rewrites the port of the map, for TCP or UDP: the destination port `L` to `P` (a
+/// forward frame), or else the source port `P` to `L` (a reply of the service), patching
+/// the checksum; false (nothing written) for another protocol or other ports.
 ///
 /// # Safety
 /// `l4` points at [`L4_LEN`] bytes inside the frame.
@@ -101,33 +106,42 @@ unsafe fn reflect_l4(l4: usize, protocol: u8) -> bool {
         UDP => 6,
         _ => return false,
     };
+    // SAFETY: the globals are plain integers; the loader only sets their values. Read
+    // through a volatile load so the compiler keeps the defaults out of the code: the
+    // ports are what the loader wrote into `.rodata`.
+    let (listen, target) = unsafe {
+        (
+            core::ptr::read_volatile(&raw const REFERENCE_LISTEN_PORT),
+            core::ptr::read_volatile(&raw const REFERENCE_TARGET_PORT),
+        )
+    };
     // SAFETY: the caller's bounds.
     unsafe {
+        let src_port = &mut *(l4 as *mut [u8; 2]);
         let dst_port = &mut *((l4 + 2) as *mut [u8; 2]);
-        if u16::from_be_bytes(*dst_port) != LISTEN {
+        let (port, old, new) = if u16::from_be_bytes(*dst_port) == listen {
+            (dst_port, listen, target)
+        } else if u16::from_be_bytes(*src_port) == target {
+            (src_port, target, listen)
+        } else {
             return false;
-        }
-        // Through the stack, so the compiler cannot fold a map of `L` to itself into no
-        // checksum work at all: a reflector reads its target from somewhere.
-        // (A local, not the constant's address: that would be read-only data, a map.)
-        let target = TARGET;
-        let target = core::ptr::read_volatile(&raw const target);
+        };
         let check = &mut *((l4 + check_offset) as *mut [u8; 2]);
-        let old = u16::from_be_bytes(*check);
+        let old_check = u16::from_be_bytes(*check);
         // A UDP datagram without a checksum (0) keeps none.
-        if !(protocol == UDP && old == 0) {
-            let mut sum = u32::from(!old) + u32::from(!LISTEN) + u32::from(target);
+        if !(protocol == UDP && old_check == 0) {
+            let mut sum = u32::from(!old_check) + u32::from(!old) + u32::from(new);
             sum = (sum & 0xffff) + (sum >> 16);
             sum = (sum & 0xffff) + (sum >> 16);
-            let new = !(sum as u16);
-            *check = if protocol == UDP && new == 0 {
+            let new_check = !(sum as u16);
+            *check = if protocol == UDP && new_check == 0 {
                 0xffff
             } else {
-                new
+                new_check
             }
             .to_be_bytes();
         }
-        *dst_port = target.to_be_bytes();
+        *port = new.to_be_bytes();
     }
     true
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use reflector_tests::daemon::has_ready_line;
+use reflector_tests::test_run::Kernel;
 use reflector_tests::wait::poll_until;
 use reflector_tests::{Family, Netns, Process, Topology, TopologyOptions};
 
@@ -42,6 +43,8 @@ pub(crate) struct Programs {
 pub(crate) struct Bed {
     // Field order is drop order: stop the contender, then remove the namespaces.
     daemon: Option<Process>,
+    /// The reference reflector, attached to R's interface until dropped.
+    reference: Option<Kernel>,
     topology: Topology,
     contender: Contender,
     /// The line the reflector logged about the mode it attached with (for `auto`).
@@ -66,6 +69,7 @@ impl Bed {
         });
         let mut bed = Self {
             daemon: None,
+            reference: None,
             topology,
             contender,
             mode_line: None,
@@ -75,6 +79,11 @@ impl Bed {
         let map = format!("{LISTEN_PORT}:{SERVICE_PORT}/tcp,udp");
         match contender {
             Contender::Direct => {}
+            Contender::Reference => {
+                let mut reference = Kernel::reference_reflector_for(LISTEN_PORT, SERVICE_PORT);
+                reference.attach_xdp_native(r, bed.topology.r_iface());
+                bed.reference = Some(reference);
+            }
             Contender::Python => {
                 let tool = programs
                     .python_tool

@@ -1,5 +1,6 @@
-//! The contenders: the direct path (the limit), each reflector mode, the seed's Python tool
-//! and kernel NAT with nftables.
+//! The contenders: the direct path (the limit), the reference reflector (the least a
+//! reflector does), each reflector mode, the seed's Python tool and kernel NAT with
+//! nftables.
 
 use std::fmt;
 
@@ -13,6 +14,9 @@ use serde::Serialize;
 pub(crate) enum Contender {
     /// No reflection: the client in X connects to the same service running in R.
     Direct,
+    /// `reference_reflector` (bench-ebpf) attached natively in R for the bed's map: the
+    /// topology's own limit for reflection (X's NIC set up like a physical one).
+    Reference,
     /// The seed's Python tool (`PyPI` package `reflector` 0.1) in R.
     Python,
     /// `reflector --mode splice`: userspace, splice(2).
@@ -31,8 +35,9 @@ pub(crate) enum Contender {
 
 impl Contender {
     /// Every contender, in table order.
-    pub(crate) const ALL: [Self; 8] = [
+    pub(crate) const ALL: [Self; 9] = [
         Self::Direct,
+        Self::Reference,
         Self::Python,
         Self::Splice,
         Self::Tc,
@@ -46,6 +51,7 @@ impl Contender {
     pub(crate) const fn name(self) -> &'static str {
         match self {
             Self::Direct => "direct",
+            Self::Reference => "reference",
             Self::Python => "python",
             Self::Splice => "splice",
             Self::Tc => "tc",
@@ -60,6 +66,10 @@ impl Contender {
     pub(crate) const fn description(self) -> &'static str {
         match self {
             Self::Direct => "no reflection: the client in X connects to the same service in R",
+            Self::Reference => {
+                "the least a reflector does: one hard-coded map in XDP, no maps, counters or \
+                 policy (bench-ebpf)"
+            }
             Self::Python => {
                 "the seed's Python tool, PyPI `reflector` 0.1 (`reflector.py L --return-port P`)"
             }
@@ -82,14 +92,14 @@ impl Contender {
             Self::Xdp => Some("xdp"),
             Self::XdpSkb => Some("xdp-skb"),
             Self::Auto => Some("auto"),
-            Self::Direct | Self::Python | Self::Nftables => None,
+            Self::Direct | Self::Reference | Self::Python | Self::Nftables => None,
         }
     }
 
     /// The NIC setting of X's veth end it runs with.
     pub(crate) const fn nic(self) -> Nic {
         match self {
-            Self::Xdp | Self::XdpSkb => Nic::PhysicalLike,
+            Self::Reference | Self::Xdp | Self::XdpSkb => Nic::PhysicalLike,
             _ => Nic::Veth,
         }
     }

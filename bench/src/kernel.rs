@@ -17,9 +17,10 @@
 //!
 //! A second reference, `baseline_flow_lookup` (IPv4), adds one lookup of a known flow to
 //! the MAC swap: the least a reflector with a flow table does per packet. The third,
-//! `reference_reflector`, is a whole reflector for one hard-coded map (`10022:10022`) and
-//! nothing else: MACs and addresses swapped, the port rewritten, the checksum patched, no
-//! maps, counters or policy. Every row is also given as a ratio to it.
+//! `reference_reflector`, is a whole reflector for one map and nothing else: MACs and
+//! addresses swapped, the port rewritten, the checksum patched, no maps, counters or
+//! policy. It runs here with its default map, `10022:10022` (so its output is again a
+//! frame to `L`), on the forward path; every row is also given as a ratio to it.
 //!
 //! Without flow state (a map whose target port no other listen port shares, the default),
 //! every packet gets the checks of a flow's first packet, the reverse path a socket lookup

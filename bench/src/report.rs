@@ -330,7 +330,9 @@ impl Results {
             md,
             "Ratios (×) compare with the direct path (no reflection: the same service in R) \
              under the same NIC setting of X: `veth` as created, or `nic-like` (TX checksum \
-             offload off and an XDP program on X's end, which XDP modes need on a veth).\n"
+             offload off and an XDP program on X's end, which XDP modes need on a veth). \
+             When the reference reflector ran, each reflector mode's ratio to it follows \
+             (`× ref`), whatever the mode's NIC setting.\n"
         );
         for workload in Workload::ALL {
             if self.entries.iter().any(|entry| entry.workload == workload) {
@@ -401,25 +403,41 @@ impl Results {
             let _ = write!(md, " ---: |");
         }
         let _ = writeln!(md, " --- |");
+        // The reference reflector runs under one NIC setting; every reflector's row is
+        // read against it too, whatever its own setting.
+        let reference = rows
+            .iter()
+            .find(|other| other.contender == Contender::Reference);
         for row in &rows {
             let direct = rows
                 .iter()
                 .find(|other| other.contender == Contender::Direct && other.nic == row.nic)
                 .filter(|direct| direct.contender != row.contender);
+            let reference = reference.filter(|_| row.contender.reflector_mode().is_some());
             let _ = write!(md, "| {} | {} |", row.contender, row.nic.name());
             for (key, _) in &labels {
                 let cell = row.figure(key).map_or_else(String::new, |figure| {
-                    match direct.and_then(|direct| direct.figure(key)) {
-                        Some(reference)
-                            if reference.value > 0.0 && figure.combine == Combine::Median =>
-                        {
-                            format!(
-                                "{} ({:.2}×)",
-                                format_value(&figure),
-                                figure.value / reference.value
-                            )
+                    if figure.combine != Combine::Median {
+                        return format_value(&figure);
+                    }
+                    let ratio = |other: Option<&Row<'_>>| {
+                        other
+                            .and_then(|other| other.figure(key))
+                            .filter(|other| other.value > 0.0)
+                            .map(|other| figure.value / other.value)
+                    };
+                    match (ratio(direct), ratio(reference)) {
+                        (Some(to_direct), Some(to_reference)) => format!(
+                            "{} ({to_direct:.2}×, {to_reference:.2}× ref)",
+                            format_value(&figure)
+                        ),
+                        (Some(to_direct), None) => {
+                            format!("{} ({to_direct:.2}×)", format_value(&figure))
                         }
-                        _ => format_value(&figure),
+                        (None, Some(to_reference)) => {
+                            format!("{} ({to_reference:.2}× ref)", format_value(&figure))
+                        }
+                        (None, None) => format_value(&figure),
                     }
                 });
                 let _ = write!(md, " {cell} |");

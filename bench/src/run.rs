@@ -400,6 +400,27 @@ mod tests {
         );
     }
 
+    /// The reference reflector runs where the XDP modes do, after the direct path and
+    /// before them, so a table reads from the limit down.
+    #[test]
+    fn the_reference_reflector_runs_with_the_xdp_modes() {
+        let chosen = chosen(
+            &[Contender::Xdp, Contender::Tc, Contender::Reference],
+            &Contender::ALL,
+        );
+        let plan = plan(&chosen);
+        assert_eq!(
+            plan,
+            [
+                (Contender::Direct, Nic::Veth),
+                (Contender::Tc, Nic::Veth),
+                (Contender::Direct, Nic::PhysicalLike),
+                (Contender::Reference, Nic::PhysicalLike),
+                (Contender::Xdp, Nic::PhysicalLike),
+            ]
+        );
+    }
+
     #[test]
     fn finds_modes_in_both_help_forms() {
         let long = "  --mode <MODE>\n      Possible values:\n      - auto:    best\n      - xdp-skb: generic\n";

@@ -10,16 +10,26 @@ pub mod programs {
     /// `FLOWS` (IPv4 and TCP at fixed offsets, nothing checked beyond the frame's length):
     /// the least a reflector with a flow table does per packet.
     pub const BASELINE_FLOW_LOOKUP: &str = "baseline_flow_lookup";
-    /// The reference reflector: reflects frames to port 10022 (TCP or UDP, IPv4 or IPv6,
-    /// no VLAN tag, no IP options) back to port 10022 of their source, swapping MACs and
-    /// addresses and patching the transport checksum; no maps, no counters, no policy. What
-    /// reflection costs at the least: every mode of reflector is reported against it.
+    /// The reference reflector, for one map `L:P` (TCP or UDP, IPv4 or IPv6, no VLAN tag,
+    /// no IP options): a frame to port `L` goes back to port `P` of its source, a frame
+    /// from port `P` goes back from port `L`; MACs and addresses swapped, the transport
+    /// checksum patched; no maps, no counters, no policy. What reflection costs at the
+    /// least: every mode of reflector is reported against it. The ports are set at load
+    /// time ([`super::globals`]).
     pub const REFERENCE_REFLECTOR: &str = "reference_reflector";
-    /// The map [`REFERENCE_REFLECTOR`] hard-codes: `10022:10022`.
+    /// The default map of [`REFERENCE_REFLECTOR`], `L` and `P` alike: `10022:10022`.
     pub const REFERENCE_PORT: u16 = 10_022;
     /// An XDP program that passes every frame. A veth end only receives `XDP_TX` frames
     /// from its peer when it runs an XDP program itself; this is that program.
     pub const XDP_PASS: &str = "xdp_pass";
+}
+
+/// The read-only globals of the reference object, set at load time.
+pub mod globals {
+    /// `reference_reflector`'s listen port `L` (a `u16`).
+    pub const REFERENCE_LISTEN_PORT: &str = "REFERENCE_LISTEN_PORT";
+    /// `reference_reflector`'s target port `P` (a `u16`).
+    pub const REFERENCE_TARGET_PORT: &str = "REFERENCE_TARGET_PORT";
 }
 
 /// The reference object (an eBPF ELF file). Panics when the build did not embed it: a

@@ -123,6 +123,7 @@ pub struct Run {
 
 /// One loaded program of the kernel object or of the reference object, in its own `Ebpf`
 /// instance.
+#[derive(Debug)]
 pub struct Kernel {
     ebpf: Ebpf,
     program: &'static str,
@@ -146,13 +147,30 @@ impl Kernel {
         )
     }
 
-    /// Loads `reference_reflector` (XDP) from the reference object.
+    /// Loads `reference_reflector` (XDP) from the reference object, with its default map
+    /// ([`bench_object::programs::REFERENCE_PORT`] to itself).
     #[must_use]
     pub fn reference_reflector() -> Self {
         Self::load(
             bench_object(),
             bench_object::programs::REFERENCE_REFLECTOR,
             Hook::Xdp,
+        )
+    }
+
+    /// Loads `reference_reflector` (XDP) from the reference object for the map
+    /// `listen:target`, written into its read-only globals at load time.
+    #[must_use]
+    pub fn reference_reflector_for(listen: u16, target: u16) -> Self {
+        use bench_object::globals::{REFERENCE_LISTEN_PORT, REFERENCE_TARGET_PORT};
+        Self::load_with(
+            bench_object(),
+            bench_object::programs::REFERENCE_REFLECTOR,
+            Hook::Xdp,
+            &[
+                (REFERENCE_LISTEN_PORT, listen),
+                (REFERENCE_TARGET_PORT, target),
+            ],
         )
     }
 
@@ -168,10 +186,25 @@ impl Kernel {
     }
 
     fn load(object: &[u8], program: &'static str, hook: Hook) -> Self {
+        Self::load_with(object, program, hook, &[])
+    }
+
+    /// Loads `program` with each of `globals` (name, value) written into the object's
+    /// read-only data; a global the object lacks is an error, not a default kept.
+    fn load_with(
+        object: &[u8],
+        program: &'static str,
+        hook: Hook,
+        globals: &[(&str, u16)],
+    ) -> Self {
+        let mut loader = EbpfLoader::new();
         // As the daemon loads it without debug logging: aya-log's level 0 keeps the
         // program from writing an event per new flow.
-        let mut ebpf = EbpfLoader::new()
-            .override_global("AYA_LOG_LEVEL", &0_u8, false)
+        loader.override_global("AYA_LOG_LEVEL", &0_u8, false);
+        for (name, value) in globals {
+            loader.override_global(name, value, true);
+        }
+        let mut ebpf = loader
             .load(object)
             .unwrap_or_else(|e| panic!("loading the object holding {program}: {e:?}"));
         let prog = ebpf
@@ -320,6 +353,17 @@ impl Kernel {
     /// per call here); the benchmark attaches to an interface that is down, so no
     /// traffic reaches it.
     pub fn attach_xdp(&mut self, ns: &crate::Netns, iface: &str) {
+        self.attach_xdp_in_mode(ns, iface, XdpMode::Skb);
+    }
+
+    /// Attaches the (XDP) program to `iface` in `ns` in driver (native) mode until this
+    /// is dropped, as `reflector --mode xdp` attaches: the benchmark runs the reference
+    /// reflector so.
+    pub fn attach_xdp_native(&mut self, ns: &crate::Netns, iface: &str) {
+        self.attach_xdp_in_mode(ns, iface, XdpMode::Driver);
+    }
+
+    fn attach_xdp_in_mode(&mut self, ns: &crate::Netns, iface: &str, mode: XdpMode) {
         let _in_ns = crate::EnteredNetns::enter(ns);
         let program: &mut Xdp = self
             .ebpf
@@ -327,9 +371,12 @@ impl Kernel {
             .unwrap_or_else(|| panic!("the kernel object has no program named {}", self.program))
             .try_into()
             .unwrap_or_else(|e| panic!("{} is not an XDP program: {e:?}", self.program));
-        program
-            .attach(iface, XdpMode::Skb)
-            .unwrap_or_else(|e| panic!("cannot attach {} to {iface}: {e:?}", self.program));
+        program.attach(iface, mode).unwrap_or_else(|e| {
+            panic!(
+                "cannot attach {} to {iface} ({mode:?}): {e:?}",
+                self.program
+            )
+        });
     }
 
     /// Records the flow `key -> value` in `FLOWS`, as a forward packet of that flow

@@ -540,6 +540,88 @@ fn reference_reflector_reflects_its_one_map() {
     }
 }
 
+/// `reference_reflector` loaded for a map of two different ports, as the benchmark runs it:
+/// a frame to `L` leaves to `P`, a frame from `P` (not to `L`) leaves from `L`, with exact
+/// bytes and checksums verified by etherparse; frames from `L`, to `P`, or between other
+/// ports are passed untouched. The ports come from the loader (the defaults map 10022 to
+/// itself), so a program that ignored them fails every reflected case.
+#[test]
+fn reference_reflector_reflects_both_directions_of_a_configured_map() {
+    use reflector_tests::packets::DEFAULT_TTL;
+    const LISTEN: u16 = 10_122;
+    const TARGET: u16 = 2_222;
+    let kernel = Kernel::reference_reflector_for(LISTEN, TARGET);
+    let hook = kernel.hook();
+    for (protocol, family) in [
+        (Protocol::Tcp, Family::V4),
+        (Protocol::Udp, Family::V4),
+        (Protocol::Tcp, Family::V6),
+        (Protocol::Udp, Family::V6),
+    ] {
+        let (client, host, s) = (
+            fixture::client(family),
+            fixture::host(family),
+            fixture::CLIENT_PORT,
+        );
+        // (what, input's source and destination port, output's, if reflected)
+        let cases = [
+            ("forward S:s -> A:L", (s, LISTEN), Some((s, TARGET))),
+            ("reverse S:P -> A:s", (TARGET, s), Some((LISTEN, s))),
+            (
+                "from P to L: forward",
+                (TARGET, LISTEN),
+                Some((TARGET, TARGET)),
+            ),
+            ("from L", (LISTEN, s), None),
+            ("to P", (s, TARGET), None),
+            ("other ports", (s, fixture::UNMAPPED_PORT), None),
+        ];
+        for (what, (source_port, destination_port), reflected) in cases {
+            let input = Frame::transport(protocol, client, source_port, host, destination_port);
+            let run = kernel.run(&input.bytes());
+            let context = format!("{protocol:?} {family:?} {what}");
+            let Some((out_source, out_destination)) = reflected else {
+                assert_eq!(run.verdict, hook.pass_verdict(), "{context}: passed");
+                assert_eq!(run.output, input.bytes(), "{context}: left untouched");
+                continue;
+            };
+            let expected = input
+                .reflected(out_source, out_destination)
+                .with_ttl(DEFAULT_TTL)
+                .bytes();
+            assert_eq!(run.verdict, hook.reflect_verdict(), "{context}");
+            assert_eq!(
+                run.output,
+                expected,
+                "{context}: {}",
+                byte_diff(&expected, &run.output)
+            );
+            verify_checksums(&run.output).unwrap_or_else(|e| panic!("{context}: {e}"));
+        }
+    }
+    // An IPv4 UDP reply without a checksum (0) leaves without one.
+    let input = Frame::transport(
+        Protocol::Udp,
+        fixture::client(Family::V4),
+        TARGET,
+        fixture::host(Family::V4),
+        fixture::CLIENT_PORT,
+    )
+    .with_udp_checksum_zero();
+    let expected = input
+        .reflected(LISTEN, fixture::CLIENT_PORT)
+        .with_ttl(DEFAULT_TTL)
+        .bytes();
+    let run = kernel.run(&input.bytes());
+    assert_eq!(run.verdict, hook.reflect_verdict(), "UDP checksum 0");
+    assert_eq!(
+        run.output,
+        expected,
+        "UDP checksum 0: {}",
+        byte_diff(&expected, &run.output)
+    );
+}
+
 /// `baseline_mac_swap` swaps the Ethernet addresses of any frame, changes nothing else, and
 /// returns `XDP_TX`.
 #[test]

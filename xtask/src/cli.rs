@@ -94,16 +94,17 @@ enum Task {
         #[arg(long, value_delimiter = ',', requires = "parsers")]
         targets: Vec<String>,
     },
-    /// Build in release mode, then benchmark as root: the direct path, each reflector mode,
-    /// the seed's Python tool and nftables NAT, on the same workloads, each on namespaces
+    /// Build in release mode, then benchmark as root: the direct path, the reference
+    /// reflector, each reflector mode, the seed's Python tool and nftables NAT, on the same
+    /// workloads, each on namespaces
     /// built afresh. Writes target/bench/results.json and results.md, prints the table.
     Bench {
         /// Seconds each measurement lasts (default 5; the whole run then takes about 5
         /// minutes).
         #[arg(long, value_name = "SECS")]
         duration: Option<String>,
-        /// Only these contenders, comma-separated: direct, python, splice, tc, xdp,
-        /// xdp-skb, auto, nftables (the direct path is always measured).
+        /// Only these contenders, comma-separated: direct, reference, python, splice, tc,
+        /// xdp, xdp-skb, auto, nftables (the direct path is always measured).
         #[arg(long, value_name = "LIST")]
         contenders: Option<String>,
         /// Only these workloads, comma-separated: connect, bulk, bulk-reverse, rr, udp, kernel.
