@@ -1,6 +1,6 @@
 //! The reference reflector: what reflecting costs at the least, for one map (its ports set
-//! at load time) and nothing else (no maps, no counters, no policy). The benchmark reports
-//! every mode of reflector against it.
+//! at load time) and nothing else (no maps beyond its read-only ports, no counters, no
+//! policy). The benchmark reports every mode of reflector against it.
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use network_types::{eth::EthHdr, ip::Ipv4Hdr, ip::Ipv6Hdr};

@@ -67,8 +67,8 @@ impl Contender {
         match self {
             Self::Direct => "no reflection: the client in X connects to the same service in R",
             Self::Reference => {
-                "the least a reflector does: one hard-coded map in XDP, no maps, counters or \
-                 policy (bench-ebpf)"
+                "the least a reflector does: one map (ports set at load time) in XDP; no maps \
+                 beyond its read-only ports, no counters or policy (bench-ebpf)"
             }
             Self::Python => {
                 "the seed's Python tool, PyPI `reflector` 0.1 (`reflector.py L --return-port P`)"

@@ -165,7 +165,7 @@ impl Path {
         match self {
             Self::MacSwap => "mac swap",
             Self::FlowLookup => "flow lookup + mac swap",
-            Self::Reference => "forward (one hard-coded map)",
+            Self::Reference => "forward (one map)",
             Self::Forward => "forward",
             Self::Reverse => "reverse",
             Self::Pass => "pass (port not mapped)",

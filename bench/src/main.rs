@@ -1,6 +1,7 @@
-//! `reflector-bench`: compares the direct path, the reference reflector, each reflector mode, the seed's Python tool
-//! and nftables NAT on the same workloads, each on namespaces built afresh. Run it through
-//! `cargo xtask bench`, which builds everything in release mode and runs this as root.
+//! `reflector-bench`: compares the direct path, the reference reflector, each reflector
+//! mode, the seed's Python tool and nftables NAT on the same workloads, each on namespaces
+//! built afresh. Run it through `cargo xtask bench`, which builds everything in release
+//! mode and runs this as root.
 //!
 //! How it is put together (one module per job):
 //!

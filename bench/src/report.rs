@@ -272,8 +272,8 @@ impl KernelOutcome {
              checked in the counters); the median over calls of the kernel's mean per \
              repetition. `single`: single calls, each a new flow, less the baseline's \
              single-call overhead (mean). Ratios (×) are to `baseline_mac_swap` (swap MACs, \
-             `XDP_TX`) and to `reference_reflector` (one hard-coded map, no maps, counters \
-             or policy) on the same family. `stateless` rows are maps whose target port no \
+             `XDP_TX`) and to `reference_reflector` (one map; no maps beyond its read-only \
+             ports, no counters or policy) on the same family. `stateless` rows are maps whose target port no \
              other listen port shares (no flow entry; a socket lookup on the reverse \
              path); the others keep the flow table.\n",
             report.calls, report.repeat

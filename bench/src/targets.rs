@@ -16,6 +16,11 @@ const KERNEL: &[Contender] = &[
     Contender::Auto,
 ];
 
+/// The kernel modes that run on the reference reflector's NIC setting (`nic-like`): the
+/// only ones its ratios judge. TC and `auto` (TC on a veth) run on the plain veth with TSO,
+/// where the reference cannot run; their `× ref` cells are shown, not judged.
+const SAME_NIC_AS_REFERENCE: &[Contender] = &[Contender::Xdp, Contender::XdpSkb];
+
 /// Which way a ratio must go.
 #[derive(Clone, Copy, Debug)]
 enum Bound {
@@ -74,7 +79,7 @@ const TARGETS: &[Target] = &[
         bound: Bound::AtMost(1.1),
     },
     Target {
-        contenders: KERNEL,
+        contenders: SAME_NIC_AS_REFERENCE,
         workload: Workload::Connect,
         key: "conn_per_s",
         what: "connections/s",
@@ -82,7 +87,7 @@ const TARGETS: &[Target] = &[
         bound: Bound::AtLeast(OF_REFERENCE),
     },
     Target {
-        contenders: KERNEL,
+        contenders: SAME_NIC_AS_REFERENCE,
         workload: Workload::Bulk,
         key: "gbit_per_s",
         what: "throughput",
@@ -90,7 +95,7 @@ const TARGETS: &[Target] = &[
         bound: Bound::AtLeast(OF_REFERENCE),
     },
     Target {
-        contenders: KERNEL,
+        contenders: SAME_NIC_AS_REFERENCE,
         workload: Workload::BulkReverse,
         key: "gbit_per_s",
         what: "throughput (reverse)",
@@ -191,7 +196,7 @@ pub(crate) fn markdown(results: &Results) -> String {
 }
 
 /// The kernel program's target: each reflected path at most this many times the reference
-/// reflector's ns/packet (one hard-coded map, nothing else; issue 17).
+/// reflector's ns/packet (one map, nothing else; issue 17).
 const KERNEL_PROGRAM_BOUND: f64 = 1.5;
 
 /// A row per reflector program, family and reflected path of the kernel workload.

@@ -13,7 +13,7 @@ pub mod programs {
     /// The reference reflector, for one map `L:P` (TCP or UDP, IPv4 or IPv6, no VLAN tag,
     /// no IP options): a frame to port `L` goes back to port `P` of its source, a frame
     /// from port `P` goes back from port `L`; MACs and addresses swapped, the transport
-    /// checksum patched; no maps, no counters, no policy. What reflection costs at the
+    /// checksum patched; no maps beyond its read-only ports, no counters, no policy. What reflection costs at the
     /// least: every mode of reflector is reported against it. The ports are set at load
     /// time ([`super::globals`]).
     pub const REFERENCE_REFLECTOR: &str = "reference_reflector";

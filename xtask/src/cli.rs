@@ -96,8 +96,8 @@ enum Task {
     },
     /// Build in release mode, then benchmark as root: the direct path, the reference
     /// reflector, each reflector mode, the seed's Python tool and nftables NAT, on the same
-    /// workloads, each on namespaces
-    /// built afresh. Writes target/bench/results.json and results.md, prints the table.
+    /// workloads, each on namespaces built afresh. Writes target/bench/results.json and
+    /// results.md, prints the table.
     Bench {
         /// Seconds each measurement lasts (default 5; the whole run then takes about 5
         /// minutes).
