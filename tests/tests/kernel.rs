@@ -39,7 +39,7 @@ use reflector_tests::{
     kernel_fixture as fixture, names,
     netns::Netns,
     packets::{ETH_LEN, Frame, Vlan, arp_request, verify_checksums},
-    test_run::{Hook, Kernel},
+    test_run::{Hook, Kernel, Run},
     topology::kernel_object,
 };
 
@@ -521,18 +521,9 @@ fn reference_reflector_reflects_its_one_map() {
             .with_ttl(DEFAULT_TTL)
             .bytes();
         let run = kernel.run(&input.bytes());
-        assert_eq!(
-            run.verdict,
-            hook.reflect_verdict(),
-            "{protocol:?} {family:?}"
-        );
-        assert_eq!(
-            run.output,
-            expected,
-            "{protocol:?} {family:?}: {}",
-            byte_diff(&expected, &run.output)
-        );
-        verify_checksums(&run.output).unwrap_or_else(|e| panic!("{protocol:?} {family:?}: {e}"));
+        let context = format!("{protocol:?} {family:?}");
+        assert_reflected_as(&run, hook, &expected, &context);
+        verify_checksums(&run.output).unwrap_or_else(|e| panic!("{context}: {e}"));
         let other = fixture::forward(protocol, family).bytes();
         let run = kernel.run(&other);
         assert_eq!(run.verdict, hook.pass_verdict(), "another port is passed");
@@ -589,13 +580,7 @@ fn reference_reflector_reflects_both_directions_of_a_configured_map() {
                 .reflected(out_source, out_destination)
                 .with_ttl(DEFAULT_TTL)
                 .bytes();
-            assert_eq!(run.verdict, hook.reflect_verdict(), "{context}");
-            assert_eq!(
-                run.output,
-                expected,
-                "{context}: {}",
-                byte_diff(&expected, &run.output)
-            );
+            assert_reflected_as(&run, hook, &expected, &context);
             verify_checksums(&run.output).unwrap_or_else(|e| panic!("{context}: {e}"));
         }
     }
@@ -613,12 +598,17 @@ fn reference_reflector_reflects_both_directions_of_a_configured_map() {
         .with_ttl(DEFAULT_TTL)
         .bytes();
     let run = kernel.run(&input.bytes());
-    assert_eq!(run.verdict, hook.reflect_verdict(), "UDP checksum 0");
+    assert_reflected_as(&run, hook, &expected, "UDP checksum 0");
+}
+
+/// `run` reflected its frame, leaving exactly `expected`.
+fn assert_reflected_as(run: &Run, hook: Hook, expected: &[u8], context: &str) {
+    assert_eq!(run.verdict, hook.reflect_verdict(), "{context}");
     assert_eq!(
         run.output,
         expected,
-        "UDP checksum 0: {}",
-        byte_diff(&expected, &run.output)
+        "{context}: {}",
+        byte_diff(expected, &run.output)
     );
 }
 
