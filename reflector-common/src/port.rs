@@ -76,6 +76,9 @@ pub struct PortEntry {
     pub flags: u16,
     /// When this is a listen port `L`: the counter slot of its map in
     /// [`crate::maps::MAP_STATS`], chosen by the control plane ([`crate::MapStatIndex`]).
+    /// When this is a target port with [`PORT_FLAG_STATELESS`] (never a listen port too):
+    /// the slot of its one map, so a reply without flow state is counted without looking
+    /// up the listen port's entry.
     pub map_slot: u16,
     /// When this is a target port with [`PORT_FLAG_STATELESS`]: the one listen port `L`
     /// mapped to it, which its replies leave from. 0 otherwise.

@@ -73,7 +73,7 @@ pub(crate) fn decide<C: EbpfContext, H: IpHeader>(
             let config = admission::config();
             match entry.stateless_reverse() {
                 Some(listen_port) if !config.flow_table_forced() => {
-                    reverse_stateless(ctx, packet, listen_port, &config)
+                    reverse_stateless(ctx, packet, (listen_port, entry.map_slot), &config)
                 }
                 _ => reverse(packet, &config),
             }
@@ -114,14 +114,15 @@ fn forward_stateless<H: IpHeader>(
     })
 }
 
-/// A packet from target port `P` that exactly one listen port `listen_port` maps to: a
-/// reply to this host's reflection unless this host has a socket of its own for it.
-/// Checked and admitted as a new forward flow would be: nothing vouches for it.
+/// A packet from target port `P` that exactly one map (`listen_port`, counted in
+/// `map_slot`) maps to: a reply to this host's reflection unless this host has a socket of
+/// its own for it. Checked and admitted as a new forward flow would be: nothing vouches
+/// for it.
 #[inline(always)]
 fn reverse_stateless<C: EbpfContext, H: IpHeader>(
     ctx: &C,
     packet: &Packet<H>,
-    listen_port: u16,
+    (listen_port, map_slot): (u16, u16),
     config: &AdmissionConfig,
 ) -> Result<Reflection, NotReflected> {
     check_unvouched(packet)?;
@@ -136,10 +137,6 @@ fn reverse_stateless<C: EbpfContext, H: IpHeader>(
     if config.loop_guard() {
         admission::guard_loop_stateless(packet)?;
     }
-    // The counter slot is the listen port's: one more array lookup, only on this path.
-    let map_slot = PORTS
-        .get(port_index(packet.protocol, listen_port))
-        .map_or(0, |entry| entry.map_slot);
     Ok(Reflection {
         direction: Direction::Reverse,
         src_port: listen_port,

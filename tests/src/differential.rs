@@ -574,6 +574,7 @@ fn configure(kernel: &mut Kernel, previous: Option<&Host>, host: &Host) {
         if unique {
             target.flags |= PORT_FLAG_STATELESS;
             target.stateless_listen = map.listen;
+            target.map_slot = map.slot;
         }
     }
     for ((protocol, port), entry) in entries {

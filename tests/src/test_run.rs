@@ -286,6 +286,7 @@ impl Kernel {
         let mut entry = ports.get(&target_index, 0).expect("reading PORTS");
         entry.flags |= PORT_FLAG_STATELESS;
         entry.stateless_listen = listen;
+        entry.map_slot = slot;
         ports
             .set(target_index, entry, 0)
             .expect("writing the target entry of PORTS");

@@ -151,9 +151,10 @@ pub(super) fn port_table(maps: &[PortMap], slots: &MapSlots) -> BTreeMap<u32, Po
     for map in maps {
         for &protocol in &map.protocols {
             let stateless = ReplyPath::of_map(maps, map, protocol, false).is_stateless();
+            let listen_slot = slots.slot(protocol, map.listen).unwrap_or_default();
             let listen = table.entry(port_index(protocol, map.listen)).or_default();
             listen.target_port = map.target;
-            listen.map_slot = slots.slot(protocol, map.listen).unwrap_or_default();
+            listen.map_slot = listen_slot;
             if stateless {
                 listen.flags |= PORT_FLAG_LISTEN_STATELESS;
             }
@@ -162,6 +163,7 @@ pub(super) fn port_table(maps: &[PortMap], slots: &MapSlots) -> BTreeMap<u32, Po
             if stateless {
                 target.flags |= PORT_FLAG_STATELESS;
                 target.stateless_listen = map.listen;
+                target.map_slot = listen_slot;
             }
         }
     }
@@ -209,6 +211,11 @@ mod tests {
         for protocol in [Protocol::Tcp, Protocol::Udp] {
             let target = table[&port_index(protocol, 53)];
             assert_eq!(target.stateless_reverse(), Some(10053), "{protocol:?}");
+            assert_eq!(
+                Some(target.map_slot),
+                slots.slot(protocol, 10053),
+                "a stateless target counts in its map's slot"
+            );
             assert!(table[&port_index(protocol, 10053)].stateless_forward());
         }
         // TCP 22 is shared by 10022 and 20022; UDP 22 belongs to 10022 alone.
