@@ -27,3 +27,29 @@ pub fn kernel_object() -> Option<&'static [u8]> {
         None
     }
 }
+
+/// How many times [`load_retrying`] asks the kernel to load a program.
+const LOAD_ATTEMPTS: u32 = 5;
+
+/// Runs `load` (one program's `load()`), again while the kernel answers `EAGAIN`, at most
+/// [`LOAD_ATTEMPTS`] times. The verifier gives up with `EAGAIN` when a signal reaches the
+/// loading thread while it works, which says nothing about the program: libbpf retries the
+/// same way. The programs take about 0.1 s to verify, long enough for it to happen.
+///
+/// # Errors
+/// What the last attempt returned.
+pub fn load_retrying(
+    mut load: impl FnMut() -> Result<(), aya::programs::ProgramError>,
+) -> Result<(), aya::programs::ProgramError> {
+    let mut attempt = 1;
+    loop {
+        match load() {
+            Err(aya::programs::ProgramError::LoadError { io_error, .. })
+                if io_error.kind() == std::io::ErrorKind::WouldBlock && attempt < LOAD_ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}

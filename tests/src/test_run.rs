@@ -20,6 +20,7 @@ use aya::{
     programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, Xdp, XdpMode},
     sys::SyscallError,
 };
+use reflector::ebpf_object::load_retrying;
 use reflector_common::{
     AdmissionConfig, Counter, FlowKey, FlowValue, PORT_FLAG_LISTEN_STATELESS, PORT_FLAG_STATELESS,
     PORT_FLAG_TARGET, PortEntry, Protocol, STATS_LEN, maps, maps::MAP_STATS_LEN, port_index,
@@ -215,14 +216,14 @@ impl Kernel {
                 let xdp: &mut Xdp = prog
                     .try_into()
                     .unwrap_or_else(|e| panic!("{program} is not an XDP program: {e:?}"));
-                xdp.load()
+                load_retrying(|| xdp.load())
                     .unwrap_or_else(|e| panic!("the verifier rejected {program}: {e:?}"));
             }
             Hook::Tc => {
                 let tc: &mut SchedClassifier = prog
                     .try_into()
                     .unwrap_or_else(|e| panic!("{program} is not a TC classifier: {e:?}"));
-                tc.load()
+                load_retrying(|| tc.load())
                     .unwrap_or_else(|e| panic!("the verifier rejected {program}: {e:?}"));
             }
         }

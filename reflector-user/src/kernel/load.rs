@@ -14,7 +14,7 @@ use reflector_common::maps::{
 };
 
 use super::{AdmissionMaps, KernelError, KernelPath, Programs, program};
-use crate::pin;
+use crate::{ebpf_object::load_retrying, pin};
 
 /// Options for loading the kernel program.
 #[derive(Clone, Copy, Debug)]
@@ -43,12 +43,12 @@ impl KernelPath {
             spawn_event_logger(&mut ebpf);
         }
         let xdp: &mut Xdp = program(&mut ebpf, programs::XDP)?;
-        xdp.load().map_err(|source| KernelError::Program {
+        load_retrying(|| xdp.load()).map_err(|source| KernelError::Program {
             name: programs::XDP,
             source,
         })?;
         let tc: &mut SchedClassifier = program(&mut ebpf, programs::TC)?;
-        tc.load().map_err(|source| KernelError::Program {
+        load_retrying(|| tc.load()).map_err(|source| KernelError::Program {
             name: programs::TC,
             source,
         })?;
